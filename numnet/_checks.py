@@ -1,0 +1,69 @@
+"""Small validation helpers shared by layers, losses and the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from numnet.errors import NonFiniteError
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def resolve_dtype(dtype: Any) -> np.dtype:
+    """Return ``float32`` for None, else the given float dtype; anything else is an error."""
+    if dtype is None:
+        return np.dtype(np.float32)
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as exc:
+        raise ValueError(f"unknown dtype {dtype!r}: expected 'float32' or 'float64'") from exc
+    if resolved not in FLOAT_DTYPES:
+        raise ValueError(f"unsupported dtype {resolved}: expected 'float32' or 'float64'")
+    return resolved
+
+
+def first_bad_index(mask: np.ndarray) -> tuple[int, ...]:
+    """Index of the first True entry of ``mask`` (as a tuple of ints)."""
+    flat = int(np.argmax(mask.ravel()))
+    return tuple(int(i) for i in np.unravel_index(flat, mask.shape))
+
+
+def check_finite(x: np.ndarray, what: str) -> None:
+    """Raise :class:`NonFiniteError` naming ``what`` and the first bad index."""
+    if x.dtype.kind in "fc" and not np.isfinite(x).all():
+        bad = ~np.isfinite(x)
+        index = first_bad_index(bad)
+        value = x[index]
+        raise NonFiniteError(
+            f"{what} contains {int(bad.sum())} non-finite value(s) (first: {value} at index "
+            f"{index}); expected only finite numbers"
+        )
+
+
+def positive_int(value: Any, name: str) -> int:
+    """Validate a strictly positive integer argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def real_number(value: Any, name: str, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False) -> float:
+    """Validate a finite real number within optional bounds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(
+            f"{name} must be in {lo}{'-inf' if low is None else low}, "
+            f"{'inf' if high is None else high}{hi}, got {value}"
+        )
+    return value

@@ -1,0 +1,23 @@
+"""Exceptions raised by numnet.
+
+All input errors derive from :class:`ValueError`, so ``except ValueError`` keeps working
+for users who do not care about the finer kinds.
+"""
+
+from __future__ import annotations
+
+
+class ShapeError(ValueError):
+    """An array has the wrong rank or size for where it is used."""
+
+
+class NonFiniteError(ValueError):
+    """An array holds NaN or infinite values where finite ones are required."""
+
+
+class DataError(ValueError):
+    """A data file or dataset is malformed (bad header, ragged row, bad checksum, ...)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Training produced a NaN or infinite loss or gradient and was stopped."""

@@ -1,0 +1,118 @@
+"""Weight initialisers.
+
+An initialiser is a callable ``init(shape, rng, dtype) -> np.ndarray``. Fans follow the
+layout of the weight: a 2-D Dense weight is ``(in_features, out_features)``; a weight of
+rank > 2 is a convolution kernel ``(out_channels, in_channels, *kernel)``.
+
+=================  ===============================================  ========================
+name               distribution                                     suits
+=================  ===============================================  ========================
+``glorot_uniform`` U(-a, a), a = sqrt(6 / (fan_in + fan_out))       sigmoid, tanh, softmax
+``glorot_normal``  N(0, 2 / (fan_in + fan_out))                     sigmoid, tanh, softmax
+``he_uniform``     U(-a, a), a = sqrt(6 / fan_in)                   ReLU family
+``he_normal``      N(0, 2 / fan_in)                                 ReLU family
+``normal``         N(0, std^2), std = 0.01 unless given             small nets, tests
+``zeros``          0                                                biases
+=================  ===============================================  ========================
+
+He (Kaiming) keeps the variance of ReLU activations constant from layer to layer; Glorot
+(Xavier) keeps it for activations that are linear around 0. The seeds' scale
+``1 / (outs * ins)`` shrinks activations by a factor of the width at every layer, so a deep
+network's output is 0 and nothing trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Union
+
+import numpy as np
+
+Initializer = Callable[[tuple, np.random.Generator, np.dtype], np.ndarray]
+InitSpec = Union[str, Initializer, None]
+
+
+def fans(shape: tuple) -> tuple[int, int]:
+    """Return ``(fan_in, fan_out)`` for a weight of the given shape."""
+    if len(shape) < 2:
+        raise ValueError(f"fans need a weight of rank >= 2, got shape {shape}")
+    if len(shape) == 2:
+        return int(shape[0]), int(shape[1])
+    receptive = int(np.prod(shape[2:]))
+    return int(shape[1]) * receptive, int(shape[0]) * receptive
+
+
+def _uniform(shape: tuple, rng: np.random.Generator, dtype, limit: float) -> np.ndarray:
+    return rng.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
+
+
+def _normal(shape: tuple, rng: np.random.Generator, dtype, std: float) -> np.ndarray:
+    return (rng.standard_normal(size=shape) * std).astype(dtype, copy=False)
+
+
+def glorot_uniform(shape: tuple, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    """Glorot/Xavier uniform: U(-a, a) with a = sqrt(6 / (fan_in + fan_out))."""
+    fan_in, fan_out = fans(shape)
+    return _uniform(shape, rng, dtype, np.sqrt(6.0 / (fan_in + fan_out)))
+
+
+def glorot_normal(shape: tuple, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    """Glorot/Xavier normal: N(0, 2 / (fan_in + fan_out))."""
+    fan_in, fan_out = fans(shape)
+    return _normal(shape, rng, dtype, np.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def he_uniform(shape: tuple, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    """He/Kaiming uniform: U(-a, a) with a = sqrt(6 / fan_in)."""
+    fan_in, _ = fans(shape)
+    return _uniform(shape, rng, dtype, np.sqrt(6.0 / fan_in))
+
+
+def he_normal(shape: tuple, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    """He/Kaiming normal: N(0, 2 / fan_in)."""
+    fan_in, _ = fans(shape)
+    return _normal(shape, rng, dtype, np.sqrt(2.0 / fan_in))
+
+
+def normal(std: float = 0.01) -> Initializer:
+    """Return an initialiser drawing from N(0, std^2)."""
+    if not np.isfinite(std) or std <= 0:
+        raise ValueError(f"normal initialiser needs a positive finite std, got {std}")
+
+    def init(shape: tuple, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+        return _normal(shape, rng, dtype, std)
+
+    init.__name__ = "normal"
+    return init
+
+
+def zeros(shape: tuple, rng: np.random.Generator | None = None, dtype=np.float32) -> np.ndarray:
+    """All zeros (the usual bias initialiser)."""
+    return np.zeros(shape, dtype=dtype)
+
+
+INITIALIZERS: dict[str, Initializer] = {
+    "glorot_uniform": glorot_uniform,
+    "glorot_normal": glorot_normal,
+    "xavier_uniform": glorot_uniform,
+    "xavier_normal": glorot_normal,
+    "he_uniform": he_uniform,
+    "he_normal": he_normal,
+    "kaiming_uniform": he_uniform,
+    "kaiming_normal": he_normal,
+    "normal": normal(0.01),
+    "zeros": zeros,
+}
+
+
+def get_initializer(spec: InitSpec, default: str = "glorot_uniform") -> Initializer:
+    """Look up an initialiser by name, pass a callable through, or use ``default`` for None."""
+    if spec is None:
+        spec = default
+    if callable(spec):
+        return spec
+    if isinstance(spec, str) and spec in INITIALIZERS:
+        return INITIALIZERS[spec]
+    raise ValueError(
+        f"unknown initialiser {spec!r}: expected a callable or one of {sorted(INITIALIZERS)}"
+    )

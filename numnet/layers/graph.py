@@ -1,0 +1,77 @@
+"""Computational-graph nodes with two inputs: the chain rule one node at a time.
+
+These are the building blocks of the classic "apple" example::
+
+    apple, count, tax = 100, 2, 1.1
+    mul_apple, mul_tax = Mul(), Mul()
+    price = mul_tax.forward(mul_apple.forward(apple, count), tax)     # 220
+    d_apple_price, d_tax = mul_tax.backward(1.0)                      # 1.1, 200
+    d_apple, d_count = mul_apple.backward(d_apple_price)              # 2.2, 110
+
+Inputs may be scalars or arrays that broadcast against each other; each gradient is
+summed back to the shape of its input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes along which an input of ``shape`` was broadcast."""
+    grad = np.asarray(grad)
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad.reshape(shape)
+
+
+class Node:
+    """A two-input node: ``forward(x, y) -> z`` and ``backward(dz) -> (dx, dy)``."""
+
+    def __init__(self) -> None:
+        self.x: np.ndarray | None = None
+        self.y: np.ndarray | None = None
+
+    def _cache(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        self.x, self.y = np.asarray(x), np.asarray(y)
+        return self.x, self.y
+
+    def _cached(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.x is None or self.y is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self.x, self.y
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Add(Node):
+    """``z = x + y``; ``dx = dz``, ``dy = dz`` (each summed to its input's shape)."""
+
+    def forward(self, x: Any, y: Any) -> Any:
+        x, y = self._cache(x, y)
+        return x + y
+
+    def backward(self, grad_out: Any) -> tuple[Any, Any]:
+        x, y = self._cached()
+        grad_out = np.asarray(grad_out)
+        return unbroadcast(grad_out, x.shape), unbroadcast(grad_out, y.shape)
+
+
+class Mul(Node):
+    """``z = x * y``; ``dx = dz * y``, ``dy = dz * x`` (each summed to its input's shape)."""
+
+    def forward(self, x: Any, y: Any) -> Any:
+        x, y = self._cache(x, y)
+        return x * y
+
+    def backward(self, grad_out: Any) -> tuple[Any, Any]:
+        x, y = self._cached()
+        grad_out = np.asarray(grad_out)
+        return unbroadcast(grad_out * y, x.shape), unbroadcast(grad_out * x, y.shape)

@@ -1,0 +1,415 @@
+"""``Sequential``: a stack of layers with a loss.
+
+The model owns three things the layers do not:
+
+* **Shapes.** At construction it walks the layers with the known input shape (given, or
+  taken from the first layer that fixes one, such as a Dense layer) and refuses a stack
+  whose sizes do not fit, naming both layers and both sizes.
+* **Randomness.** One seed is spread into independent generators (one per layer, one for
+  the model's own shuffling), so the same seed gives the same weights, bit for bit.
+* **Memory.** All parameters live in one contiguous vector ``flat_params`` and all
+  gradients in ``flat_grads``; each layer's ``params``/``grads`` entries are views into
+  them, so an optimiser can update everything in a few vectorised operations.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from numnet._checks import check_finite, positive_int, resolve_dtype
+from numnet.errors import ShapeError
+from numnet.layers.activations import sigmoid, softmax
+from numnet.layers.base import Layer
+from numnet.layers.dense import Dense
+from numnet.losses import BinaryCrossEntropy, CrossEntropy, Loss, get_loss
+
+CONFIG_FORMAT = 1
+
+
+class Sequential:
+    """A feed-forward stack of layers.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        Applied in order.
+    loss : Loss or str, optional
+        ``CrossEntropy()`` / ``"cross_entropy"`` for classification from logits,
+        ``"binary_cross_entropy"``, ``"mse"``. Needed for training and ``predict``'s
+        choice of output.
+    input_shape : tuple of int, optional
+        Per-sample input shape, e.g. ``(784,)``. When omitted it is taken from the first
+        layer that fixes one (a Dense layer fixes ``(in_features,)``).
+    dtype : str, optional
+        ``"float32"`` (default) or ``"float64"``; every layer is converted to it.
+    seed : int, optional
+        Seed for the initial weights and every random draw of the model (dropout masks,
+        shuffling). ``None`` draws fresh entropy.
+
+    Raises
+    ------
+    ValueError
+        If two neighbouring layers do not fit, naming both and both sizes.
+    """
+
+    def __init__(self, layers: Sequence[Layer], loss: Loss | str | None = None,
+                 input_shape: Sequence[int] | None = None, dtype: Any = "float32",
+                 seed: int | None = None) -> None:
+        layers = list(layers)
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {index} is {layer!r}, expected a numnet Layer")
+        self.layers: list[Layer] = layers
+        self.loss: Loss | None = None if loss is None else get_loss(loss)
+        self.dtype = resolve_dtype(dtype)
+        self.seed = seed
+        self.training = False
+        self.input_shape = self._check_shapes(input_shape)
+        self._set_default_inits()
+        for layer in self.layers:
+            if layer.dtype != self.dtype:
+                layer.astype(self.dtype)
+        seeds = np.random.SeedSequence(seed).spawn(len(layers) + 1)
+        for layer, layer_seed in zip(self.layers, seeds, strict=False):
+            layer.initialize(np.random.default_rng(layer_seed))
+        self.rng = np.random.default_rng(seeds[-1])
+        self._flatten()
+
+    # -- construction -------------------------------------------------------------------
+    def _check_shapes(self, input_shape: Sequence[int] | None) -> tuple[int, ...] | None:
+        shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        first_known = shape
+        previous = "the input"
+        for index, layer in enumerate(self.layers):
+            here = f"layer {index} {layer!r}"
+            if shape is None:
+                shape = layer.input_shape
+                first_known = first_known or shape
+            if shape is not None:
+                expected = layer.input_shape
+                if expected is not None and tuple(expected) != shape:
+                    raise ValueError(
+                        f"{here} expects input of size {_fmt(expected)} but {previous} "
+                        f"outputs size {_fmt(shape)}"
+                    )
+                try:
+                    shape = layer.output_shape(shape)
+                except ShapeError as exc:
+                    raise ValueError(f"{here} cannot take the output of {previous} "
+                                     f"(size {_fmt(shape)}): {exc}") from exc
+            previous = here
+        return first_known
+
+    def _set_default_inits(self) -> None:
+        """Give each Dense layer without a chosen init the one its activation suits."""
+        for layer, following in zip(self.layers, self.layers[1:] + [None], strict=False):
+            if isinstance(layer, Dense):
+                family = getattr(following, "init_family", None) or "glorot_uniform"
+                layer.set_default_init(family)
+
+    def _flatten(self) -> None:
+        """Move every parameter and gradient into one contiguous vector each."""
+        entries = [(layer, name) for layer in self.layers for name in layer.params]
+        total = sum(layer.params[name].size for layer, name in entries)
+        self.flat_params = np.empty(total, dtype=self.dtype)
+        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        self.decay_mask = np.zeros(total, dtype=bool)
+        offset = 0
+        for layer, name in entries:
+            value = layer.params[name]
+            view = slice(offset, offset + value.size)
+            self.flat_params[view] = value.reshape(-1)
+            layer.params[name] = self.flat_params[view].reshape(value.shape)
+            layer.grads[name] = self.flat_grads[view].reshape(value.shape)
+            self.decay_mask[view] = name in layer.decay_keys
+            offset += value.size
+
+    def __deepcopy__(self, memo: dict) -> Sequential:
+        clone = copy.copy(self)
+        memo[id(self)] = clone
+        clone.layers = copy.deepcopy(self.layers, memo)
+        clone.loss = copy.deepcopy(self.loss, memo)
+        clone.rng = copy.deepcopy(self.rng, memo)
+        clone._flatten()  # deepcopy breaks the views; rebuild them on the copies
+        return clone
+
+    def astype(self, dtype: Any) -> Sequential:
+        """Convert the model (parameters, buffers) to ``dtype`` in place."""
+        self.dtype = resolve_dtype(dtype)
+        for layer in self.layers:
+            layer.astype(self.dtype)
+        self._flatten()
+        return self
+
+    # -- the forward and backward passes -------------------------------------------------
+    def train(self) -> Sequential:
+        """Put the model in training mode (dropout active, batch statistics)."""
+        self.training = True
+        return self
+
+    def eval(self) -> Sequential:
+        """Put the model in evaluation mode (dropout off, running statistics)."""
+        self.training = False
+        return self
+
+    def _input(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=self.dtype)
+        if self.input_shape is not None and x.shape[1:] != self.input_shape:
+            raise ShapeError(
+                f"model expects input of shape {_fmt(('N',) + self.input_shape)}, got {x.shape}"
+            )
+        return x
+
+    def forward(self, x: Any, training: bool | None = None) -> np.ndarray:
+        """Run every layer; ``training`` defaults to the model's mode."""
+        training = self.training if training is None else training
+        out = self._input(x)
+        for layer in self.layers:
+            out = layer.forward(out, training=training)
+        return out
+
+    __call__ = forward
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Back-propagate ``dL/doutput`` through every layer; returns ``dL/dinput``."""
+        grad = grad_out
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    def loss_and_grad(self, x: Any, y: Any, sample_weight: Any = None,
+                      training: bool = True) -> float:
+        """Forward, loss and backward on one batch: fills every ``grads`` and returns the loss."""
+        loss = self._need_loss()
+        value = loss.forward(self.forward(x, training=training), y, sample_weight)
+        self.backward(loss.backward())
+        return value
+
+    def zero_grad(self) -> None:
+        self.flat_grads.fill(0)
+
+    def parameters(self) -> Iterator[tuple[Layer, str, np.ndarray, np.ndarray]]:
+        """Iterate ``(layer, name, param, grad)`` over every parameter."""
+        for layer in self.layers:
+            for name, param in layer.params.items():
+                yield layer, name, param, layer.grads[name]
+
+    @property
+    def num_params(self) -> int:
+        return int(self.flat_params.size)
+
+    # -- inference ----------------------------------------------------------------------
+    def _need_loss(self) -> Loss:
+        if self.loss is None:
+            raise ValueError("this model has no loss: pass loss=... to Sequential")
+        return self.loss
+
+    def predict_logits(self, x: Any, batch_size: int = 1024) -> np.ndarray:
+        """Raw outputs in evaluation mode, computed ``batch_size`` rows at a time."""
+        batch_size = positive_int(batch_size, "batch_size")
+        x = self._input(x)
+        check_finite(x, "predict input")
+        parts = [self.forward(x[i:i + batch_size], training=False)
+                 for i in range(0, x.shape[0], batch_size)]
+        if not parts:
+            return np.empty((0,) + self.output_shape(x.shape[1:]), dtype=self.dtype)
+        return np.concatenate(parts, axis=0)
+
+    def predict_proba(self, x: Any, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities (softmax or sigmoid of the logits) for classifiers."""
+        logits = self.predict_logits(x, batch_size)
+        if isinstance(self.loss, CrossEntropy):
+            return softmax(logits)
+        if isinstance(self.loss, BinaryCrossEntropy):
+            return sigmoid(logits)
+        raise ValueError("predict_proba needs a classification loss (CrossEntropy or "
+                         f"BinaryCrossEntropy), this model has {self.loss!r}")
+
+    def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray:
+        """Class indices for classifiers (int64), raw outputs otherwise."""
+        logits = self.predict_logits(x, batch_size)
+        if isinstance(self.loss, CrossEntropy):
+            return logits.argmax(axis=1).astype(np.int64)
+        if isinstance(self.loss, BinaryCrossEntropy):
+            return (logits > 0).astype(np.int64)
+        return logits
+
+    # -- inspection ---------------------------------------------------------------------
+    def output_shape(self, input_shape: Sequence[int] | None = None) -> tuple[int, ...]:
+        shape = tuple(input_shape) if input_shape is not None else self.input_shape
+        if shape is None:
+            raise ValueError("input shape unknown: pass input_shape")
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    def summary(self, input_shape: Sequence[int] | None = None) -> str:
+        """A table: one row per layer with its output shape and parameter count; totals."""
+        shape = tuple(input_shape) if input_shape is not None else self.input_shape
+        if shape is None:
+            raise ValueError("summary needs an input shape: pass input_shape=(features,)")
+        rows = [("#", "layer", "output shape", "params")]
+        for index, layer in enumerate(self.layers):
+            shape = layer.output_shape(shape)
+            rows.append((str(index), repr(layer), _fmt(("N",) + shape), f"{layer.num_params:,}"))
+        trainable = self.num_params
+        buffers = sum(b.size for layer in self.layers for b in layer.buffers.values())
+        footer = [
+            f"total parameters: {trainable:,} ({trainable * self.dtype.itemsize / 1024:.1f} KiB, "
+            f"{self.dtype.name})",
+            f"non-trained buffers: {buffers:,}",
+            f"loss: {self.loss!r}",
+        ]
+        return _table(rows) + "\n" + "\n".join(footer)
+
+    def trace(self, x: Any, y: Any = None) -> Trace:
+        """Run one batch forward (and backward when ``y`` is given) and tabulate statistics.
+
+        Forward rows give each layer's output shape, mean, std, min, max and fraction of
+        zeros; backward rows give the shape and norm of the gradient reaching each layer's
+        input and of each parameter gradient. Shows where values explode or vanish.
+        """
+        training = self.training
+        out = self._input(x)
+        forward_rows = [("input", out.shape, *_stats(out))]
+        for index, layer in enumerate(self.layers):
+            out = layer.forward(out, training=training)
+            forward_rows.append((f"{index} {type(layer).__name__}", out.shape, *_stats(out)))
+        backward_rows: list[tuple] = []
+        loss_value = None
+        if y is not None:
+            loss = self._need_loss()
+            loss_value = loss.forward(out, y)
+            grad = loss.backward()
+            backward_rows.append(("d loss/d output", grad.shape, _norm(grad)))
+            for index in reversed(range(len(self.layers))):
+                layer = self.layers[index]
+                grad = layer.backward(grad)
+                name = f"{index} {type(layer).__name__}"
+                backward_rows.append((f"{name} d/dinput", grad.shape, _norm(grad)))
+                for key, g in layer.grads.items():
+                    backward_rows.append((f"{name} d/d{key}", g.shape, _norm(g)))
+        return Trace(forward_rows, backward_rows, loss_value)
+
+    # -- description and state ----------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """A JSON-serialisable description from which :meth:`from_config` rebuilds the model."""
+        return {
+            "format": CONFIG_FORMAT,
+            "layers": [{"type": type(layer).__name__, "config": layer.get_config()}
+                       for layer in self.layers],
+            "loss": None if self.loss is None else {
+                "type": self.loss.name, "config": self.loss.get_config()},
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        """Build a model from :meth:`get_config`'s description (weights freshly initialised)."""
+        if not isinstance(config, dict) or "layers" not in config:
+            raise ValueError("model description must be a dict with a 'layers' list")
+        version = config.get("format", CONFIG_FORMAT)
+        if not isinstance(version, int) or version > CONFIG_FORMAT:
+            raise ValueError(f"model description has format {version!r}; this numnet reads "
+                             f"format {CONFIG_FORMAT} or older: upgrade numnet")
+        layers = []
+        for index, entry in enumerate(config["layers"]):
+            if not isinstance(entry, dict) or "type" not in entry:
+                raise ValueError(f"layer {index} of the description has no 'type'")
+            layer_cls = Layer.registry.get(entry["type"])
+            if layer_cls is None or entry["type"].startswith("_"):
+                raise ValueError(f"layer {index}: unknown layer type {entry['type']!r}; known: "
+                                 f"{sorted(k for k in Layer.registry if not k.startswith('_'))}")
+            try:
+                layers.append(layer_cls.from_config(dict(entry.get("config", {}))))
+            except TypeError as exc:
+                raise ValueError(f"layer {index} ({entry['type']}): bad arguments: {exc}") from exc
+        loss = config.get("loss")
+        if isinstance(loss, dict):
+            loss = get_loss(loss.get("type", ""))
+        return cls(layers, loss=loss, input_shape=config.get("input_shape"),
+                   dtype=config.get("dtype", "float32"), seed=config.get("seed"))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every parameter and buffer under ``"<layer index>.<name>"`` (arrays, not copies)."""
+        state = {}
+        for index, layer in enumerate(self.layers):
+            for store in (layer.params, layer.buffers):
+                state.update({f"{index}.{name}": value for name, value in store.items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the model's parameters and buffers (in place), checking each."""
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"state does not fit the model: missing {missing}, "
+                             f"unexpected {unexpected}")
+        for key, target in own.items():
+            value = np.asarray(state[key])
+            if value.shape != target.shape:
+                raise ShapeError(f"state entry {key!r} has shape {value.shape}, the model "
+                                 f"expects {target.shape}")
+            target[...] = value
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
+        return f"Sequential([\n{inner}\n], loss={self.loss!r})"
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, index: int) -> Layer:
+        return self.layers[index]
+
+
+@dataclass
+class Trace:
+    """Rows of :meth:`Sequential.trace`; ``str(trace)`` prints them as tables."""
+
+    forward_rows: list[tuple] = field(default_factory=list)
+    backward_rows: list[tuple] = field(default_factory=list)
+    loss: float | None = None
+
+    def __str__(self) -> str:
+        head = ("forward", "shape", "mean", "std", "min", "max", "zeros")
+        rows = [head] + [(name, _fmt(shape), *(f"{v:.4g}" for v in stats))
+                         for name, shape, *stats in self.forward_rows]
+        text = _table(rows)
+        if self.backward_rows:
+            back = [("backward", "shape", "norm")] + [
+                (name, _fmt(shape), f"{norm:.4g}") for name, shape, norm in self.backward_rows]
+            text += f"\n\nloss: {self.loss:.6g}\n" + _table(back)
+        return text
+
+
+def _stats(a: np.ndarray) -> tuple[float, float, float, float, float]:
+    a64 = a.astype(np.float64, copy=False)
+    return (float(a64.mean()), float(a64.std()), float(a64.min()), float(a64.max()),
+            float(np.mean(a64 == 0)))
+
+
+def _norm(a: np.ndarray) -> float:
+    return float(np.linalg.norm(a.astype(np.float64, copy=False).ravel()))
+
+
+def _fmt(shape: Sequence) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _table(rows: list[tuple]) -> str:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
