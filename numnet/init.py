@@ -24,12 +24,11 @@ network's output is 0 and nothing trains.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
 
 import numpy as np
 
 Initializer = Callable[[tuple, np.random.Generator, np.dtype], np.ndarray]
-InitSpec = Union[str, Initializer, None]
+InitSpec = str | Initializer | None
 
 
 def fans(shape: tuple) -> tuple[int, int]:
