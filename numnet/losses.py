@@ -25,7 +25,8 @@ class Loss:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        Loss.registry[cls.name] = cls
+        if "name" in cls.__dict__:  # a subclass that keeps its parent's name replaces nothing
+            Loss.registry[cls.name] = cls
 
     def __init__(self) -> None:
         self._grad_args: tuple | None = None

@@ -84,28 +84,31 @@ class Sequential:
 
     # -- construction -------------------------------------------------------------------
     def _check_shapes(self, input_shape: Sequence[int] | None) -> tuple[int, ...] | None:
-        shape = None if input_shape is None else tuple(int(d) for d in input_shape)
-        first_known = shape
-        previous = "the input"
+        """Walk the stack with the known shape; return the model's per-sample input shape."""
+        if input_shape is not None:
+            shape = tuple(int(d) for d in input_shape)
+        else:
+            shape = self.layers[0].input_shape
+        model_input = shape
+        previous = "the model input"
         for index, layer in enumerate(self.layers):
             here = f"layer {index} {layer!r}"
+            expected = layer.input_shape
             if shape is None:
-                shape = layer.input_shape
-                first_known = first_known or shape
+                shape = expected  # sizes become known from here on
+            elif expected is not None and tuple(expected) != shape:
+                raise ValueError(
+                    f"{here} expects input of size {_fmt(expected)}, but {previous} has "
+                    f"size {_fmt(shape)}"
+                )
             if shape is not None:
-                expected = layer.input_shape
-                if expected is not None and tuple(expected) != shape:
-                    raise ValueError(
-                        f"{here} expects input of size {_fmt(expected)} but {previous} "
-                        f"outputs size {_fmt(shape)}"
-                    )
                 try:
                     shape = layer.output_shape(shape)
                 except ShapeError as exc:
-                    raise ValueError(f"{here} cannot take the output of {previous} "
-                                     f"(size {_fmt(shape)}): {exc}") from exc
-            previous = here
-        return first_known
+                    raise ValueError(f"{here} cannot take {previous} of size "
+                                     f"{_fmt(shape)}: {exc}") from exc
+            previous = f"the output of {here}"
+        return model_input
 
     def _set_default_inits(self) -> None:
         """Give each Dense layer without a chosen init the one its activation suits."""

@@ -1,0 +1,64 @@
+"""The gradient checker itself: it must catch wrong gradients and name the tensor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from numnet import gradcheck
+from numnet.layers import Dense, ReLU
+from numnet.losses import MeanSquaredError
+
+
+class BrokenDense(Dense):
+    """dW deliberately off by a factor of two."""
+
+    def backward(self, grad_out):
+        grad_in = super().backward(grad_out)
+        self.grads["W"] *= 2
+        return grad_in
+
+
+class ElementwiseSoftmaxLoss(MeanSquaredError):
+    """Backward forgets the 2/D factor."""
+
+    def backward(self):
+        return super().backward() * 3
+
+
+def test_numerical_gradient_of_a_known_function():
+    x = np.array([1.0, -2.0, 3.0])
+    grad = gradcheck.numerical_gradient(lambda: float(np.sum(x ** 3)), x)
+    np.testing.assert_allclose(grad, 3 * x ** 2, rtol=1e-8)
+    np.testing.assert_array_equal(x, [1.0, -2.0, 3.0])  # restored
+
+
+def test_relative_error():
+    assert gradcheck.relative_error(np.zeros(3), np.zeros(3)) == 0
+    assert gradcheck.relative_error(np.array([1.0, 2.0]), np.array([1.0, 2.2])) == pytest.approx(
+        0.2 / 2.2)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        gradcheck.relative_error(np.zeros(2), np.zeros(3))
+
+
+def test_a_wrong_parameter_gradient_is_named():
+    with pytest.raises(gradcheck.GradientCheckError, match=r"in W: "):
+        gradcheck.check_layer(BrokenDense(3, 2, seed=0), np.ones((2, 3)))
+
+
+def test_a_wrong_loss_gradient_is_caught():
+    with pytest.raises(gradcheck.GradientCheckError, match="prediction"):
+        gradcheck.check_loss(ElementwiseSoftmaxLoss(), np.ones((2, 2)), np.zeros((2, 2)))
+
+
+def test_a_correct_layer_passes_and_returns_each_tensor():
+    errors = gradcheck.check_layer(ReLU(), np.array([[1.0, -2.0, 0.5]]))
+    assert list(errors) == ["input"] and errors["input"] < 1e-9
+
+
+def test_check_layer_does_not_touch_the_original():
+    layer = Dense(3, 2, seed=0)
+    before = layer.params["W"].copy()
+    gradcheck.check_layer(layer, np.ones((2, 3)))
+    assert layer.dtype == np.float32
+    np.testing.assert_array_equal(layer.params["W"], before)

@@ -1,0 +1,80 @@
+"""Initialisers: scales, names, and the deep-ReLU activation-size property."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from numnet import init
+from numnet.layers import Dense, ReLU, Tanh
+from numnet.model import Sequential
+
+
+@pytest.mark.parametrize("name, expected_var", [
+    ("glorot_uniform", 2 / (400 + 600)), ("glorot_normal", 2 / (400 + 600)),
+    ("he_uniform", 2 / 400), ("he_normal", 2 / 400), ("normal", 1e-4)])
+def test_variances(name, expected_var):
+    w = init.get_initializer(name)((400, 600), np.random.default_rng(0), np.float64)
+    assert w.shape == (400, 600)
+    assert w.var() == pytest.approx(expected_var, rel=0.03)
+    assert abs(w.mean()) < 0.01
+
+
+def test_uniform_bounds_and_dtype():
+    w = init.he_uniform((50, 10), np.random.default_rng(0), np.float32)
+    assert w.dtype == np.float32
+    assert np.abs(w).max() <= np.sqrt(6 / 50)
+
+
+def test_conv_fans_and_zeros():
+    assert init.fans((8, 3, 5, 5)) == (75, 200)
+    assert not init.zeros((3, 2)).any()
+    with pytest.raises(ValueError, match="rank >= 2"):
+        init.fans((3,))
+
+
+def test_custom_callable_and_errors():
+    def ones(shape, rng, dtype):
+        return np.ones(shape, dtype)
+
+    assert (Dense(3, 2, init=ones).params["W"] == 1).all()
+    assert init.normal(0.5)((300, 300), np.random.default_rng(1)).std() == pytest.approx(
+        0.5, rel=0.02)
+    with pytest.raises(ValueError, match="positive finite std"):
+        init.normal(0)
+    with pytest.raises(ValueError, match="unknown initialiser"):
+        init.get_initializer("uniformish")
+
+
+def _deep(activation, depth=10, width=256, **dense_kwargs):
+    layers = []
+    for _ in range(depth):
+        layers += [Dense(width, width, **dense_kwargs), activation()]
+    return Sequential(layers, seed=0)
+
+
+def test_default_init_keeps_deep_relu_activations_sensible():
+    x = np.random.default_rng(1).standard_normal((512, 256)).astype(np.float32)
+    model = _deep(ReLU)
+    out = x
+    for layer in model.layers:
+        out = layer.forward(out)
+    rms = np.sqrt((out ** 2).mean())
+    assert 0.3 < rms < 3, rms  # He: the second moment is preserved through 10 layers
+
+
+def test_model_picks_he_for_relu_and_glorot_for_tanh():
+    relu = _deep(ReLU, depth=1, width=400)
+    tanh = _deep(Tanh, depth=1, width=400)
+    assert relu.layers[0].params["W"].var() == pytest.approx(2 / 400, rel=0.05)
+    assert tanh.layers[0].params["W"].var() == pytest.approx(2 / 800, rel=0.05)
+
+
+def test_seeds_scale_kills_the_signal():
+    """The seeds' 1/(outs*ins) scale: after 10 layers nothing of the input is left."""
+    scale = init.normal(1 / (256 * 256))
+    x = np.random.default_rng(1).standard_normal((64, 256))
+    out = x
+    for layer in _deep(ReLU, init=scale).layers:
+        out = layer.forward(out)
+    assert np.abs(out).max() < 1e-20

@@ -1,0 +1,220 @@
+"""Sequential: construction checks, passes, flat buffers, inspection, description."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from numnet import SGD, gradcheck
+from numnet.errors import ShapeError
+from numnet.layers import Dense, Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from numnet.model import Sequential
+
+
+def mlp(seed=0, dtype="float32", loss="cross_entropy"):
+    return Sequential([Dense(4, 8), ReLU(), Dense(8, 3)], loss=loss, dtype=dtype, seed=seed)
+
+
+def data(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 4)), rng.integers(0, 3, n)
+
+
+def test_incompatible_layers_name_both_layers_and_sizes():
+    with pytest.raises(ValueError) as info:
+        Sequential([Dense(784, 128), ReLU(), Dense(64, 10)])
+    message = str(info.value)
+    assert "layer 2 Dense(in_features=64" in message
+    assert "the output of layer 1 ReLU()" in message
+    assert "(64,)" in message and "(128,)" in message
+
+
+def test_input_shape_checked_against_first_layer():
+    with pytest.raises(ValueError, match=r"expects input of size \(4,\), but the model input "
+                                         r"has size \(5,\)"):
+        Sequential([Dense(4, 2)], input_shape=(5,))
+    model = Sequential([Flatten(), Dense(12, 2)], input_shape=(3, 4))
+    assert model.output_shape() == (2,)
+    with pytest.raises(ValueError, match=r"layer 1 Dense\(in_features=12.*expects input of size "
+                                         r"\(12,\), but the output of layer 0 Flatten\(\) has "
+                                         r"size \(15,\)"):
+        Sequential([Flatten(), Dense(12, 2)], input_shape=(3, 5))
+    with pytest.raises(ValueError, match=r"layer 0 Dense.*but the model input has size \(2, 4\)"):
+        Sequential([Dense(4, 2)], input_shape=(2, 4))
+
+
+def test_constructor_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="at least one layer"):
+        Sequential([])
+    with pytest.raises(TypeError, match="layer 1 is 'relu'"):
+        Sequential([Dense(2, 2), "relu"])
+    with pytest.raises(ValueError, match="unknown loss"):
+        Sequential([Dense(2, 2)], loss="nope")
+    with pytest.raises(ValueError, match="unsupported dtype"):
+        Sequential([Dense(2, 2)], dtype="float16")
+
+
+def test_same_seed_same_weights_and_outputs_bit_for_bit():
+    x, _ = data()
+    a, b, c = mlp(seed=7), mlp(seed=7), mlp(seed=8)
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+    assert not np.array_equal(a.flat_params, c.flat_params)
+
+
+def test_params_and_grads_are_views_of_flat_buffers():
+    model = mlp()
+    assert model.num_params == 4 * 8 + 8 + 8 * 3 + 3
+    for _, _, param, grad in model.parameters():
+        assert np.shares_memory(param, model.flat_params)
+        assert np.shares_memory(grad, model.flat_grads)
+    model.flat_params[0] = 42
+    assert model.layers[0].params["W"][0, 0] == 42
+    # weights are decayed, biases are not
+    assert model.decay_mask.sum() == 4 * 8 + 8 * 3
+
+
+def test_backward_fills_flat_grads_and_sgd_lowers_the_loss():
+    x, y = data(32)
+    model = mlp()
+    opt = SGD(0.5)
+    first = model.loss_and_grad(x, y)
+    assert np.abs(model.flat_grads).sum() > 0
+    for _ in range(30):
+        model.loss_and_grad(x, y)
+        opt.step(model)
+    assert model.loss_and_grad(x, y) < first * 0.7
+    model.zero_grad()
+    assert not model.flat_grads.any()
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse", "bce"])
+def test_whole_model_gradcheck(training, loss):
+    x, y = data(5)
+    targets = {"cross_entropy": y, "mse": np.random.default_rng(1).standard_normal((5, 3)),
+               "bce": np.random.default_rng(1).random((5, 3))}[loss]
+    model = Sequential([Dense(4, 6), Tanh(), Dense(6, 5), LeakyReLU(0.1), Dense(5, 3)],
+                       loss=loss, seed=2)
+    errors = gradcheck.check_model(model, x, targets, training=training)
+    assert set(errors) == {"input", "0.W", "0.b", "2.W", "2.b", "4.W", "4.b"}
+    assert max(errors.values()) < 1e-6
+
+
+def test_gradcheck_leaves_the_model_alone():
+    model = mlp()
+    before = model.flat_params.copy()
+    gradcheck.check_model(model, *data(3))
+    np.testing.assert_array_equal(model.flat_params, before)
+    assert model.dtype == np.float32
+
+
+def test_deepcopy_keeps_views():
+    model = mlp()
+    clone = copy.deepcopy(model)
+    clone.flat_params[:] = 0
+    assert not clone.layers[0].params["W"].any()
+    assert model.layers[0].params["W"].any()
+
+
+def test_dtype_float64_on_request_and_float32_default():
+    x, y = data()
+    assert mlp().forward(x).dtype == np.float32
+    model = mlp(dtype="float64")
+    assert model.forward(x).dtype == np.float64
+    model.loss_and_grad(x, y)
+    assert model.flat_grads.dtype == np.float64
+
+
+def test_predict_for_each_kind_of_loss():
+    x, _ = data(10)
+    model = mlp()
+    logits = model.forward(x)
+    np.testing.assert_array_equal(model.predict(x, batch_size=3), logits.argmax(axis=1))
+    proba = model.predict_proba(x)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+    binary = mlp(loss="bce")
+    np.testing.assert_array_equal(binary.predict(x), binary.forward(x) > 0)
+    regression = mlp(loss="mse")
+    np.testing.assert_allclose(regression.predict(x), regression.forward(x))
+    with pytest.raises(ValueError, match="predict_proba needs a classification loss"):
+        regression.predict_proba(x)
+
+
+def test_predict_rejects_bad_input():
+    model = mlp()
+    with pytest.raises(ShapeError, match=r"expects input of shape \(N, 4\), got \(3, 5\)"):
+        model.predict(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="non-finite"):
+        model.predict(np.full((2, 4), np.nan))
+    with pytest.raises(ValueError, match="no loss"):
+        Sequential([Dense(2, 2)]).loss_and_grad(np.zeros((1, 2)), [0])
+
+
+def test_train_and_eval_modes():
+    model = mlp()
+    assert model.training is False
+    assert model.train() is model and model.training
+    assert model.eval().training is False
+
+
+def test_summary_table():
+    text = mlp().summary()
+    assert "Dense(in_features=4, out_features=8" in text
+    assert "(N, 8)" in text and "(N, 3)" in text
+    assert "total parameters: 67" in text
+    with pytest.raises(ValueError, match="input shape"):
+        Sequential([Flatten(), Dense(4, 2)]).summary()
+
+
+def test_trace_shows_forward_statistics_and_backward_norms():
+    x, y = data(8)
+    model = Sequential([Dense(4, 8), ReLU(), Dense(8, 3), Softmax()], loss="mse", seed=0)
+    trace = model.trace(x, np.eye(3)[y])
+    names = [row[0] for row in trace.forward_rows]
+    assert names == ["input", "0 Dense", "1 ReLU", "2 Dense", "3 Softmax"]
+    relu_row = trace.forward_rows[2]
+    assert relu_row[1] == (8, 8) and relu_row[4] == 0.0 and 0 < relu_row[6] < 1
+    backward = {row[0]: row for row in trace.backward_rows}
+    assert backward["0 Dense d/dW"][1] == (4, 8)
+    assert all(row[2] > 0 for row in trace.backward_rows)
+    text = str(trace)
+    assert "zeros" in text and "norm" in text and "loss:" in text
+    assert "backward" not in str(model.trace(x))
+
+
+def test_config_round_trip_is_json():
+    model = Sequential([Dense(4, 8, init="he_uniform"), LeakyReLU(0.2), Dense(8, 1),
+                        Sigmoid()], loss="mse", dtype="float64", seed=3)
+    config = json.loads(json.dumps(model.get_config()))
+    clone = Sequential.from_config(config)
+    assert repr(clone) == repr(model)
+    assert clone.dtype == np.float64
+    np.testing.assert_array_equal(clone.flat_params, model.flat_params)  # same seed
+
+
+def test_from_config_errors():
+    with pytest.raises(ValueError, match="unknown layer type 'Conv9d'"):
+        Sequential.from_config({"layers": [{"type": "Conv9d", "config": {}}]})
+    with pytest.raises(ValueError, match="format 99"):
+        Sequential.from_config({"format": 99, "layers": []})
+    with pytest.raises(ValueError, match=r"layer 0 \(Dense\): bad arguments"):
+        Sequential.from_config({"layers": [{"type": "Dense", "config": {"units": 3}}]})
+    with pytest.raises(ValueError, match="'layers' list"):
+        Sequential.from_config([])
+
+
+def test_state_dict_round_trip_and_errors():
+    a, b = mlp(seed=1), mlp(seed=2)
+    b.load_state_dict({k: v.copy() for k, v in a.state_dict().items()})
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+    assert np.shares_memory(b.layers[0].params["W"], b.flat_params)  # written in place
+    with pytest.raises(ValueError, match=r"missing \['2.b'\]"):
+        b.load_state_dict({k: v for k, v in a.state_dict().items() if k != "2.b"})
+    bad = dict(a.state_dict())
+    bad["0.W"] = np.zeros((3, 3))
+    with pytest.raises(ShapeError, match=r"'0.W' has shape \(3, 3\)"):
+        b.load_state_dict(bad)
