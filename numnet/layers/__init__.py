@@ -3,15 +3,20 @@
 from numnet.layers.activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from numnet.layers.base import Layer
 from numnet.layers.dense import Dense
+from numnet.layers.dropout import Dropout
 from numnet.layers.graph import Add, Mul, Node
+from numnet.layers.normalization import BatchNorm1d, LayerNorm
 from numnet.layers.reshape import Flatten
 
 __all__ = [
     "Add",
+    "BatchNorm1d",
     "Dense",
+    "Dropout",
     "Flatten",
     "Identity",
     "Layer",
+    "LayerNorm",
     "LeakyReLU",
     "Mul",
     "Node",

@@ -1,0 +1,262 @@
+"""Read and write IDX files, the binary format MNIST and Fashion-MNIST ship in.
+
+An IDX file is a 4-byte magic number ``00 00 <dtype code> <rank>``, then ``rank``
+big-endian uint32 dimensions, then the array in C order, big-endian. Files whose name
+ends in ``.gz`` are gzip-compressed.
+
+This module also holds the two helpers the rest of :mod:`numnet.data` shares:
+:func:`data_error` and :func:`atomic_write`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import secrets
+import sys
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Union
+
+import numpy as np
+
+from numnet.errors import DataError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: IDX dtype code -> NumPy dtype (as stored: big-endian).
+IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_CODE_FOR_KIND = {(dt.kind, dt.itemsize): code for code, dt in IDX_DTYPES.items()}
+_CODE_NAMES = "0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64"
+
+
+def data_error(
+    message: str,
+    path: PathLike | None = None,
+    line: int | None = None,
+    column: int | None = None,
+) -> DataError:
+    """A :class:`numnet.errors.DataError` carrying where the problem is.
+
+    Parameters
+    ----------
+    message : str
+        What was wrong, what was expected and where.
+    path : str or None
+        The file concerned, if any; stored as the ``path`` attribute.
+    line, column : int or None
+        1-based position in a text file, when known; the ``line`` and ``column``
+        attributes.
+    """
+    error = DataError(message)
+    error.path = None if path is None else os.fspath(path)
+    error.line = line
+    error.column = column
+    return error
+
+
+@contextmanager
+def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success move it onto ``path``.
+
+    Readers never see a half-written file: the data goes to a hidden temporary file in
+    the same directory (so :func:`os.replace` is an atomic rename), which is flushed,
+    fsynced and renamed only when the ``with`` block exits normally. On any exception,
+    including ``KeyboardInterrupt``, the temporary file is removed and ``path`` is
+    left untouched.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final destination. Its directory must exist.
+    mode : {"wb", "w"}
+        Binary or text mode.
+
+    Yields
+    ------
+    file object
+        The open temporary file.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"cannot write {path}: the directory {path.parent} does not exist"
+        )
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # Mode 0o666 through os.open lets the umask decide the permissions, as for any new
+    # file (tempfile.mkstemp would make it private); O_EXCL never reuses a file.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # Why BaseException: an interrupted write must not leave a stray temp file.
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _byte_view(array: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array, without a copy (works for 0-d and empty)."""
+    return memoryview(array.reshape(-1).view(np.uint8))
+
+
+def _read_exactly(handle: IO[bytes], view: memoryview) -> int:
+    """Fill ``view`` from ``handle``; return how many bytes arrived (less at EOF)."""
+    filled = 0
+    while filled < len(view):
+        got = handle.readinto(view[filled:])
+        if not got:
+            break
+        filled += got
+    return filled
+
+
+def _parse_header(path: Path, handle: IO[bytes]) -> tuple[np.dtype, tuple[int, ...], int]:
+    """Read and check the magic number and dimensions; return dtype, shape, header size."""
+    magic = handle.read(4)
+    if len(magic) < 4:
+        raise data_error(
+            f"{path}: not an IDX file: it has {len(magic)} bytes, "
+            "fewer than the 4 of the magic number",
+            path,
+        )
+    if magic[0] != 0 or magic[1] != 0:
+        raise data_error(
+            f"{path}: bad IDX magic number 0x{magic.hex()}: the first two bytes must be "
+            "zero (is this an IDX file? a .gz file needs a name ending in .gz)",
+            path,
+        )
+    code, rank = magic[2], magic[3]
+    if code not in IDX_DTYPES:
+        raise data_error(
+            f"{path}: unknown IDX dtype code 0x{code:02X} in the magic number; "
+            f"expected one of {_CODE_NAMES}",
+            path,
+        )
+    raw_dims = handle.read(4 * rank)
+    if len(raw_dims) < 4 * rank:
+        raise data_error(
+            f"{path}: truncated IDX header: rank {rank} needs {4 * rank} bytes of "
+            f"dimensions, found {len(raw_dims)}",
+            path,
+        )
+    shape = tuple(int(d) for d in np.frombuffer(raw_dims, dtype=">u4"))
+    return IDX_DTYPES[code], shape, 4 + 4 * rank
+
+
+def read_idx(path: PathLike) -> np.ndarray:
+    """Read an IDX file (raw or ``.gz``) into a NumPy array.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file. Names ending in ``.gz`` are decompressed on the fly.
+
+    Returns
+    -------
+    numpy.ndarray
+        A writable array in native byte order with the file's dtype (uint8, int8,
+        int16, int32, float32 or float64) and shape.
+
+    Raises
+    ------
+    DataError
+        If the magic number, the dtype code or the dimensions do not match the file:
+        the message names the file and the check that failed (for a truncated file,
+        how many data bytes were expected and how many were found).
+    FileNotFoundError
+        If ``path`` does not exist.
+    """
+    path = Path(path)
+    try:
+        with _open_binary(path) as handle:
+            dtype, shape, header = _parse_header(path, handle)
+            # Read straight into the result: one copy, no per-element Python work.
+            out = np.empty(shape, dtype=dtype.newbyteorder("="))
+            expected = out.nbytes
+            found = _read_exactly(handle, _byte_view(out))
+            if found < expected:
+                raise data_error(
+                    f"{path}: truncated IDX file: the header declares shape {shape} of "
+                    f"{dtype.name}, i.e. {expected} data bytes after the {header}-byte "
+                    f"header, but only {found} were found",
+                    path,
+                )
+            extra = len(handle.read(1 << 16))
+            if extra:
+                raise data_error(
+                    f"{path}: the IDX header declares shape {shape} ({expected} data "
+                    f"bytes) but the file has at least {extra} more bytes after them",
+                    path,
+                )
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise data_error(f"{path}: corrupt or truncated gzip stream: {err}", path) from err
+    if sys.byteorder == "little" and out.itemsize > 1:
+        out.byteswap(inplace=True)
+    return out
+
+
+def write_idx(path: PathLike, array: np.ndarray) -> None:
+    """Write an array as an IDX file, atomically; gzip it when ``path`` ends in ``.gz``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination; its directory must exist. An existing file is replaced only once
+        the new one is complete.
+    array : array_like
+        Data of dtype uint8, int8, int16, int32, float32 or float64 (other dtypes are
+        refused rather than silently cast), with at most 255 dimensions each below
+        2**32.
+
+    Raises
+    ------
+    DataError
+        If the dtype or the shape cannot be stored in IDX.
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    code = _CODE_FOR_KIND.get((array.dtype.kind, array.dtype.itemsize))
+    if code is None:
+        raise data_error(
+            f"cannot write {path}: dtype {array.dtype} has no IDX code; expected one of "
+            f"{_CODE_NAMES} (cast with .astype() first)",
+            path,
+        )
+    if array.ndim > 255 or any(d >= 2**32 for d in array.shape):
+        raise data_error(
+            f"cannot write {path}: shape {array.shape} does not fit IDX "
+            "(at most 255 dimensions, each below 2**32)",
+            path,
+        )
+    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    body = np.ascontiguousarray(array, dtype=IDX_DTYPES[code])
+    with atomic_write(path, "wb") as raw:
+        if path.name.endswith(".gz"):
+            # mtime=0 and no file name: the same array always gives the same bytes.
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+                gz.write(header)
+                gz.write(_byte_view(body))
+        else:
+            raw.write(header)
+            raw.write(_byte_view(body))

@@ -1,0 +1,314 @@
+r"""Normalisation layers: batch normalisation and layer normalisation.
+
+Both standardise their input and then apply a learnable per-feature affine map::
+
+    x_hat = (x - mu) / sqrt(var + eps)
+    y     = gamma * x_hat + beta
+
+They differ only in *which* axis ``mu`` and ``var`` are taken over:
+
+* :class:`BatchNorm1d` averages over the **batch** axis (one ``mu``/``var`` per feature,
+  shared by every sample of the batch), and so needs running estimates for evaluation;
+* :class:`LayerNorm` averages over the **feature** axis (one ``mu``/``var`` per sample), so
+  a sample's output never depends on the rest of the batch, in training or evaluation.
+
+``gamma`` and ``beta`` always have shape ``(num_features,)``: one scale and one shift per
+feature, broadcast over the batch. They are not weight-decayed (``decay_keys`` is empty).
+
+Backward, in the compact closed form. Write ``g = dL/dy``, ``s = 1 / sqrt(var + eps)`` and
+let ``M`` be the number of values averaged into each ``mu`` (the batch size ``N`` for batch
+norm, the feature count ``D`` for layer norm); sums run over the same axis as ``mu``. With
+``h = dL/dx_hat`` the three routes from ``x`` to ``L`` (directly, through ``mu``, through
+``var``) collapse to::
+
+    dL/dx = (s / M) * (M * h - sum(h) - x_hat * sum(h * x_hat))
+
+For batch norm ``h = gamma * g`` and ``gamma`` is constant along the batch axis, giving
+``dx = (gamma * s / N) * (N g - sum_n g - x_hat * sum_n g x_hat)``. The parameter
+gradients are always sums over the batch::
+
+    dL/dgamma = sum_n g * x_hat        dL/dbeta = sum_n g
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from numnet._checks import positive_int, real_number
+from numnet.errors import ShapeError
+from numnet.layers.base import Layer
+
+
+def _fmt_shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class BatchNorm1d(Layer):
+    r"""Batch normalisation over the batch axis of ``(N, num_features)`` inputs.
+
+    Training (``training=True``), with batch statistics per feature ``c``::
+
+        mu_c    = (1/N) sum_n x_nc
+        var_c   = (1/N) sum_n (x_nc - mu_c)^2              (biased: what is normalised with)
+        x_hat   = (x - mu) / sqrt(var + eps)               (N, C)
+        y       = gamma * x_hat + beta                     (N, C); gamma, beta: (C,)
+
+    and the running estimates are updated in place with PyTorch's convention (``momentum``
+    is the weight of the *new* batch, not of the old average as in Keras)::
+
+        running_mean = (1 - momentum) * running_mean + momentum * mu
+        running_var  = (1 - momentum) * running_var  + momentum * var * N / (N - 1)
+
+    The running variance uses the unbiased batch variance ``N/(N-1) * var`` (as PyTorch
+    does) while the batch is normalised with the biased one.
+
+    Evaluation (``training=False``): ``x_hat = (x - running_mean) / sqrt(running_var + eps)``,
+    an affine map per feature, so each output row depends only on its own input row.
+
+    Backward, ``g = dL/dy`` of shape ``(N, C)``, ``s = 1/sqrt(var + eps)`` of shape ``(C,)``:
+
+    * training (``mu`` and ``var`` depend on every row)::
+
+        dx     = (gamma * s / N) * (N g - sum_n g - x_hat * sum_n (g * x_hat))
+        dgamma = sum_n g * x_hat
+        dbeta  = sum_n g
+
+    * evaluation (the statistics are constants): ``dx = g * gamma * s``, same
+      ``dgamma``/``dbeta``.
+
+    Parameters
+    ----------
+    num_features : int
+        ``C``, the size of the feature axis.
+    momentum : float
+        Weight of the current batch in the running averages, in ``[0, 1]`` (default 0.1).
+    eps : float
+        Added to the variance before the square root, ``> 0`` (default 1e-5).
+    dtype : str or numpy dtype, optional
+        ``float32`` (default) or ``float64``.
+
+    Raises
+    ------
+    ValueError
+        In training, for a batch of one sample (its variance is 0 and carries no
+        information), as PyTorch does. :class:`~numnet.errors.ShapeError` (a ValueError)
+        for input that is not ``(N, num_features)``.
+
+    Notes
+    -----
+    Parameters ``gamma`` (init 1) and ``beta`` (init 0); buffers ``running_mean`` (init 0)
+    and ``running_var`` (init 1), saved by ``Sequential.state_dict`` but not trained. Only
+    2-D input is handled; a convolutional (per-channel, ``(N, C, H, W)``) version would
+    also average over the spatial axes.
+    """
+
+    def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5,
+                 dtype: Any = None) -> None:
+        super().__init__(dtype)
+        self.num_features = positive_int(num_features, "BatchNorm1d num_features")
+        self.momentum = real_number(momentum, "BatchNorm1d momentum", low=0.0, high=1.0)
+        self.eps = real_number(eps, "BatchNorm1d eps", low=0.0, low_open=True)
+        shape = (self.num_features,)
+        self._add_param("gamma", shape)
+        self._add_param("beta", shape)
+        self.buffers["running_mean"] = np.zeros(shape, dtype=self.dtype)
+        self.buffers["running_var"] = np.ones(shape, dtype=self.dtype)
+        # cache for backward: normalised input, 1/std per feature, and which statistics
+        self.x_hat: np.ndarray | None = None
+        self.inv_std: np.ndarray | None = None
+        self.used_batch_stats = False
+        self.initialize(self.rng)
+
+    def initialize(self, rng: np.random.Generator) -> None:
+        super().initialize(rng)
+        # in place: a model may already hold views of these arrays
+        self.params["gamma"].fill(1)
+        self.params["beta"].fill(0)
+        self.buffers["running_mean"].fill(0)
+        self.buffers["running_var"].fill(1)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.num_features,)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if tuple(input_shape) != (self.num_features,):
+            raise ShapeError(
+                f"{self!r} expects {self.num_features} input features, got input shape "
+                f"{_fmt_shape(tuple(input_shape))}"
+            )
+        return (self.num_features,)
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        x = self._as_input(x)
+        if x.ndim != 2:
+            raise ShapeError(
+                f"{self!r} expects input of shape (N, {self.num_features}) (rank 2, batch "
+                f"first), got rank {x.ndim} shape {x.shape}; only 1-d features are supported"
+            )
+        if x.shape[1] != self.num_features:
+            raise ShapeError(
+                f"{self!r} expects input of shape (N, {self.num_features}), got {x.shape}"
+            )
+        return x
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._check_input(x)
+        eps = self.dtype.type(self.eps)
+        if training:
+            n = x.shape[0]
+            if n < 2:
+                raise ValueError(
+                    f"{self!r}: expected more than 1 value per channel when training, got "
+                    f"input shape {x.shape}; a batch of one has zero variance. Use a batch "
+                    "of at least 2, or evaluation mode (running statistics)"
+                )
+            mean = x.mean(axis=0)
+            centred = x - mean
+            var = np.mean(centred * centred, axis=0)  # biased: what the batch is scaled by
+            self._update_running(mean, var, n)
+        else:
+            var = self.buffers["running_var"]
+            centred = x - self.buffers["running_mean"]
+        inv_std = 1 / np.sqrt(var + eps)  # a fresh array, safe to keep after buffers change
+        x_hat = centred
+        x_hat *= inv_std  # centred is our own temporary: normalise it in place
+        self.x_hat, self.inv_std, self.used_batch_stats = x_hat, inv_std, bool(training)
+        return x_hat * self.params["gamma"] + self.params["beta"]
+
+    def _update_running(self, mean: np.ndarray, var: np.ndarray, n: int) -> None:
+        """Exponential moving averages, written in place (the buffers are never rebound)."""
+        momentum = self.dtype.type(self.momentum)
+        keep = self.dtype.type(1 - self.momentum)
+        unbias = self.dtype.type(n / (n - 1))  # Bessel's correction for the estimate only
+        running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
+        running_mean *= keep
+        running_mean += momentum * mean
+        running_var *= keep
+        running_var += (momentum * unbias) * var
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        x_hat = self._need_cache("x_hat")
+        inv_std = self._need_cache("inv_std")
+        g = grad_out
+        sum_g = np.sum(g, axis=0, out=self.grads["beta"])
+        sum_g_xhat = np.sum(g * x_hat, axis=0, out=self.grads["gamma"])
+        scale = self.params["gamma"] * inv_std  # (C,)
+        if not self.used_batch_stats:
+            return g * scale
+        n = self.dtype.type(g.shape[0])
+        dx = g * n
+        dx -= sum_g
+        dx -= x_hat * sum_g_xhat
+        dx *= scale / n
+        return dx
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "num_features": self.num_features,
+            "momentum": self.momentum,
+            "eps": self.eps,
+            "dtype": self.dtype.name,
+        }
+
+
+class LayerNorm(Layer):
+    r"""Layer normalisation: each sample standardised over its own feature axis.
+
+    For input ``x`` of shape ``(N, D)`` (or ``(N, ..., D)``: the last axis is normalised)::
+
+        mu_n  = (1/D) sum_d x_nd               var_n = (1/D) sum_d (x_nd - mu_n)^2
+        x_hat = (x - mu) / sqrt(var + eps)     y = gamma * x_hat + beta
+
+    ``gamma`` (init 1) and ``beta`` (init 0) have shape ``(D,)``. There are no running
+    statistics: training and evaluation compute the same thing, and a batch of one is fine.
+
+    Backward, ``g = dL/dy``, ``s_n = 1/sqrt(var_n + eps)`` and ``h = g * gamma``
+    (``gamma`` varies along the summed axis here, so it stays inside the sums)::
+
+        dx     = (s / D) * (D h - sum_d h - x_hat * sum_d (h * x_hat))
+        dgamma = sum over every axis but the last of g * x_hat     (D,)
+        dbeta  = sum over every axis but the last of g             (D,)
+
+    Parameters
+    ----------
+    normalized_shape : int or tuple of one int
+        ``D``, the size of the last axis.
+    eps : float
+        Added to the variance before the square root, ``> 0`` (default 1e-5).
+    dtype : str or numpy dtype, optional
+        ``float32`` (default) or ``float64``.
+    """
+
+    def __init__(self, normalized_shape: int | tuple[int], eps: float = 1e-5,
+                 dtype: Any = None) -> None:
+        super().__init__(dtype)
+        if isinstance(normalized_shape, (tuple, list)):
+            if len(normalized_shape) != 1:
+                raise ValueError(
+                    "LayerNorm normalises the last axis only: normalized_shape must be an int "
+                    f"or a tuple of one int, got {tuple(normalized_shape)!r}"
+                )
+            normalized_shape = normalized_shape[0]
+        self.normalized_shape = positive_int(normalized_shape, "LayerNorm normalized_shape")
+        self.eps = real_number(eps, "LayerNorm eps", low=0.0, low_open=True)
+        self._add_param("gamma", (self.normalized_shape,))
+        self._add_param("beta", (self.normalized_shape,))
+        self.x_hat: np.ndarray | None = None
+        self.inv_std: np.ndarray | None = None
+        self.initialize(self.rng)
+
+    def initialize(self, rng: np.random.Generator) -> None:
+        super().initialize(rng)
+        self.params["gamma"].fill(1)
+        self.params["beta"].fill(0)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        shape = tuple(input_shape)
+        if not shape or shape[-1] != self.normalized_shape:
+            raise ShapeError(
+                f"{self!r} expects a last axis of size {self.normalized_shape}, got input "
+                f"shape {_fmt_shape(shape)}"
+            )
+        return shape
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._as_input(x)
+        if x.ndim < 2 or x.shape[-1] != self.normalized_shape:
+            raise ShapeError(
+                f"{self!r} expects input of shape (N, ..., {self.normalized_shape}) (batch "
+                f"first, rank >= 2), got {x.shape}"
+            )
+        mean = x.mean(axis=-1, keepdims=True)
+        centred = x - mean
+        var = np.mean(centred * centred, axis=-1, keepdims=True)
+        inv_std = 1 / np.sqrt(var + self.dtype.type(self.eps))  # (N, ..., 1)
+        x_hat = centred
+        x_hat *= inv_std
+        self.x_hat, self.inv_std = x_hat, inv_std
+        return x_hat * self.params["gamma"] + self.params["beta"]
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        x_hat = self._need_cache("x_hat")
+        inv_std = self._need_cache("inv_std")
+        g = grad_out
+        batch_axes = tuple(range(g.ndim - 1))
+        np.sum(g, axis=batch_axes, out=self.grads["beta"])
+        np.sum(g * x_hat, axis=batch_axes, out=self.grads["gamma"])
+        h = g * self.params["gamma"]  # dL/dx_hat
+        d = self.dtype.type(self.normalized_shape)
+        dx = h * d
+        dx -= h.sum(axis=-1, keepdims=True)
+        h *= x_hat  # h is our own temporary: reuse it for h * x_hat
+        dx -= x_hat * h.sum(axis=-1, keepdims=True)
+        dx *= inv_std / d
+        return dx
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "normalized_shape": self.normalized_shape,
+            "eps": self.eps,
+            "dtype": self.dtype.name,
+        }

@@ -1,0 +1,332 @@
+"""Plots: sample images, training curves, confusion matrices.
+
+matplotlib is optional (``pip install numnet[plot]``) and imported only when a function
+here is called. Figures are built with :class:`matplotlib.figure.Figure` on the Agg
+canvas directly, never through :mod:`matplotlib.pyplot`: nothing touches pyplot's global
+state, no window opens, and it works headless. Each function returns the ``Figure``;
+given ``path`` it also saves it (PNG unless the suffix names another format matplotlib
+writes, e.g. ``.svg`` or ``.pdf``) atomically: a temporary file renamed into place.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from numnet.data.idx import PathLike, atomic_write
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_confusion_matrix", "plot_history", "plot_images"]
+
+_WRONG = "tab:red"
+_RIGHT = "black"
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    """A Figure attached to an Agg canvas, or an ImportError saying how to get matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError(
+            "numnet.plot needs matplotlib, which is not installed: "
+            "pip install 'numnet[plot]' (or pip install matplotlib)"
+        ) from err
+    figure = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _finish(figure: Figure, path: PathLike | None, dpi: int = 100) -> Figure:
+    """Save ``figure`` atomically when a path is given; return it."""
+    if path is not None:
+        path = Path(path)
+        fmt = path.suffix.lstrip(".").lower() or "png"
+        supported = figure.canvas.get_supported_filetypes()
+        if fmt not in supported:
+            raise ValueError(
+                f"cannot save a plot as {path}: unknown format {fmt!r}; "
+                f"use one of {', '.join(sorted(supported))}"
+            )
+        with atomic_write(path, "wb") as handle:
+            figure.savefig(handle, format=fmt, dpi=dpi)
+    return figure
+
+
+# ------------------------------------------------------------------------------ images
+
+
+def _image_stack(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) grayscale or (N, H, W, 3|4) colour, from the layouts numnet uses."""
+    images = np.asarray(images)
+    if images.ndim == 2:  # (N, H*W) flattened
+        side = math.isqrt(images.shape[1])
+        if side * side != images.shape[1]:
+            raise ValueError(
+                f"plot_images: flattened images need a square number of pixels, got "
+                f"{images.shape[1]} per image (shape {images.shape}); reshape to (N, H, W)"
+            )
+        return images.reshape(-1, side, side)
+    if images.ndim == 3:
+        return images
+    if images.ndim == 4:
+        if images.shape[1] in (1, 3, 4) and images.shape[-1] not in (1, 3, 4):
+            images = np.moveaxis(images, 1, -1)  # channels first -> last
+        if images.shape[-1] == 1:
+            return images[..., 0]
+        if images.shape[-1] in (3, 4):
+            return images
+    raise ValueError(
+        f"plot_images: expected images of shape (N, H, W), (N, 1, H, W), (N, H, W, C) or "
+        f"(N, H*W), got {images.shape}"
+    )
+
+
+def _class_indices(values: Any, n: int, name: str) -> np.ndarray | None:
+    """1-D class indices (one-hot rows or scores are reduced by argmax), length ``n``."""
+    if values is None:
+        return None
+    values = np.asarray(values)
+    if values.ndim == 2:
+        values = values.argmax(axis=1)
+    if values.ndim != 1 or values.shape[0] != n:
+        raise ValueError(
+            f"plot_images: {name} must have one entry per image ({n}), got shape {values.shape}"
+        )
+    return values
+
+
+def _caption(
+    label: Any, prediction: Any, class_names: Sequence[str] | None
+) -> tuple[str, str]:
+    """Title and colour of one image: misclassified ones in red, with the truth."""
+
+    def name(k: Any) -> str:
+        return str(class_names[int(k)]) if class_names is not None else str(k)
+
+    if prediction is None:
+        return (name(label) if label is not None else ""), _RIGHT
+    if label is None:
+        return f"pred {name(prediction)}", _RIGHT
+    if prediction == label:
+        return f"pred {name(prediction)}", _RIGHT
+    return f"pred {name(prediction)} (true {name(label)})", _WRONG
+
+
+def plot_images(
+    images: np.ndarray,
+    labels: np.ndarray | None = None,
+    predictions: np.ndarray | None = None,
+    ncols: int = 10,
+    max_images: int = 100,
+    path: PathLike | None = None,
+    class_names: Sequence[str] | None = None,
+    cmap: str = "gray",
+) -> Figure:
+    """A grid of images, titled with their labels and predictions.
+
+    Parameters
+    ----------
+    images : array_like
+        Shape ``(N, H, W)``, ``(N, 1, H, W)``, ``(N, H, W, C)`` or flattened
+        ``(N, H*W)`` with square images.
+    labels, predictions : array_like, optional
+        Class indices, shape ``(N,)`` (one-hot rows or class scores are reduced with
+        argmax). With both, a misclassified image gets a red title
+        ``"pred 3 (true 5)"``.
+    ncols : int, default 10
+        Images per row.
+    max_images : int, default 100
+        Show at most the first ``max_images``.
+    path : str or os.PathLike, optional
+        Save the figure there (PNG), atomically.
+    class_names : sequence of str, optional
+        Names to show instead of class indices.
+    cmap : str, default "gray"
+        Colour map of grayscale images.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    stack = _image_stack(images)
+    n_all = stack.shape[0]
+    if n_all == 0:
+        raise ValueError("plot_images: no images to plot (N = 0)")
+    labels = _class_indices(labels, n_all, "labels")
+    predictions = _class_indices(predictions, n_all, "predictions")
+    if ncols < 1 or max_images < 1:
+        raise ValueError(
+            f"plot_images: ncols and max_images must be >= 1, got {ncols} and {max_images}"
+        )
+    n = min(n_all, max_images)
+    shown = stack[:n]
+    cols = min(ncols, n)
+    rows = math.ceil(n / cols)
+    titled = labels is not None or predictions is not None
+    figure = _new_figure((1.2 * cols, (1.45 if titled else 1.2) * rows))
+    axes = figure.subplots(rows, cols, squeeze=False)
+    # One colour scale for all images, so that brightness compares across the grid.
+    low, high = float(shown.min()), float(shown.max())
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i >= n:
+            continue
+        ax.imshow(shown[i], cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
+        if titled:
+            text, colour = _caption(
+                None if labels is None else labels[i],
+                None if predictions is None else predictions[i],
+                class_names,
+            )
+            ax.set_title(text, color=colour, fontsize=8)
+    return _finish(figure, path)
+
+
+# ----------------------------------------------------------------------------- history
+
+
+def _series(values: Sequence[float]) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def plot_history(history: Any, path: PathLike | None = None) -> Figure:
+    """Training curves: loss (train and validation) and, when recorded, accuracy.
+
+    Parameters
+    ----------
+    history : History or mapping
+        An object with ``history`` (a dict of lists, Keras-style keys ``"loss"``,
+        ``"val_loss"``, ``"accuracy"``, ``"val_accuracy"``, any of which may be missing)
+        and ``epoch`` (list of 0-based epoch numbers), or such a dict directly.
+        Other keys (``"lr"``, ``"seconds"``, ...) are ignored.
+    path : str or os.PathLike, optional
+        Save the figure there (PNG), atomically.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel for the loss and one for the accuracy (when present).
+
+    Raises
+    ------
+    ValueError
+        When there is neither a loss nor an accuracy to plot.
+    """
+    records = getattr(history, "history", history)
+    if not isinstance(records, Mapping):
+        raise TypeError(
+            "plot_history: expected a History (with a .history dict) or a dict of lists, "
+            f"got {type(history).__name__}"
+        )
+    epochs = getattr(history, "epoch", None)
+    panels = [
+        ("loss", [("loss", "train"), ("val_loss", "validation")]),
+        ("accuracy", [("accuracy", "train"), ("val_accuracy", "validation"),
+                      ("acc", "train"), ("val_acc", "validation")]),
+    ]  # fmt: skip
+    panels = [(t, [(k, lab) for k, lab in keys if len(records.get(k) or ())]) for t, keys in panels]
+    panels = [(t, keys) for t, keys in panels if keys]
+    if not panels:
+        raise ValueError(
+            "plot_history: nothing to plot: no 'loss', 'val_loss', 'accuracy' or "
+            f"'val_accuracy' values (keys: {sorted(records)})"
+        )
+    figure = _new_figure((5.0 * len(panels), 3.6))
+    from matplotlib.ticker import MaxNLocator  # after _new_figure checked it is installed
+
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, keys) in zip(axes, panels, strict=True):
+        for key, label in keys:
+            y = _series(records[key])
+            x = _epoch_axis(epochs, len(y))
+            ax.plot(x, y, marker="o" if len(y) <= 30 else None, markersize=3, label=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    return _finish(figure, path)
+
+
+def _epoch_axis(epochs: Sequence[int] | None, n: int) -> np.ndarray:
+    """1-based epoch numbers: from ``History.epoch`` when it matches, else 1..n."""
+    if epochs is not None and len(epochs) == n:
+        return np.asarray(epochs, dtype=np.float64) + 1
+    return np.arange(1, n + 1, dtype=np.float64)
+
+
+# -------------------------------------------------------------------- confusion matrix
+
+
+def plot_confusion_matrix(
+    cm: np.ndarray,
+    class_names: Sequence[str] | None = None,
+    normalize: bool = False,
+    path: PathLike | None = None,
+    annotate: bool | None = None,
+) -> Figure:
+    """A confusion matrix as a heat map with annotated cells.
+
+    Parameters
+    ----------
+    cm : array_like, shape (K, K)
+        Counts; rows are true classes, columns predicted classes.
+    class_names : sequence of K str, optional
+        Tick labels (default 0..K-1).
+    normalize : bool, default False
+        Show each row as fractions of its total (recall on the diagonal); empty rows
+        stay 0.
+    path : str or os.PathLike, optional
+        Save the figure there (PNG), atomically.
+    annotate : bool, optional
+        Write the value in each cell; default: when K <= 30.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0:
+        raise ValueError(f"plot_confusion_matrix: expected a square (K, K) matrix, got {cm.shape}")
+    if cm.dtype.kind not in "iuf" or not np.isfinite(cm).all() or (cm < 0).any():
+        raise ValueError("plot_confusion_matrix: expected finite non-negative counts")
+    k = cm.shape[0]
+    if class_names is not None and len(class_names) != k:
+        raise ValueError(
+            f"plot_confusion_matrix: {len(class_names)} class names for a {k}x{k} matrix"
+        )
+    names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(k)]
+    values = cm.astype(np.float64)
+    if normalize:
+        totals = values.sum(axis=1, keepdims=True)
+        values = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
+    side = max(4.0, 0.45 * k + 2.5)
+    figure = _new_figure((side + 1.0, side))
+    ax = figure.subplots()
+    image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
+    figure.colorbar(image, ax=ax)
+    ax.set_xticks(range(k), names, rotation=45 if max(map(len, names)) > 2 else 0, ha="right")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("confusion matrix" + (" (normalised by row)" if normalize else ""))
+    if annotate if annotate is not None else k <= 30:
+        _annotate(ax, values, normalize)
+    return _finish(figure, path)
+
+
+def _annotate(ax: Any, values: np.ndarray, normalize: bool) -> None:
+    """Write each cell's value, white on dark cells."""
+    threshold = 0.5 * (values.max() if values.size else 0.0)
+    for (i, j), v in np.ndenumerate(values):  # K*K text labels: a plot, not a hot path
+        text = f"{v:.2f}" if normalize else f"{v:.0f}"
+        colour = "white" if v > threshold else "black"
+        ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=8)

@@ -1,0 +1,303 @@
+"""load_csv: formats it accepts, values it parses, errors it names, memory it uses."""
+
+from __future__ import annotations
+
+import gzip
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import numnet.data.csv as csv_module
+from numnet.data import DataError, load_csv
+
+
+@pytest.fixture
+def write(tmp_path: Path):
+    """write(text, name="data.csv") -> path of a file holding ``text``."""
+
+    def _write(text: str | bytes, name: str = "data.csv") -> Path:
+        path = tmp_path / name
+        raw = text.encode() if isinstance(text, str) else text
+        path.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parse in 64-byte blocks, so that short files cross many block boundaries."""
+    monkeypatch.setattr(csv_module, "_BLOCK_BYTES", 64)
+    monkeypatch.setattr(csv_module, "_COUNT_BYTES", 64)
+
+
+# ------------------------------------------------------------------------------ layout
+
+
+def test_header_detected_and_label_first(write) -> None:
+    X, y = load_csv(write("label,a,b\n1,2,3\n0,5.5,-6e2\n"))
+    assert X.dtype == np.float32 and X.shape == (2, 2)
+    np.testing.assert_array_equal(X, [[2, 3], [5.5, -600]])
+    assert y.dtype == np.int64 and y.tolist() == [1, 0]
+
+
+def test_no_header_detected(write) -> None:
+    X, y = load_csv(write("1,2,3\n4,5,6\n"))
+    np.testing.assert_array_equal(X, [[2, 3], [5, 6]])
+    assert y.tolist() == [1, 4]
+
+
+def test_header_declared_true_on_numeric_first_line(write) -> None:
+    X, y = load_csv(write("1,2\n3,4\n"), header=True)
+    assert X.tolist() == [[4.0]] and y.tolist() == [3]
+
+
+def test_header_declared_false_makes_a_text_first_line_an_error(write) -> None:
+    with pytest.raises(DataError, match=r"line 1, column 1: 'a' is not a number"):
+        load_csv(write("a,b\n1,2\n"), header=False)
+
+
+def test_label_by_name_and_by_negative_index(write) -> None:
+    path = write("x0,x1,target\n1,2,0\n3,4,1\n")
+    X, y = load_csv(path, label_column="target")
+    np.testing.assert_array_equal(X, [[1, 2], [3, 4]])
+    assert y.tolist() == [0, 1]
+    X2, y2 = load_csv(path, label_column=-1)
+    np.testing.assert_array_equal(X2, X)
+    np.testing.assert_array_equal(y2, y)
+
+
+def test_quoted_header_names(write) -> None:
+    _, y = load_csv(write('"a","label"\n1,7\n'), label_column="label")
+    assert y.tolist() == [7]
+
+
+def test_no_labels(write) -> None:
+    X, y = load_csv(write("1,2\n3,4\n"), label_column=None)
+    assert y is None and X.shape == (2, 2)
+
+
+def test_float_labels_stay_float(write) -> None:
+    _, y = load_csv(write("0.5,1\n2,3\n"))
+    assert y.dtype == np.float64 and y.tolist() == [0.5, 2.0]
+
+
+def test_integral_float_labels_become_int64(write) -> None:
+    _, y = load_csv(write("1.0,1\n2e0,3\n-3,3\n"))
+    assert y.dtype == np.int64 and y.tolist() == [1, 2, -3]
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|", " "])
+def test_delimiters(write, delimiter: str) -> None:
+    text = f"y{delimiter}a\n1{delimiter}2.5\n0{delimiter}-1\n"
+    X, y = load_csv(write(text), delimiter=delimiter)
+    assert X[:, 0].tolist() == [2.5, -1.0] and y.tolist() == [1, 0]
+
+
+def test_crlf_bom_no_final_newline_and_trailing_blank_lines(write) -> None:
+    X, y = load_csv(write(b"\xef\xbb\xbflabel,a\r\n1,2\r\n3,4"))
+    assert X.ravel().tolist() == [2, 4] and y.tolist() == [1, 3]
+    X, _ = load_csv(write("1,2\n3,4\n\n  \n\t\n"))
+    assert X.shape == (2, 1)
+
+
+def test_gzipped_csv(write) -> None:
+    X, y = load_csv(write("a,b\n1,2\n3,4\n", name="data.csv.gz"))
+    assert X.ravel().tolist() == [2, 4] and y.tolist() == [1, 3]
+
+
+def test_float64_dtype(write) -> None:
+    X, _ = load_csv(write("0,0.1\n"), dtype=np.float64)
+    assert X.dtype == np.float64 and X[0, 0] == 0.1
+
+
+def test_padding_nan_and_inf_take_the_slow_path(write) -> None:
+    X, y = load_csv(write("label, a , b\n 1 , 2.5,nan\n2,\tinf , -Infinity\n"))
+    assert y.tolist() == [1, 2]
+    assert X[0, 0] == 2.5 and np.isnan(X[0, 1])
+    assert X[1].tolist() == [np.inf, -np.inf]
+
+
+def test_many_blocks_and_long_lines(write, tiny_blocks) -> None:
+    rng = np.random.default_rng(0)
+    values = rng.integers(-500, 500, size=(50, 30))
+    text = "\n".join(",".join(map(str, row)) for row in values) + "\n\n"
+    X, y = load_csv(write(text))  # every line is longer than a 64-byte block
+    np.testing.assert_array_equal(X, values[:, 1:])
+    np.testing.assert_array_equal(y, values[:, 0])
+
+
+# ------------------------------------------------------------------------------ values
+
+FORMATS = ["{!r}", "{:.6g}", "{:.18e}", "{:.3f}", "{:.0f}", "{:.2E}"]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.floats(min_value=-1e30, max_value=1e30, allow_nan=False, allow_subnormal=False),
+        min_size=1,
+        max_size=40,
+    ),
+    st.sampled_from(FORMATS),
+)
+def test_values_match_python_float(write, values: list[float], fmt: str) -> None:
+    cells = [fmt.format(v) for v in values]
+    text = ",".join(cells) + "\n"
+    X, _ = load_csv(write(text), label_column=None, header=False, dtype=np.float64)
+    expected = np.array([float(c) for c in cells])
+    # Exact for up to 15 significant digits; longer mantissas may be 1-2 ulp off.
+    np.testing.assert_array_max_ulp(X[0], expected, maxulp=2)
+    X32, _ = load_csv(write(text), label_column=None, header=False)
+    np.testing.assert_array_max_ulp(X32[0], expected.astype(np.float32), maxulp=1)
+
+
+def test_short_mantissas_are_exact(write) -> None:
+    cells = ["0", "-0", "+1.5", ".5", "5.", "1e3", "1E-3", "-2.5e+10", "0.1", "3.14159",
+             "123456789012345", "-0.000123", "7e22", "1e400", "1e-400", "-1.0e-5"]  # fmt: skip
+    X, _ = load_csv(write(",".join(cells) + "\n"), label_column=None, dtype=np.float64)
+    assert X[0].tolist() == [float(c) for c in cells]
+    assert np.signbit(X[0, 1])  # "-0" keeps its sign, as float("-0") does
+
+
+def test_cells_of_hundreds_of_digits(write) -> None:
+    cells = ["1" + "0" * 310 + ".5", "0." + "0" * 305 + "17e300", "-" + "9" * 20 + "." + "1" * 300]
+    X, _ = load_csv(write(",".join(cells) + "\n"), label_column=None, dtype=np.float64)
+    assert X[0].tolist() == [float(c) for c in cells]
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def csv_error(path: Path, **kwargs) -> DataError:
+    with pytest.raises(DataError) as info:
+        load_csv(path, **kwargs)
+    assert str(path) in str(info.value)
+    assert isinstance(info.value, ValueError)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "words"),
+    [
+        ("a,b\n1,2\n3\n", 3, 2, "1 cell, expected 2"),
+        ("1,2\n3,4,5\n", 2, 3, "3 cells, expected 2"),
+        ("1,2\n3,x\n", 2, 2, "'x' is not a number"),
+        ("1,2\n3,\n", 2, 2, "empty cell"),
+        ("1,2\n3, \n", 2, 2, "empty cell"),
+        ("1,2\n1 2,3\n", 2, 1, "'1 2' is not a number"),
+        ("1,2\n1e,3\n", 2, 1, "'1e' is not a number"),
+        ("1,2\n--1,3\n", 2, 1, "'--1' is not a number"),
+        ("1,2\n1.2.3,4\n", 2, 1, "'1.2.3' is not a number"),
+        ("1,2\n0x1A,3\n", 2, 1, "'0x1A' is not a number"),
+        ("1,2\n3,1_000\n", 2, 2, "'1_000' is not a number"),
+        ('1,2\n"3",4\n', 2, 1, "'\"3\"' is not a number"),
+        ("1,2\n\n3,4\n", 2, None, "blank line"),
+        ("1\n\n3\n", 2, None, "blank line"),
+    ],
+)
+def test_bad_rows_name_line_and_column(write, text, line, column, words) -> None:
+    error = csv_error(write(text))
+    assert words in str(error)
+    assert f"line {line}" in str(error)
+    assert (error.line, error.column) == (line, column)
+    if column is not None:
+        assert f"column {column}" in str(error)
+
+
+def test_column_name_in_message(write) -> None:
+    error = csv_error(write("label,width,height\n1,2,3\n1,2,oops\n"))
+    assert "line 3, column 3 ('height'): 'oops' is not a number" in str(error)
+
+
+def test_error_line_numbers_across_blocks(write, tiny_blocks) -> None:
+    rows = ["1,22,333,4444"] * 200
+    rows[156] = "1,22,3x3,4444"
+    error = csv_error(write("a,b,c,d\n" + "\n".join(rows) + "\n"))
+    assert (error.line, error.column) == (158, 3)  # header is line 1, rows[0] line 2
+    rows[156] = "1,22,333"
+    error = csv_error(write("\n".join(rows) + "\n"))
+    assert error.line == 157 and "3 cells, expected 4" in str(error)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n  \n"])
+def test_empty_file(write, text: str) -> None:
+    assert "the file is empty" in str(csv_error(write(text)))
+
+
+def test_header_only(write) -> None:
+    assert "no data rows after the header" in str(csv_error(write("a,b,c\n")))
+
+
+def test_label_name_without_header(write) -> None:
+    error = csv_error(write("1,2\n3,4\n"), label_column="label")
+    assert "no header line" in str(error)
+
+
+def test_unknown_label_name(write) -> None:
+    error = csv_error(write("a,b\n1,2\n"), label_column="label")
+    assert "no column named 'label'" in str(error) and "'a', 'b'" in str(error)
+
+
+def test_label_index_out_of_range(write) -> None:
+    error = csv_error(write("1,2\n"), label_column=2)
+    assert "label_column=2 is out of range" in str(error) and "2 columns" in str(error)
+
+
+@pytest.mark.parametrize("delimiter", ["", ";;", ".", "-", "1", "\n", "é"])
+def test_bad_delimiter(write, delimiter: str) -> None:
+    with pytest.raises(ValueError, match="delimiter"):
+        load_csv(write("1,2\n"), delimiter=delimiter)
+
+
+def test_bad_dtype_and_label_column_type(write) -> None:
+    path = write("1,2\n")
+    with pytest.raises(TypeError, match="floating"):
+        load_csv(path, dtype=np.int32)
+    with pytest.raises(TypeError, match="label_column"):
+        load_csv(path, label_column=1.0)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        load_csv(tmp_path / "nope.csv")
+
+
+def test_file_changed_between_passes(write, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(csv_module, "_count_content_lines", lambda path: 4)
+    assert "did the file change" in str(csv_error(write("1,2\n3,4\n")))
+
+
+def test_truncated_gzip(write) -> None:
+    path = write("", name="d.csv.gz")
+    full = gzip.compress(("1,2\n" * 5000).encode())
+    path.write_bytes(full[: len(full) // 2])
+    assert "gzip" in str(csv_error(path))
+
+
+# ------------------------------------------------------------------------------ memory
+
+
+def test_values_are_held_once(write, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peak memory is the result plus block-sized temporaries, not several copies."""
+    monkeypatch.setattr(csv_module, "_BLOCK_BYTES", 1 << 16)
+    rng = np.random.default_rng(1)
+    block = rng.integers(0, 256, size=(500, 200))
+    block[block < 100] = 0
+    text = ("\n".join(",".join(map(str, row)) for row in block) + "\n") * 12
+    path = write(text)
+    tracemalloc.start()
+    try:
+        X, y = load_csv(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    result = X.nbytes + y.nbytes
+    assert X.shape == (6000, 199)
+    assert peak - result < 0.5 * result, (peak, result)

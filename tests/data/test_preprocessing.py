@@ -1,0 +1,285 @@
+"""one_hot / from_one_hot, the scalers, train_dev_test_split and minibatches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from numnet.data import (
+    MinMaxScaler,
+    NotFittedError,
+    Standardizer,
+    from_one_hot,
+    minibatches,
+    one_hot,
+    train_dev_test_split,
+)
+
+# ------------------------------------------------------------------------------ labels
+
+
+def test_one_hot_basic() -> None:
+    Y = one_hot([2, 0, 1, 2])
+    assert Y.dtype == np.float32 and Y.shape == (4, 3)
+    np.testing.assert_array_equal(Y, [[0, 0, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+
+
+def test_one_hot_num_classes_dtype_and_integral_floats() -> None:
+    Y = one_hot(np.array([1.0, 3.0]), num_classes=5, dtype=np.float64)
+    assert Y.dtype == np.float64 and Y.shape == (2, 5) and Y[1, 3] == 1
+
+
+def test_one_hot_empty() -> None:
+    assert one_hot(np.array([], dtype=np.int64), num_classes=4).shape == (0, 4)
+
+
+@pytest.mark.parametrize(
+    ("labels", "kwargs", "words"),
+    [
+        ([0, 1, -2], {}, "label -2 at index 2 is negative"),
+        ([0, 5, 1], {"num_classes": 3}, "label 5 at index 1 is out of range for num_classes=3"),
+        ([0.0, 2.5], {}, "label 2.5 at index 1 is not an integer"),
+        ([0.0, np.nan], {}, "at index 1 is not an integer"),
+        ([[0], [1]], {}, "labels.ravel()"),
+        (["a", "b"], {}, "must be integers"),
+    ],
+)
+def test_one_hot_errors(labels, kwargs, words) -> None:
+    with pytest.raises(ValueError) as info:
+        one_hot(np.asarray(labels), **kwargs)
+    assert words in str(info.value)
+
+
+def test_from_one_hot_round_trip_and_scores() -> None:
+    labels = np.array([3, 0, 2, 2, 1])
+    out = from_one_hot(one_hot(labels))
+    assert out.dtype == np.int64
+    np.testing.assert_array_equal(out, labels)
+    np.testing.assert_array_equal(from_one_hot([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]]), [1, 0])
+
+
+@pytest.mark.parametrize("bad", [np.zeros(3), np.zeros((2, 3, 4)), np.zeros((2, 0))])
+def test_from_one_hot_wrong_rank(bad: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="from_one_hot"):
+        from_one_hot(bad)
+
+
+def test_from_one_hot_nan_row() -> None:
+    with pytest.raises(ValueError, match="row 1 contains NaN"):
+        from_one_hot([[1.0, 0.0], [np.nan, 1.0]])
+
+
+# ----------------------------------------------------------------------------- scalers
+
+
+def data(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(loc=[1.0, -5.0, 100.0], scale=[2.0, 0.1, 30.0], size=(500, 3))
+    return X.astype(np.float32)
+
+
+def test_standardizer_statistics() -> None:
+    X = data()
+    scaler = Standardizer().fit(X)
+    Z = scaler.transform(X)
+    assert Z.dtype == np.float32
+    np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(Z.std(axis=0), 1, atol=1e-5)
+    np.testing.assert_allclose(scaler.mean_, X.astype(np.float64).mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(scaler.inverse_transform(Z), X, rtol=1e-5, atol=1e-4)
+
+
+def test_standardizer_uses_training_statistics_only() -> None:
+    train, test = data(0), data(1) + 10
+    scaler = Standardizer().fit(train)
+    expected = (test - train.astype(np.float64).mean(0)) / train.astype(np.float64).std(0)
+    np.testing.assert_allclose(scaler.transform(test), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_standardizer_small_blocks_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numnet.data.preprocessing as pre
+
+    X = data()
+    full = Standardizer().fit(X)
+    monkeypatch.setattr(pre, "_STAT_BLOCK_VALUES", 20)  # blocks of 6 rows of 3 features
+    blocked = Standardizer().fit(X)
+    np.testing.assert_allclose(blocked.var_, full.var_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("Scaler", [Standardizer, MinMaxScaler])
+def test_constant_feature_does_not_divide_by_zero(Scaler) -> None:
+    X = np.column_stack([np.full(10, 3.7), np.arange(10.0)])
+    out = Scaler().fit_transform(X)
+    assert np.isfinite(out).all()
+    assert np.all(out[:, 0] == out[0, 0])
+    assert out[0, 0] == 0.0  # (x - mean) = 0 for Standardizer; low = 0 for MinMaxScaler
+
+
+@pytest.mark.parametrize("Scaler", [Standardizer, MinMaxScaler])
+def test_transform_before_fit(Scaler) -> None:
+    scaler = Scaler()
+    for method in (scaler.transform, scaler.inverse_transform):
+        with pytest.raises(NotFittedError, match="not fitted yet; call fit"):
+            method(np.zeros((2, 3)))
+    assert issubclass(NotFittedError, ValueError)
+
+
+@pytest.mark.parametrize("Scaler", [Standardizer, MinMaxScaler])
+def test_wrong_feature_count(Scaler) -> None:
+    scaler = Scaler().fit(data())
+    with pytest.raises(ValueError, match="X has 4 features, but this .* fitted on 3 features"):
+        scaler.transform(np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("Scaler", [Standardizer, MinMaxScaler])
+def test_bad_fit_input(Scaler) -> None:
+    with pytest.raises(ValueError, match=r"reshape\(-1, 1\)"):
+        Scaler().fit(np.arange(5.0))
+    with pytest.raises(ValueError, match=r"contains nan at index \(1, 0\)"):
+        Scaler().fit(np.array([[1.0], [np.nan]]))
+    with pytest.raises(ValueError, match="no samples"):
+        Scaler().fit(np.zeros((0, 3)))
+
+
+def test_uint8_images_become_float32_and_keep_their_shape() -> None:
+    X = np.random.default_rng(0).integers(0, 256, size=(20, 4, 4), dtype=np.uint8)
+    for scaler in (Standardizer(), MinMaxScaler()):
+        out = scaler.fit_transform(X)
+        assert out.dtype == np.float32 and out.shape == X.shape
+    assert MinMaxScaler().fit_transform(np.zeros((3, 2), np.float64)).dtype == np.float64
+
+
+def test_min_max_scaler_range_and_inverse() -> None:
+    X = data()
+    scaler = MinMaxScaler(feature_range=(-1, 1)).fit(X)
+    Z = scaler.transform(X)
+    np.testing.assert_allclose(Z.min(axis=0), -1, atol=1e-6)
+    np.testing.assert_allclose(Z.max(axis=0), 1, atol=1e-6)
+    np.testing.assert_allclose(scaler.inverse_transform(Z), X, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="low < high"):
+        MinMaxScaler(feature_range=(1, 1))
+
+
+# ------------------------------------------------------------------------------ splits
+
+
+def test_split_sizes_from_fractions_and_counts() -> None:
+    X, y = np.arange(1000).reshape(-1, 1), np.arange(1000) % 3
+    (a, _), (b, _), (c, _) = train_dev_test_split(X, y, dev=0.15, test=0.1, seed=0)
+    assert (len(a), len(b), len(c)) == (750, 150, 100)
+    (a, _), (b, _), (c, _) = train_dev_test_split(X, y, dev=7, test=3, seed=0)
+    assert (len(a), len(b), len(c)) == (990, 7, 3)
+    (a, _), (b, _), (c, _) = train_dev_test_split(X[:7], y[:7], dev=0.1, test=0.1, seed=0)
+    assert (len(a), len(b), len(c)) == (5, 1, 1)  # fractions round up, as in scikit-learn
+
+
+def test_split_is_a_partition_and_keeps_pairs() -> None:
+    X = np.arange(200)
+    y = X * 10
+    parts = train_dev_test_split(X, y, dev=0.2, test=0.3, seed=3)
+    joined = np.concatenate([p[0] for p in parts])
+    assert sorted(joined.tolist()) == list(range(200))
+    for Xp, yp in parts:
+        np.testing.assert_array_equal(yp, Xp * 10)
+
+
+def test_split_reproducible_bit_for_bit() -> None:
+    X = np.random.default_rng(0).normal(size=(300, 4))
+    y = np.arange(300) % 5
+    for stratify in (False, True):
+        one = train_dev_test_split(X, y, stratify=stratify, seed=42)
+        two = train_dev_test_split(X, y, stratify=stratify, seed=42)
+        other = train_dev_test_split(X, y, stratify=stratify, seed=43)
+        for (X1, y1), (X2, y2) in zip(one, two, strict=True):
+            assert X1.tobytes() == X2.tobytes() and y1.tobytes() == y2.tobytes()
+        assert one[0][0].tobytes() != other[0][0].tobytes()
+
+
+def test_split_without_shuffle_is_contiguous() -> None:
+    X = np.arange(10)
+    (a, ya), (b, _), (c, _) = train_dev_test_split(X, X, dev=2, test=3, shuffle=False)
+    assert a.tolist() == [0, 1, 2, 3, 4] and b.tolist() == [5, 6] and c.tolist() == [7, 8, 9]
+    assert np.shares_memory(a, X)
+
+
+def test_stratified_split_keeps_class_proportions() -> None:
+    counts = [500, 300, 150, 50]
+    y = np.repeat(np.arange(4), counts)
+    X = np.arange(y.size)
+    parts = train_dev_test_split(X, y, dev=0.2, test=0.1, stratify=True, seed=0)
+    sizes = [len(p[1]) for p in parts]
+    assert sizes == [700, 200, 100]
+    for (_, yp), size in zip(parts, sizes, strict=True):
+        expected = np.array(counts) * size / y.size
+        assert np.all(np.abs(np.bincount(yp, minlength=4) - expected) <= 1)
+    # Classes are mixed, not grouped, within each part.
+    assert not np.all(np.diff(parts[0][1]) >= 0)
+
+
+def test_split_y_none() -> None:
+    (a, ya), (_, yb), _ = train_dev_test_split(np.arange(20), None, seed=0)
+    assert ya is None and yb is None and len(a) == 16
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"dev": 1.0}, ValueError, "dev=1.0 as a fraction must be in [0, 1)"),
+        ({"test": -0.1}, ValueError, "test=-0.1"),
+        ({"dev": 11}, ValueError, "dev=11 samples, but there are 10"),
+        ({"dev": 5, "test": 5}, ValueError, "leave nothing of the 10 for training"),
+        ({"dev": "a"}, TypeError, "fraction or a count"),
+        ({"dev": True}, TypeError, "fraction or a count"),
+        ({"stratify": True, "shuffle": False}, ValueError, "stratify=True needs y and shuffle"),
+    ],
+)
+def test_split_errors(kwargs, error, words) -> None:
+    with pytest.raises(error) as info:
+        train_dev_test_split(np.arange(10), np.arange(10), **kwargs)
+    assert words in str(info.value)
+
+
+def test_split_length_mismatch() -> None:
+    with pytest.raises(ValueError, match=r"X has 10 samples but y has shape \(9,\)"):
+        train_dev_test_split(np.arange(10), np.arange(9))
+    with pytest.raises(ValueError, match="needs y"):
+        train_dev_test_split(np.arange(10), None, stratify=True)
+
+
+# ------------------------------------------------------------------------ mini-batches
+
+
+def test_minibatches_in_order_are_views() -> None:
+    X = np.arange(20).reshape(10, 2)
+    y = np.arange(10)
+    batches = list(minibatches(X, y, batch_size=4, shuffle=False))
+    assert [len(b[0]) for b in batches] == [4, 4, 2]
+    assert all(np.shares_memory(bx, X) for bx, _ in batches)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+
+
+def test_minibatches_shuffled_cover_everything_once() -> None:
+    X = np.arange(103)
+    seen = [bx for bx, by in minibatches(X, X * 2, batch_size=10, seed=0)]
+    assert sorted(np.concatenate(seen).tolist()) == list(range(103))
+    assert np.concatenate(seen).tolist() != list(range(103))
+    for bx, by in minibatches(X, X * 2, batch_size=10, seed=0):
+        np.testing.assert_array_equal(by, bx * 2)
+
+
+def test_minibatches_seed_and_drop_last() -> None:
+    X = np.arange(50)
+    one = [b[0].tolist() for b in minibatches(X, batch_size=8, seed=5, drop_last=True)]
+    two = [b[0].tolist() for b in minibatches(X, batch_size=8, seed=5, drop_last=True)]
+    assert one == two and len(one) == 6 and all(len(b) == 8 for b in one)
+    assert all(b[1] is None for b in minibatches(X, batch_size=8))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [({"batch_size": 0}, ValueError), ({"batch_size": 2.5}, TypeError),
+     ({"y": np.arange(3)}, ValueError)],
+)  # fmt: skip
+def test_minibatches_errors_are_raised_at_call_time(kwargs, error) -> None:
+    with pytest.raises(error):
+        minibatches(np.arange(10), **kwargs)  # no next(): the call itself checks
