@@ -1,13 +1,24 @@
 """numnet: a neural-network library written from scratch on NumPy."""
 
-from numnet import gradcheck, init, losses, optim
+from numnet import callbacks, gradcheck, init, losses, metrics, optim, training
+from numnet.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    LambdaCallback,
+    LearningRateScheduler,
+    ModelCheckpoint,
+)
 from numnet.errors import DataError, NonFiniteError, ShapeError, TrainingDiverged
 from numnet.layers import (
     Add,
+    BatchNorm1d,
     Dense,
+    Dropout,
     Flatten,
     Identity,
     Layer,
+    LayerNorm,
     LeakyReLU,
     Mul,
     ReLU,
@@ -17,24 +28,38 @@ from numnet.layers import (
 )
 from numnet.losses import BinaryCrossEntropy, CrossEntropy, MeanSquaredError
 from numnet.model import Sequential
-from numnet.optim import SGD
+from numnet.optim import SGD, Adam, AdamW, RMSProp, clip_grad_norm, get_optimizer
+from numnet.training import History
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SGD",
+    "Adam",
+    "AdamW",
     "Add",
+    "BatchNorm1d",
     "BinaryCrossEntropy",
+    "CSVLogger",
+    "Callback",
     "CrossEntropy",
     "DataError",
     "Dense",
+    "Dropout",
+    "EarlyStopping",
     "Flatten",
+    "History",
     "Identity",
+    "LambdaCallback",
     "Layer",
+    "LayerNorm",
+    "LearningRateScheduler",
     "LeakyReLU",
     "MeanSquaredError",
+    "ModelCheckpoint",
     "Mul",
     "NonFiniteError",
+    "RMSProp",
     "ReLU",
     "Sequential",
     "ShapeError",
@@ -42,8 +67,13 @@ __all__ = [
     "Softmax",
     "Tanh",
     "TrainingDiverged",
+    "callbacks",
+    "clip_grad_norm",
+    "get_optimizer",
     "gradcheck",
     "init",
     "losses",
+    "metrics",
     "optim",
+    "training",
 ]

@@ -17,16 +17,19 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from numnet._checks import check_finite, positive_int, resolve_dtype
+from numnet._checks import check_finite, positive_int, real_number, resolve_dtype
 from numnet.errors import ShapeError
 from numnet.layers.activations import sigmoid, softmax
 from numnet.layers.base import Layer
 from numnet.layers.dense import Dense
 from numnet.losses import BinaryCrossEntropy, CrossEntropy, Loss, get_loss
+
+if TYPE_CHECKING:
+    from numnet.training import History
 
 CONFIG_FORMAT = 1
 
@@ -50,6 +53,12 @@ class Sequential:
     seed : int, optional
         Seed for the initial weights and every random draw of the model (dropout masks,
         shuffling). ``None`` draws fresh entropy.
+    l2 : float
+        L2 regularisation strength ``lambda >= 0``: the training loss becomes
+        ``data loss + (lambda / 2) * sum(W ** 2)`` over the parameters where ``decay_mask``
+        is True (weights; not biases or normalisation parameters), so every such gradient
+        gains ``lambda * W``. Unlike an optimiser's decoupled weight decay (AdamW) this is
+        part of the loss: it is reported in the loss and scaled by adaptive optimisers.
 
     Raises
     ------
@@ -59,7 +68,7 @@ class Sequential:
 
     def __init__(self, layers: Sequence[Layer], loss: Loss | str | None = None,
                  input_shape: Sequence[int] | None = None, dtype: Any = "float32",
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, l2: float = 0.0) -> None:
         layers = list(layers)
         if not layers:
             raise ValueError("Sequential needs at least one layer")
@@ -70,7 +79,9 @@ class Sequential:
         self.loss: Loss | None = None if loss is None else get_loss(loss)
         self.dtype = resolve_dtype(dtype)
         self.seed = seed
+        self.l2 = real_number(l2, "Sequential l2", low=0.0)
         self.training = False
+        self.stop_training = False  # set by callbacks to end fit() after the current batch
         self.input_shape = self._check_shapes(input_shape)
         self._set_default_inits()
         for layer in self.layers:
@@ -111,11 +122,16 @@ class Sequential:
         return model_input
 
     def _set_default_inits(self) -> None:
-        """Give each Dense layer without a chosen init the one its activation suits."""
-        for layer, following in zip(self.layers, self.layers[1:] + [None], strict=False):
+        """Give each Dense layer without a chosen init the one its activation suits.
+
+        The activation is the first layer after the Dense one that names an init family;
+        shape-preserving layers in between (BatchNorm, Dropout) name none and are looked past.
+        """
+        for index, layer in enumerate(self.layers):
             if isinstance(layer, Dense):
-                family = getattr(following, "init_family", None) or "glorot_uniform"
-                layer.set_default_init(family)
+                family = next((later.init_family for later in self.layers[index + 1:]
+                               if later.init_family or isinstance(later, Dense)), None)
+                layer.set_default_init(family or "glorot_uniform")
 
     def _flatten(self) -> None:
         """Move every parameter and gradient into one contiguous vector each."""
@@ -188,12 +204,36 @@ class Sequential:
         return grad
 
     def loss_and_grad(self, x: Any, y: Any, sample_weight: Any = None,
-                      training: bool = True) -> float:
-        """Forward, loss and backward on one batch: fills every ``grads`` and returns the loss."""
+                      training: bool = True, return_output: bool = False
+                      ) -> float | tuple[float, np.ndarray]:
+        """Forward, loss and backward on one batch: fills every ``grads`` and returns the loss.
+
+        The loss includes the L2 term ``(l2 / 2) * sum(W ** 2)`` when ``l2 > 0``. With
+        ``return_output=True`` the model's output is returned too, as ``(loss, output)``.
+        """
         loss = self._need_loss()
-        value = loss.forward(self.forward(x, training=training), y, sample_weight)
+        output = self.forward(x, training=training)
+        value = loss.forward(output, y, sample_weight)
         self.backward(loss.backward())
-        return value
+        if self.l2:
+            value += self._add_l2_gradient()
+        return (value, output) if return_output else value
+
+    def _add_l2_gradient(self) -> float:
+        """Add ``l2 * W`` to the decayed gradients; return ``(l2 / 2) * sum(W ** 2)``."""
+        lam = self.dtype.type(self.l2)
+        for layer, name, param, grad in self.parameters():
+            if name in layer.decay_keys:
+                grad += lam * param
+        return self.l2_penalty()
+
+    def l2_penalty(self) -> float:
+        """The L2 term ``(l2 / 2) * sum(W ** 2)`` of the loss (0.0 when ``l2 == 0``)."""
+        if not self.l2:
+            return 0.0
+        total = sum(float(np.dot(p.reshape(-1), p.reshape(-1)))
+                    for layer, name, p, _ in self.parameters() if name in layer.decay_keys)
+        return 0.5 * self.l2 * total
 
     def zero_grad(self) -> None:
         self.flat_grads.fill(0)
@@ -243,6 +283,40 @@ class Sequential:
         if isinstance(self.loss, BinaryCrossEntropy):
             return (logits > 0).astype(np.int64)
         return logits
+
+    # -- training (implemented in numnet.training) --------------------------------------
+    def fit(self, X: Any, y: Any, epochs: int = 1, batch_size: int = 32, optimizer: Any = None,
+            shuffle: bool = True, validation_data: tuple | None = None,
+            validation_split: float = 0.0, callbacks: Sequence[Any] = (), verbose: int = 1,
+            seed: int | None = None, sample_weight: Any = None, clip_norm: float | None = None,
+            lr_schedule: Any = None) -> History:
+        """Train on ``(X, y)`` in mini-batches; returns a :class:`numnet.training.History`.
+
+        See :func:`numnet.training.fit` for every argument.
+
+        Examples
+        --------
+        >>> from numnet import Dense, EarlyStopping, ReLU
+        >>> model = Sequential([Dense(2, 16), ReLU(), Dense(16, 3)], loss="cross_entropy")
+        >>> history = model.fit(X, y, epochs=20, batch_size=32, validation_split=0.1,
+        ...                     callbacks=[EarlyStopping(patience=3)])  # doctest: +SKIP
+        >>> history.history["val_accuracy"][-1]                         # doctest: +SKIP
+        """
+        from numnet.training import fit
+
+        return fit(self, X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                   shuffle=shuffle, validation_data=validation_data,
+                   validation_split=validation_split, callbacks=callbacks, verbose=verbose,
+                   seed=seed, sample_weight=sample_weight, clip_norm=clip_norm,
+                   lr_schedule=lr_schedule)
+
+    def evaluate(self, X: Any, y: Any, batch_size: int = 1024,
+                 sample_weight: Any = None) -> dict[str, float]:
+        """Loss and metrics in evaluation mode: ``{'loss', 'accuracy'}`` for classifiers,
+        ``{'loss', 'mse', 'mae'}`` otherwise. See :func:`numnet.training.evaluate`."""
+        from numnet.training import evaluate
+
+        return evaluate(self, X, y, batch_size=batch_size, sample_weight=sample_weight)
 
     # -- inspection ---------------------------------------------------------------------
     def output_shape(self, input_shape: Sequence[int] | None = None) -> tuple[int, ...]:
@@ -313,6 +387,7 @@ class Sequential:
             "input_shape": None if self.input_shape is None else list(self.input_shape),
             "dtype": self.dtype.name,
             "seed": self.seed,
+            "l2": self.l2,
         }
 
     @classmethod
@@ -340,7 +415,8 @@ class Sequential:
         if isinstance(loss, dict):
             loss = get_loss(loss.get("type", ""))
         return cls(layers, loss=loss, input_shape=config.get("input_shape"),
-                   dtype=config.get("dtype", "float32"), seed=config.get("seed"))
+                   dtype=config.get("dtype", "float32"), seed=config.get("seed"),
+                   l2=config.get("l2", 0.0))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Every parameter and buffer under ``"<layer index>.<name>"`` (arrays, not copies)."""

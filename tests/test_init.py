@@ -78,3 +78,13 @@ def test_seeds_scale_kills_the_signal():
     for layer in _deep(ReLU, init=scale).layers:
         out = layer.forward(out)
     assert np.abs(out).max() < 1e-20
+
+
+def test_default_init_looks_past_batchnorm_and_dropout():
+    from numnet.layers import BatchNorm1d, Dropout
+
+    model = Sequential([Dense(400, 400), BatchNorm1d(400), Dropout(0.1), ReLU(),
+                        Dense(400, 400), Dense(400, 400), Tanh()], seed=0)
+    assert model.layers[0].params["W"].var() == pytest.approx(2 / 400, rel=0.05)  # He
+    assert model.layers[4].params["W"].var() == pytest.approx(2 / 800, rel=0.05)  # no activation
+    assert model.layers[5].params["W"].var() == pytest.approx(2 / 800, rel=0.05)  # Glorot
