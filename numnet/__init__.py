@@ -1,6 +1,6 @@
 """numnet: a neural-network library written from scratch on NumPy."""
 
-from numnet import callbacks, gradcheck, init, losses, metrics, optim, training
+from numnet import callbacks, gradcheck, init, io, losses, metrics, optim, training
 from numnet.callbacks import (
     Callback,
     CSVLogger,
@@ -72,6 +72,7 @@ __all__ = [
     "get_optimizer",
     "gradcheck",
     "init",
+    "io",
     "losses",
     "metrics",
     "optim",
