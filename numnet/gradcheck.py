@@ -12,6 +12,13 @@ with an error of order ``eps^2``. The relative error reported for a tensor is::
 entries do not blow it up. In float64 with ``eps = 1e-6`` a correct backward pass gives
 about 1e-9 or less; a wrong one gives something of order 1.
 
+The numerical gradient has two errors: truncation, which grows as ``eps^2``, and rounding,
+which grows as ``|f| * 1e-16 / eps``. When the gradient is tiny next to ``f`` (a layer
+norm over few features, say), rounding at ``eps = 1e-6`` can exceed the tolerance although
+the backward pass is right; so a tensor that fails is measured again with ``eps`` ten and
+a hundred times larger, and the smallest error counts. A wrong gradient is off by
+something of order 1 at every step size, so this cannot hide a bug.
+
 Layers are checked on the scalar ``L = sum(y * R)`` with a fixed random ``R``, so
 ``dL/dy = R``. Before every forward pass the layer's generator is reset to the same seed,
 so a random layer (dropout) draws the same mask each time and is checked as the fixed
@@ -70,6 +77,17 @@ def relative_error(analytic: np.ndarray, numerical: np.ndarray) -> float:
     return float(np.abs(analytic - numerical).max() / scale)
 
 
+def _error(f: Callable[[], float], x: np.ndarray, analytic: np.ndarray, eps: float,
+           tol: float) -> float:
+    """Relative error of ``analytic`` against the numerical gradient at the best of three steps."""
+    best = np.inf
+    for step in (eps, eps * 10, eps * 100):
+        best = min(best, relative_error(analytic, numerical_gradient(f, x, step)))
+        if best <= tol:
+            break
+    return best
+
+
 def _raise_if_bad(errors: dict[str, float], tol: float, what: str) -> dict[str, float]:
     bad = {name: err for name, err in errors.items() if not err <= tol}
     if bad:
@@ -108,9 +126,9 @@ def check_layer(layer: Any, x: np.ndarray, training: bool = True, seed: int = 0,
     loss()
     analytic = {"input": layer.backward(probe.copy())}
     analytic.update({name: g.copy() for name, g in layer.grads.items()})
-    errors = {"input": relative_error(analytic["input"], numerical_gradient(loss, x, eps))}
+    errors = {"input": _error(loss, x, analytic["input"], eps, tol)}
     for name, param in layer.params.items():
-        errors[name] = relative_error(analytic[name], numerical_gradient(loss, param, eps))
+        errors[name] = _error(loss, param, analytic[name], eps, tol)
     return _raise_if_bad(errors, tol, f"{layer!r} (training={training})")
 
 
@@ -127,7 +145,7 @@ def check_loss(loss: Any, prediction: np.ndarray, target: Any, sample_weight: An
 
     value()
     analytic = loss.backward()
-    errors = {"prediction": relative_error(analytic, numerical_gradient(value, prediction, eps))}
+    errors = {"prediction": _error(value, prediction, analytic, eps, tol)}
     return _raise_if_bad(errors, tol, repr(loss))
 
 
@@ -152,11 +170,11 @@ def check_model(model: Any, x: np.ndarray, y: Any, training: bool = True, seed: 
     analytic = {"input": model.backward(model.loss.backward())}
     for index, layer in enumerate(model.layers):
         analytic.update({f"{index}.{k}": g.copy() for k, g in layer.grads.items()})
-    errors = {"input": relative_error(analytic["input"], numerical_gradient(value, x, eps))}
+    errors = {"input": _error(value, x, analytic["input"], eps, tol)}
     for index, layer in enumerate(model.layers):
         for name, param in layer.params.items():
             key = f"{index}.{name}"
-            errors[key] = relative_error(analytic[key], numerical_gradient(value, param, eps))
+            errors[key] = _error(value, param, analytic[key], eps, tol)
     return _raise_if_bad(errors, tol, f"model (training={training})")
 
 
@@ -172,8 +190,5 @@ def check_node(node: Any, x: Any, y: Any, seed: int = 0, tol: float = DEFAULT_TO
 
     value()
     dx, dy = node.backward(probe.copy())
-    errors = {
-        "x": relative_error(dx, numerical_gradient(value, x, eps)),
-        "y": relative_error(dy, numerical_gradient(value, y, eps)),
-    }
+    errors = {"x": _error(value, x, dx, eps, tol), "y": _error(value, y, dy, eps, tol)}
     return _raise_if_bad(errors, tol, repr(node))

@@ -62,3 +62,25 @@ def test_check_layer_does_not_touch_the_original():
     gradcheck.check_layer(layer, np.ones((2, 3)))
     assert layer.dtype == np.float32
     np.testing.assert_array_equal(layer.params["W"], before)
+
+
+def test_a_tiny_true_gradient_is_not_failed_by_rounding():
+    """LayerNorm over 5 features of one row: at eps=1e-6 rounding alone gives ~3e-6."""
+    from numnet.layers import LayerNorm
+
+    x = np.array([[0.12573022, -0.13210486, 0.64042265, 0.10490012, -0.53566937]])
+    layer = LayerNorm(5)
+    errors = gradcheck.check_layer(layer, x, training=True)
+    assert errors["input"] < 1e-6
+    # measured at the single step eps=1e-6, the same correct gradient misses the tolerance
+    layer64 = LayerNorm(5, dtype="float64")
+    probe = np.random.default_rng(0).standard_normal((1, 5))
+    x = x.copy()
+
+    def f() -> float:
+        return float(np.sum(layer64.forward(x, training=True) * probe))
+
+    f()
+    analytic = layer64.backward(probe)
+    single = gradcheck.relative_error(analytic, gradcheck.numerical_gradient(f, x, 1e-6))
+    assert single > 1e-6
