@@ -25,8 +25,9 @@ gather and the step, on ``numnet.training._Trainer`` for the duration of the run
 
 Each Dense row also shows the GEMM floor of the matrix products it performs (from
 ``bench/gemm_floor.py``, measured in the same process between the epochs), so "non-GEMM" is the
-time the operation spends outside BLAS; the first Dense layer's backward performs the
-input-gradient product ``g1 @ W1^T`` that nothing uses, shown separately.
+time the operation spends outside BLAS. In training the first Dense layer runs
+``backward_params`` (its weight and bias gradients only), so the input-gradient product
+``g1 @ W1^T``, which nothing uses, is not performed.
 
 ``--cprofile`` also runs one epoch under cProfile and prints the top functions by own
 time (cProfile's overhead distorts small calls: use it as a cross-check only).
@@ -129,10 +130,14 @@ def instrument(model: Any, optimizer: Any, timers: Timers) -> Callable[[], None]
 
         undo.append(restore)
 
+    first = model._first_trainable  # in training it runs backward_params, not backward
     for index, layer in enumerate(model.layers):
         name = layer_name(index, layer)
         patch(layer, "forward", timers.wrap(f"{name} forward", layer.forward))
         patch(layer, "backward", timers.wrap(f"{name} backward", layer.backward))
+        if index == first:
+            patch(layer, "backward_params", timers.wrap(f"{name} backward",
+                                                        layer.backward_params))
     loss = type(model.loss).__name__
     patch(model.loss, "forward", timers.wrap(f"loss {loss} forward", model.loss.forward))
     patch(model.loss, "backward", timers.wrap(f"loss {loss} backward", model.loss.backward))
@@ -153,8 +158,8 @@ def instrument(model: Any, optimizer: Any, timers: Timers) -> Callable[[], None]
     return restore_all
 
 
-def dense_products(model: Any) -> dict[str, tuple[list[str], list[str]]]:
-    """Row name -> (GEMM-floor products it performs, those of them that are unneeded)."""
+def dense_products(model: Any) -> dict[str, list[str]]:
+    """Row name -> the GEMM-floor products it performs."""
     from numnet.layers import Dense
 
     dense = [(i, layer) for i, layer in enumerate(model.layers) if isinstance(layer, Dense)]
@@ -164,13 +169,12 @@ def dense_products(model: Any) -> dict[str, tuple[list[str], list[str]]]:
         name = layer_name(i, layer)
         fwd = next(p for p in products if p.startswith(f"fwd{k + 1} "))
         dw = next(p for p in products if p.startswith(f"dW{k + 1} "))
-        if k == 0:
-            dx = next(p for p in products if p.startswith("dx "))
-            out[f"{name} backward"] = ([dw, dx], [dx])
+        if k == 0:  # training skips the input gradient g1 @ W1^T (backward_params)
+            out[f"{name} backward"] = [dw]
         else:
             dh = next(p for p in products if p.startswith(f"dh{k} "))
-            out[f"{name} backward"] = ([dw, dh], [])
-        out[f"{name} forward"] = ([fwd], [])
+            out[f"{name} backward"] = [dw, dh]
+        out[f"{name} forward"] = [fwd]
     return out
 
 
@@ -247,10 +251,9 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for name in ordered:
         row = {"operation": name, "seconds": sec[name], "calls": calls[name]}
-        done, unneeded = result["products"].get(name, ([], []))
+        done = result["products"].get(name, [])
         if done:
             row["gemm_s"] = sum(floor[p] for p in done)
-            row["unneeded_gemm_s"] = sum(floor[p] for p in unneeded)
             row["products"] = done
         out.append(row)
     layers_and_loss = sum(sec[n] for n in names if n.startswith(("L", "loss ")))
@@ -288,7 +291,7 @@ def render(result: dict[str, Any]) -> str:
     header = ["operation", "ms/epoch", "% total", "calls/epoch", "us/call", "GEMM floor ms",
               "non-GEMM ms"]
     body = [header]
-    gemm_total = unneeded_total = 0.0
+    gemm_total = 0.0
     for row in table_rows:
         ms = 1000 * row["seconds"]
         calls = row["calls"]
@@ -300,9 +303,6 @@ def render(result: dict[str, Any]) -> str:
                  "-" if gemm is None else f"{ms - 1000 * gemm:.1f}"]
         if gemm is not None:
             gemm_total += gemm
-            unneeded_total += row.get("unneeded_gemm_s", 0.0)
-            if row.get("unneeded_gemm_s"):
-                cells[5] += f" (incl. {1000 * row['unneeded_gemm_s']:.1f} unneeded dx)"
         body.append(cells)
     body.append(["total epoch (History seconds)", f"{1000 * total:.1f}", "100.0", "-", "-",
                  f"{1000 * gemm_total:.1f}", f"{1000 * (total - gemm_total):.1f}"])
@@ -317,8 +317,8 @@ def render(result: dict[str, Any]) -> str:
         f = floor[name]
         lines.append(f"GEMM {name:9s} {1000 * f['median']:8.1f} ms/epoch -> numnet epoch = "
                      f"{total / f['median']:.2f}x   ({f['label']})")
-    lines.append(f"unneeded first-layer input gradient (dx = g1 @ W1^T): "
-                 f"{1000 * unneeded_total:.1f} ms/epoch of GEMM")
+    lines.append("first-layer input gradient (dx = g1 @ W1^T): not computed in training "
+                 "(Sequential.backward(input_grad=False) calls Dense.backward_params)")
     timed = ", ".join(f"{s:.3f}" for s in result["epoch_seconds"])
     warm = ", ".join(f"{s:.3f}" for s in result["warmup_epoch_seconds"] or [])
     lines.append(f"epoch seconds: instrumented {timed}" + (f"; warm-up {warm}" if warm else ""))

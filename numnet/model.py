@@ -196,12 +196,28 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        """Back-propagate ``dL/doutput`` through every layer; returns ``dL/dinput``."""
+    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Back-propagate ``dL/doutput`` through every layer; returns ``dL/dinput``.
+
+        With ``input_grad=False`` (training: the input is data) the pass stops at the first
+        layer with parameters, which computes its parameter gradients only
+        (:meth:`Layer.backward_params`), and returns None: for an MLP that saves the largest
+        matrix product of the backward pass.
+        """
+        stop = 0 if input_grad else self._first_trainable
         grad = grad_out
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[stop + 1:]):
             grad = layer.backward(grad)
-        return grad
+        first = self.layers[stop]
+        if input_grad:
+            return first.backward(grad)
+        first.backward_params(grad)
+        return None
+
+    @property
+    def _first_trainable(self) -> int:
+        """Index of the first layer with parameters (0 when there is none)."""
+        return next((i for i, layer in enumerate(self.layers) if layer.params), 0)
 
     def loss_and_grad(self, x: Any, y: Any, sample_weight: Any = None,
                       training: bool = True, return_output: bool = False
@@ -214,7 +230,7 @@ class Sequential:
         loss = self._need_loss()
         output = self.forward(x, training=training)
         value = loss.forward(output, y, sample_weight)
-        self.backward(loss.backward())
+        self.backward(loss.backward(), input_grad=False)
         if self.l2:
             value += self._add_l2_gradient()
         return (value, output) if return_output else value

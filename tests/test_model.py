@@ -218,3 +218,43 @@ def test_state_dict_round_trip_and_errors():
     bad["0.W"] = np.zeros((3, 3))
     with pytest.raises(ShapeError, match=r"'0.W' has shape \(3, 3\)"):
         b.load_state_dict(bad)
+
+
+def test_training_backward_skips_the_unneeded_input_gradient():
+    """``backward(input_grad=False)`` fills the same parameter gradients and stops at the
+    first layer with parameters, which never computes ``dL/dx``."""
+    x, y = data(seed=3)
+    model = Sequential([Flatten(), Dense(4, 8), ReLU(), Dense(8, 3)], loss="cross_entropy",
+                       input_shape=(2, 2), dtype="float64", seed=1)
+    x = x.reshape(-1, 2, 2)
+    model.loss(model.forward(x, training=True), y)
+    grad_out = model.loss.backward()
+    full = model.backward(grad_out)
+    assert full.shape == x.shape
+    expected = model.flat_grads.copy()
+    model.zero_grad()
+    calls = []
+    model.layers[0].backward = lambda g: calls.append("flatten") or g  # must not run
+    model.layers[1].backward = lambda g: calls.append("dense dx")  # must not run either
+    assert model.backward(grad_out, input_grad=False) is None
+    assert calls == []
+    np.testing.assert_array_equal(model.flat_grads, expected)
+
+
+def test_loss_and_grad_matches_an_explicit_forward_and_backward():
+    model = mlp(seed=4, dtype="float64")
+    x, y = data(seed=4)
+    value = model.loss_and_grad(x, y)
+    via_loss_and_grad = model.flat_grads.copy()
+    model.zero_grad()
+    assert model.loss.forward(model.forward(x, training=True), y) == value
+    model.backward(model.loss.backward())
+    np.testing.assert_array_equal(model.flat_grads, via_loss_and_grad)
+
+
+def test_backward_params_of_a_model_without_parameters_runs_the_plain_backward():
+    model = Sequential([ReLU(), Tanh()], loss="mse", input_shape=(3,))
+    assert model._first_trainable == 0
+    x = np.array([[1.0, -2.0, 3.0]])
+    model.forward(x, training=True)
+    assert model.backward(np.ones((1, 3)), input_grad=False) is None

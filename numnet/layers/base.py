@@ -5,6 +5,8 @@ A layer is a small object with
 * ``forward(x, training=False) -> y``: computes the output and caches what backward needs;
 * ``backward(grad_out) -> grad_in``: given dL/dy, returns dL/dx and *writes* dL/dparam into
   ``grads`` (it overwrites, it does not accumulate, and it never writes into ``grad_out``);
+  ``backward_params(grad_out)`` does the same but returns nothing, so a layer may skip the
+  input gradient where nothing needs it (the first layer of a model in training);
 * ``params`` and ``grads``: dicts of arrays under the same keys (``"W"``, ``"b"``, ...);
 * ``buffers``: state that is saved with the model but not trained (running statistics);
 * ``output_shape(input_shape)``: the per-sample output shape, computed without data.
@@ -51,6 +53,16 @@ class Layer:
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def backward_params(self, grad_out: np.ndarray) -> None:
+        """Fill ``grads`` only: the backward pass of a layer whose input needs no gradient.
+
+        A model calls this on its first layer with parameters during training, where the
+        input is data. The default runs :meth:`backward` and drops the input gradient;
+        layers for which that gradient costs real work (Dense: a matrix product as large
+        as the forward one) skip it.
+        """
+        self.backward(grad_out)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Per-sample output shape for a per-sample ``input_shape`` (default: unchanged)."""

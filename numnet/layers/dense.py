@@ -92,11 +92,15 @@ class Dense(Layer):
         return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self.backward_params(grad_out)
+        return grad_out @ self.params["W"].T
+
+    def backward_params(self, grad_out: np.ndarray) -> None:
+        """``dL/dW`` and ``dL/db`` only; a model's first layer needs no ``dL/dx``."""
         x = self._need_cache("x")
         np.matmul(x.T, grad_out, out=self.grads["W"])
         if self.bias:
             np.sum(grad_out, axis=0, out=self.grads["b"])
-        return grad_out @ self.params["W"].T
 
     def get_config(self) -> dict[str, Any]:
         return {

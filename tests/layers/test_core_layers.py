@@ -201,3 +201,19 @@ def test_worst_gradcheck_errors_are_tiny():
     """Runs last in this module: every check above stayed far below the tolerance."""
     assert WORST, "no gradient check recorded"
     assert max(WORST.values()) < 1e-6
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_dense_backward_params_fills_the_same_gradients_as_backward(bias):
+    rng = np.random.default_rng(7)
+    layer = Dense(5, 3, bias=bias, dtype="float64", seed=7)
+    x, g = rng.standard_normal((4, 5)), rng.standard_normal((4, 3))
+    layer.forward(x, training=True)
+    dx = layer.backward(g)
+    full = {k: v.copy() for k, v in layer.grads.items()}
+    for v in layer.grads.values():
+        v.fill(np.nan)
+    assert layer.backward_params(g) is None
+    for key, value in full.items():
+        np.testing.assert_array_equal(layer.grads[key], value)
+    np.testing.assert_allclose(dx, g @ layer.params["W"].T)
