@@ -28,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from numnet._checks import check_finite, first_bad_index, positive_int, real_number
+from numnet._checks import (
+    all_finite,
+    check_finite,
+    first_bad_index,
+    positive_int,
+    real_number,
+)
 from numnet.callbacks import Callback, CallbackList, LearningRateScheduler, ProgressBar
 from numnet.errors import NonFiniteError, ShapeError, TrainingDiverged
 from numnet.losses import BinaryCrossEntropy, CrossEntropy
@@ -400,7 +406,7 @@ class _Trainer:
         if not math.isfinite(loss):
             raise self._diverged(self._loss_culprit(loss, output))
         grads = model.flat_grads
-        if not np.isfinite(grads.sum()) and not np.isfinite(grads).all():
+        if not all_finite(grads):
             raise self._diverged(self._grad_culprit())
         if self.clip_norm is not None:
             clip_grad_norm(model, self.clip_norm)
@@ -409,7 +415,7 @@ class _Trainer:
         self.in_update = True
         self.optimizer.step(model)
         self.in_update = False
-        if not np.isfinite(params.sum()) and not np.isfinite(params).all():
+        if not all_finite(params):
             culprit = self._param_culprit()
             np.copyto(params, self.backup)
             raise self._diverged(culprit)
