@@ -408,11 +408,13 @@ class Adam(Optimizer):
         v += a
         t = self.steps
         step_size = self.lr / (1 - beta1 ** t)
+        root_bc2 = (1 - beta2 ** t) ** 0.5
+        # step_size * m / (sqrt(v) / root_bc2 + eps)
+        #   = (step_size * root_bc2) * m / (sqrt(v) + eps * root_bc2): one pass fewer
         np.sqrt(v, out=a)
-        a /= dtype((1 - beta2 ** t) ** 0.5)
-        a += dtype(self.eps)
-        np.multiply(m, dtype(step_size), out=b)  # (step_size * m) / den, as torch's addcdiv
-        b /= a
+        a += dtype(self.eps * root_bc2)
+        np.divide(m, a, out=b)
+        b *= dtype(step_size * root_bc2)
         params -= b
 
     def _decoupled_decay(self, params: np.ndarray, dtype: type) -> None:
