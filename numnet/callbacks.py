@@ -235,7 +235,8 @@ class LearningRateScheduler(Callback):
 
     * an :class:`numnet.optim.LRSchedule` (``StepDecay``, ``ExponentialDecay``,
       ``CosineDecay``): ``lr = schedule(epoch)`` at the start of each epoch; a schedule
-      without ``initial_lr`` takes the optimiser's rate when training starts;
+      without ``initial_lr`` starts from ``optimizer.initial_lr``, the rate the optimiser
+      was made with (restored with its state, so a resumed run continues the schedule);
     * a function ``f(epoch) -> lr`` or ``f(epoch, lr) -> lr`` (as in Keras), called at the
       start of each epoch;
     * a :class:`numnet.optim.ReduceLROnPlateau`, stepped at the end of each epoch with
@@ -255,13 +256,15 @@ class LearningRateScheduler(Callback):
         if isinstance(self.schedule, ReduceLROnPlateau):
             self._require_metric(self.schedule.monitor)
             self.schedule.reset()
-        elif isinstance(self.schedule, LRSchedule) and self.schedule.initial_lr is None:
-            self.schedule.initial_lr = float(self.optimizer.lr)
+        elif isinstance(self.schedule, LRSchedule):
+            self._base_lr = self.schedule.initial_lr or float(self.optimizer.initial_lr)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if isinstance(self.schedule, ReduceLROnPlateau):
             return
-        if self._takes_lr:
+        if isinstance(self.schedule, LRSchedule):
+            lr = self.schedule.lr_at(epoch, self._base_lr)
+        elif self._takes_lr:
             lr = self.schedule(epoch, self.optimizer.lr)
         else:
             lr = self.schedule(epoch)

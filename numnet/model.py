@@ -305,7 +305,7 @@ class Sequential:
             shuffle: bool = True, validation_data: tuple | None = None,
             validation_split: float = 0.0, callbacks: Sequence[Any] = (), verbose: int = 1,
             seed: int | None = None, sample_weight: Any = None, clip_norm: float | None = None,
-            lr_schedule: Any = None) -> History:
+            lr_schedule: Any = None, initial_epoch: int = 0) -> History:
         """Train on ``(X, y)`` in mini-batches; returns a :class:`numnet.training.History`.
 
         See :func:`numnet.training.fit` for every argument.
@@ -324,7 +324,7 @@ class Sequential:
                    shuffle=shuffle, validation_data=validation_data,
                    validation_split=validation_split, callbacks=callbacks, verbose=verbose,
                    seed=seed, sample_weight=sample_weight, clip_norm=clip_norm,
-                   lr_schedule=lr_schedule)
+                   lr_schedule=lr_schedule, initial_epoch=initial_epoch)
 
     def evaluate(self, X: Any, y: Any, batch_size: int = 1024,
                  sample_weight: Any = None) -> dict[str, float]:

@@ -77,6 +77,9 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__} decay_all must be True or False, "
                             f"got {decay_all!r}")
         self.decay_all = bool(decay_all)
+        #: the rate the optimiser was made with: the base of a schedule without its own
+        #: ``initial_lr``, saved with the state so a resumed run follows the same schedule
+        self.initial_lr = self.lr
         self.steps = 0
         self.state: dict[str, np.ndarray] = {}
         self._pending: dict[str, np.ndarray] | None = None  # loaded before the first step
@@ -99,8 +102,10 @@ class Optimizer:
                 "decay_all": self.decay_all}
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of the state: ``"step"`` (0-d int64) and every moment / buffer array."""
-        state = {"step": np.array(self.steps, dtype=np.int64)}
+        """Copies of the state: ``"step"`` (0-d int64), ``"initial_lr"`` (0-d float64) and
+        every moment / buffer array."""
+        state = {"step": np.array(self.steps, dtype=np.int64),
+                 "initial_lr": np.array(self.initial_lr, dtype=np.float64)}
         source = self.state if self.state else (self._pending or {})
         state.update({key: value.copy() for key, value in source.items()})
         return state
@@ -112,7 +117,8 @@ class Optimizer:
         """
         if not isinstance(state, dict) or "step" not in state:
             raise ValueError(f"{type(self).__name__} state must be a dict with a 'step' entry")
-        arrays = {key: np.array(value) for key, value in state.items() if key != "step"}
+        scalars = ("step", "initial_lr")
+        arrays = {key: np.array(value) for key, value in state.items() if key not in scalars}
         unexpected = sorted(set(arrays) - set(self.state_names))
         missing = sorted(set(self.state_names) - set(arrays))
         step = int(np.asarray(state["step"]))
@@ -124,6 +130,10 @@ class Optimizer:
         if len(sizes) > 1 or any(len(shape) != 1 for shape in sizes):
             raise ValueError(f"{type(self).__name__} state arrays must be flat vectors of one "
                              f"size, got shapes {sorted(sizes)}")
+        if "initial_lr" in state:  # absent from files of numnet 0.1.0's first sessions
+            self.initial_lr = real_number(float(np.asarray(state["initial_lr"])),
+                                          f"{type(self).__name__} initial_lr", low=0.0,
+                                          low_open=True)
         self.steps = step
         self.state = {}
         self._pending = arrays if arrays else None
@@ -551,9 +561,10 @@ def clip_grad_norm(model: Any, max_norm: float) -> float:
 class LRSchedule:
     """A learning rate per epoch: ``schedule(epoch) -> lr`` (epoch counted from 0).
 
-    ``initial_lr=None`` means "the optimiser's learning rate when ``fit`` starts": ``fit``
-    fills it in once. Pass a schedule to ``fit(..., lr_schedule=...)`` or wrap it in
-    :class:`numnet.callbacks.LearningRateScheduler`.
+    ``initial_lr=None`` means "the optimiser's initial rate" (``optimizer.initial_lr``, the
+    rate it was made with), looked up by ``fit`` at each start without changing the
+    schedule, so one schedule can serve several optimisers. Pass a schedule to
+    ``fit(..., lr_schedule=...)`` or wrap it in :class:`numnet.callbacks.LearningRateScheduler`.
     """
 
     def __init__(self, initial_lr: float | None = None) -> None:

@@ -313,7 +313,21 @@ def _verbose(verbose: Any) -> int:
 
 
 class _Interrupt:
-    requested = False
+    requested = False  # the first Ctrl-C: stop after the current batch
+    deferred = False   # a second Ctrl-C that arrived inside an optimiser step
+    atomic = False     # True while the optimiser writes the weights
+
+
+@contextmanager
+def _atomic(flag: _Interrupt) -> Iterator[None]:
+    """Let no Ctrl-C stop the block halfway: one that arrives inside is raised after it."""
+    flag.atomic = True
+    try:
+        yield
+    finally:
+        flag.atomic = False
+    if flag.deferred:
+        raise KeyboardInterrupt
 
 
 @contextmanager
@@ -328,9 +342,12 @@ def _graceful_interrupt() -> Iterator[_Interrupt]:
         return
 
     def handler(signum: int, frame: Any) -> None:
-        if flag.requested:
+        if not flag.requested:
+            flag.requested = True
+        elif flag.atomic:
+            flag.deferred = True
+        else:
             raise KeyboardInterrupt
-        flag.requested = True
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -356,29 +373,33 @@ class _Trainer:
         self.epochs, self.batch_size, self.shuffle = epochs, batch_size, shuffle
         self.rng, self.clip_norm = rng, clip_norm
         self.callbacks, self.verbose = callbacks, verbose
-        self.steps = -(-train.n // batch_size)
+        self.bounds = _batch_bounds(train.n, batch_size, _min_batch(model, train.n))
+        self.steps = len(self.bounds)
         self.backup = np.empty_like(model.flat_params)  # last finite weights
+        # running statistics change in the forward pass: kept, and restored, with the weights
+        self.buffers = [(i, name, value) for i, layer in enumerate(model.layers)
+                        for name, value in layer.buffers.items()]
+        self.buffer_backup = [value.copy() for _, _, value in self.buffers]
+        self.interrupt = _Interrupt()
         if shuffle:  # one gather per batch into buffers reused for the whole run
-            bs = min(batch_size, train.n)
+            bs = max(end - start for start, end in self.bounds)
             self.xbuf = np.empty((bs,) + train.X.shape[1:], dtype=train.X.dtype)
             self.ybuf = np.empty((bs,) + train.y.shape[1:], dtype=train.y.dtype)
             self.wbuf = None if train.w is None else np.empty(bs, dtype=train.w.dtype)
-        self.epoch = self.batch = 0
-        self.in_update = False
+        self.epoch = self.batch = self.initial_epoch = 0
 
     # -- batches ------------------------------------------------------------------------
     def _batches(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        data, bs = self.train, self.batch_size
+        data = self.train
         # a fresh permutation per epoch depends on the generator alone, so two fit calls
         # continue the order of one longer call (and a model restored from a file too)
         order = self.rng.permutation(data.n) if self.shuffle else None
-        for start in range(0, data.n, bs):
+        for start, end in self.bounds:
             if not self.shuffle:
-                end = start + bs
                 yield data.X[start:end], data.y[start:end], \
                     None if data.w is None else data.w[start:end]
                 continue
-            index = order[start:start + bs]
+            index = order[start:end]
             m = index.shape[0]
             # mode="clip" skips the buffered bounds check; the indices are in range anyway
             xb = np.take(data.X, index, axis=0, out=self.xbuf[:m], mode="clip")
@@ -398,6 +419,17 @@ class _Trainer:
 
     def _checked_step(self, xb: np.ndarray, yb: np.ndarray,
                       wb: np.ndarray | None) -> tuple[float, int, int]:
+        for (_, _, value), saved in zip(self.buffers, self.buffer_backup, strict=True):
+            np.copyto(saved, value)
+        try:
+            return self._step_or_raise(xb, yb, wb)
+        except TrainingDiverged:
+            for (_, _, value), saved in zip(self.buffers, self.buffer_backup, strict=True):
+                np.copyto(value, saved)
+            raise
+
+    def _step_or_raise(self, xb: np.ndarray, yb: np.ndarray,
+                       wb: np.ndarray | None) -> tuple[float, int, int]:
         model = self.model
         try:
             loss, output = model.loss_and_grad(xb, yb, wb, training=True, return_output=True)
@@ -408,17 +440,23 @@ class _Trainer:
         grads = model.flat_grads
         if not all_finite(grads):
             raise self._diverged(self._grad_culprit())
+        bad_buffer = next(((i, name) for i, name, value in self.buffers
+                           if not np.isfinite(value).all()), None)
+        if bad_buffer is not None:
+            raise self._diverged(self._buffer_culprit(*bad_buffer))
         if self.clip_norm is not None:
             clip_grad_norm(model, self.clip_norm)
         params = model.flat_params
         np.copyto(self.backup, params)
-        self.in_update = True
-        self.optimizer.step(model)
-        self.in_update = False
+        with _atomic(self.interrupt):
+            self.optimizer.step(model)
         if not all_finite(params):
             culprit = self._param_culprit()
             np.copyto(params, self.backup)
-            raise self._diverged(culprit)
+            # the moments that produced the step are not to be trusted either
+            self.optimizer.zero_state()
+            raise self._diverged(culprit + "; the optimiser's state (moments, step count) "
+                                 "was reset")
         correct, counted = (self.targets.count_correct(output, yb)
                             if self.targets.classifier else (0, 0))
         return loss, correct, counted
@@ -468,21 +506,24 @@ class _Trainer:
                 f"reaches |{float(np.abs(output).max()):.3g}|, too large for the loss in "
                 f"{output.dtype}")
 
+    def _buffer_culprit(self, index: int, name: str) -> str:
+        layer = self.model.layers[index]
+        return (f"the buffer {name!r} of layer {index} {layer!r} became NaN or infinite in the "
+                "forward pass (an input far out of range?), though the loss was finite")
+
     def _diverged(self, what: str) -> TrainingDiverged:
-        X = self.train.X
-        span = float(np.abs(X).max())
-        span_note = f" (X spans [{X.min():.4g}, {X.max():.4g}])" if span > 10 else ""
-        hint = HINT.format(lr=f" (now {self.optimizer.lr:g})", span=span_note)
+        hint = HINT.format(lr=f" (now {self.optimizer.lr:g})", span=_span_note(self.train.X))
         error = TrainingDiverged(
             f"training diverged in epoch {self.epoch + 1}/{self.epochs}, batch "
-            f"{self.batch + 1}/{self.steps}: {what}. The model keeps its weights from before "
-            f"this batch. Try to: {hint}.")
+            f"{self.batch + 1}/{self.steps}: {what}. The model keeps its weights and running "
+            f"statistics from before this batch. Try to: {hint}.")
         error.epoch, error.batch = self.epoch, self.batch
         return error
 
     # -- epochs -------------------------------------------------------------------------
     def run_epoch(self, interrupt: _Interrupt) -> dict[str, float] | None:
         """Train one epoch; the epoch's logs, or None when stopped before its end."""
+        self.interrupt = interrupt
         loss_sum, correct, counted, seen = 0.0, 0, 0, 0
         for batch, (xb, yb, wb) in enumerate(self._batches()):
             self.batch = batch  # for the divergence and interrupt messages
@@ -508,11 +549,18 @@ class _Trainer:
         if self.val is None:
             return
         try:
-            scores = _evaluate(self.model, self.targets, self.val,
-                               max(self.batch_size, EVAL_BATCH))
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below instead
+                scores = _evaluate(self.model, self.targets, self.val,
+                                   max(self.batch_size, EVAL_BATCH))
         except NonFiniteError as exc:
-            raise self._diverged("the model's output on the validation data became NaN or "
-                                 "infinite") from exc
+            error = TrainingDiverged(
+                f"training diverged after epoch {self.epoch + 1}/{self.epochs}: the model's "
+                f"output on the validation data became NaN or infinite ({exc}). The model "
+                f"keeps its weights from the end of this epoch. Try to: "
+                + HINT.format(lr=f" (now {self.optimizer.lr:g})",
+                              span=_span_note(self.val.X, "X_val")) + ".")
+            error.epoch, error.batch = self.epoch, None
+            raise error from exc
         logs["val_loss"] = scores["loss"]
         if "accuracy" in scores:
             logs["val_accuracy"] = scores["accuracy"]
@@ -523,7 +571,7 @@ def fit(model: Any, X: Any, y: Any, epochs: int = 1, batch_size: int = 32,
         validation_data: tuple | None = None, validation_split: float = 0.0,
         callbacks: Sequence[Callback] = (), verbose: int = 1, seed: int | None = None,
         sample_weight: Any = None, clip_norm: float | None = None,
-        lr_schedule: Any = None) -> History:
+        lr_schedule: Any = None, initial_epoch: int = 0) -> History:
     """Train ``model`` on ``(X, y)`` with mini-batches.
 
     Parameters
@@ -558,6 +606,10 @@ def fit(model: Any, X: Any, y: Any, epochs: int = 1, batch_size: int = 32,
         Clip the global gradient norm to this before each step.
     lr_schedule : LRSchedule, ReduceLROnPlateau or function, optional
         Sets ``optimizer.lr`` per epoch (see :class:`numnet.callbacks.LearningRateScheduler`).
+    initial_epoch : int
+        The epoch to start from (as in Keras): ``epochs - initial_epoch`` epochs run, numbered
+        from ``initial_epoch``, so a run resumed from a saved model and optimiser continues
+        its schedule where it stopped.
 
     Returns
     -------
@@ -575,6 +627,10 @@ def fit(model: Any, X: Any, y: Any, epochs: int = 1, batch_size: int = 32,
     """
     model._need_loss()
     epochs = positive_int(epochs, "epochs")
+    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
+            or not 0 <= initial_epoch < epochs:
+        raise ValueError(f"initial_epoch must be an integer in [0, epochs={epochs}), got "
+                         f"{initial_epoch!r}")
     batch_size = positive_int(batch_size, "batch_size")
     verbose = _verbose(verbose)
     if not isinstance(shuffle, (bool, np.bool_)):
@@ -593,6 +649,7 @@ def fit(model: Any, X: Any, y: Any, epochs: int = 1, batch_size: int = 32,
     callback_list = CallbackList(_callbacks(callbacks, lr_schedule, verbose))
     trainer = _Trainer(model, optimizer, targets, train, val, epochs, batch_size,
                        bool(shuffle), rng, clip_norm, callback_list, verbose)
+    trainer.initial_epoch = int(initial_epoch)
     history = History(params=_params(trainer, targets))
     was_training = model.training
     try:
@@ -600,6 +657,29 @@ def fit(model: Any, X: Any, y: Any, epochs: int = 1, batch_size: int = 32,
     finally:
         model.training = was_training
     return history
+
+
+def _span_note(X: np.ndarray, name: str = "X") -> str:
+    span = float(np.abs(X).max())
+    return f" ({name} spans [{X.min():.4g}, {X.max():.4g}])" if span > 10 else ""
+
+
+def _min_batch(model: Any, n: int) -> int:
+    """The fewest samples every layer can train on (BatchNorm needs 2); checked against n."""
+    layer = max(model.layers, key=lambda layer: layer.min_train_batch)
+    if n < layer.min_train_batch:
+        raise ValueError(f"{layer!r} needs at least {layer.min_train_batch} samples per "
+                         f"training batch, but the training set has {n}")
+    return layer.min_train_batch
+
+
+def _batch_bounds(n: int, batch_size: int, min_batch: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of each batch; a last batch too small to train on joins the one before."""
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_batch:
+        (start, _), _ = bounds[-2], bounds.pop()
+        bounds[-1] = (start, n)
+    return bounds
 
 
 def _generator(model: Any, seed: Any) -> np.random.Generator:
@@ -630,7 +710,7 @@ def _loop(trainer: _Trainer, history: History) -> None:
     callbacks.call("on_train_begin", {})
     with _graceful_interrupt() as interrupt:
         try:
-            for epoch in range(trainer.epochs):
+            for epoch in range(trainer.initial_epoch, trainer.epochs):
                 trainer.epoch = epoch
                 logs = _one_epoch(trainer, interrupt)
                 if logs is None:
@@ -641,8 +721,10 @@ def _loop(trainer: _Trainer, history: History) -> None:
                     break
         except KeyboardInterrupt:  # a second Ctrl-C, or one raised by a callback
             interrupt.requested = True
-            if trainer.in_update:  # stopped inside the optimiser: undo the half-made step
-                np.copyto(model.flat_params, trainer.backup)
+        except TrainingDiverged:
+            # progress bars close, and EarlyStopping may restore its best weights
+            callbacks.call("on_train_end", {"interrupted": False, "diverged": True})
+            raise
     history.interrupted = interrupt.requested
     history.stopped_early = bool(model.stop_training) and not interrupt.requested
     if interrupt.requested and trainer.verbose:

@@ -231,8 +231,11 @@ def test_scheduler_accepts_schedules_and_both_function_forms():
     cosine = CosineDecay(total_epochs=4, warmup_epochs=1)
     history = model().fit(X, y, epochs=4, optimizer=SGD(0.2), verbose=0,
                           callbacks=[LearningRateScheduler(cosine)])
-    assert cosine.initial_lr == 0.2  # taken from the optimiser
+    assert cosine.initial_lr is None  # taken from the optimiser, the schedule unchanged
     assert history.history["lr"] == pytest.approx([0.1, 0.2, 0.15, 0.05])
+    history = model().fit(X, y, epochs=2, optimizer=SGD(0.02), verbose=0,
+                          callbacks=[LearningRateScheduler(cosine)])
+    assert history.history["lr"] == pytest.approx([0.01, 0.02])  # the new optimiser's rate
 
 
 def test_scheduler_rejects_a_bad_rate(capsys):

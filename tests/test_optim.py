@@ -334,12 +334,13 @@ def test_resuming_from_config_and_state_continues_bit_for_bit(case):
 
 
 def test_state_dict_holds_copies_and_a_step_count():
-    opt = Adam()
-    assert list(opt.state_dict()) == ["step"]
+    opt = Adam(0.01)
+    assert list(opt.state_dict()) == ["step", "initial_lr"]
     model = FlatModel()
     trajectory(opt, steps=2, model=model)
     state = opt.state_dict()
-    assert set(state) == {"step", "exp_avg", "exp_avg_sq"}
+    assert set(state) == {"step", "initial_lr", "exp_avg", "exp_avg_sq"}
+    assert state["initial_lr"] == 0.01
     assert state["step"].shape == () and state["step"] == 2 and state["step"].dtype == np.int64
     state["exp_avg"][:] = 99
     assert not np.any(opt.state["exp_avg"] == 99)

@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from numnet import metrics
+from numnet import io, metrics
 from numnet.callbacks import LambdaCallback
 from numnet.errors import NonFiniteError, ShapeError, TrainingDiverged
-from numnet.layers import Dense, Dropout, Layer, ReLU, Tanh
+from numnet.layers import BatchNorm1d, Dense, Dropout, Layer, ReLU, Tanh
 from numnet.model import Sequential
-from numnet.optim import SGD, Adam, StepDecay
+from numnet.optim import SGD, Adam, ExponentialDecay, StepDecay
 from numnet.training import History, evaluate, fit
 
 
@@ -464,6 +464,92 @@ def test_an_update_that_overflows_is_undone():
     np.testing.assert_array_equal(model.flat_params, before)
 
 
+def bn_classifier(seed=0):
+    return Sequential([Dense(2, 3), BatchNorm1d(3), ReLU(), Dense(3, 3)],
+                      loss="cross_entropy", seed=seed)
+
+
+def test_a_divergence_in_the_forward_pass_restores_the_running_statistics():
+    X, y = spiral(n=10)
+    model = bn_classifier()
+    model.fit(X, y, epochs=1, batch_size=10, verbose=0)
+    running = {k: v.copy() for k, v in model.layers[1].buffers.items()}
+    model.layers[0].params["W"][0, 0] = 1e37  # the next forward pass overflows
+    with pytest.raises(TrainingDiverged, match="running statistics from before this batch"):
+        model.fit(X, y, epochs=1, batch_size=10, verbose=0)
+    for key, value in running.items():
+        np.testing.assert_array_equal(model.layers[1].buffers[key], value)
+
+
+def test_a_finite_loss_with_non_finite_running_statistics_stops_training():
+    X, y = spiral(n=10)
+    X[5, 1] = 1e20  # squares to inf in float32 inside BatchNorm's running variance
+    model = bn_classifier()
+    before = {k: v.copy() for k, v in model.layers[1].buffers.items()}
+    with pytest.raises(TrainingDiverged, match=r"epoch 1/1, batch 1/1: the buffer "
+                                               r"'running_var' of layer 1 BatchNorm1d"):
+        model.fit(X, y, epochs=1, batch_size=30, shuffle=False, verbose=0)
+    for key, value in before.items():
+        np.testing.assert_array_equal(model.layers[1].buffers[key], value)
+
+
+def test_an_overflowing_update_resets_the_optimiser_state():
+    X, y = spiral(n=10)
+    model = classifier()
+    opt = SGD(1e30, momentum=0.9)
+    with pytest.raises(TrainingDiverged, match="optimiser's state .* was reset"):
+        model.fit(X * 1e30, y, batch_size=30, optimizer=opt, verbose=0)
+    assert opt.steps == 0 and opt.state == {}
+
+
+def test_a_divergence_on_the_validation_data_says_so():
+    X, y = spiral(n=10)
+    X_val = X.copy()
+    X_val[3, 0] = 3e38
+    with pytest.raises(TrainingDiverged) as info:
+        classifier().fit(X, y, epochs=2, batch_size=10, verbose=0, validation_data=(X_val, y))
+    message = str(info.value)
+    assert message.startswith("training diverged after epoch 1/2: the model's output on the "
+                              "validation data became NaN or infinite")
+    assert "weights from the end of this epoch" in message and "X_val spans" in message
+    assert info.value.epoch == 0 and info.value.batch is None
+
+
+def test_callbacks_end_training_when_it_diverges():
+    X, y = spiral(n=10)
+    ended = []
+    with pytest.raises(TrainingDiverged):
+        classifier().fit(X * 1e30, y, batch_size=30, optimizer=SGD(1e30), verbose=0,
+                         callbacks=[LambdaCallback(on_train_end=ended.append)])
+    assert ended == [{"interrupted": False, "diverged": True}]
+
+
+def test_a_last_batch_of_one_joins_the_batch_before_for_batch_norm():
+    X, y = spiral(n=11)  # 33 samples
+    sizes = []
+    model = bn_classifier()
+    model.fit(X, y, epochs=1, batch_size=16, verbose=0,
+              callbacks=[LambdaCallback(on_batch_end=lambda b, logs: sizes.append(logs["size"]))])
+    assert sizes == [16, 17]
+    sizes.clear()
+    classifier().fit(X, y, epochs=1, batch_size=16, verbose=0, callbacks=[LambdaCallback(
+        on_batch_end=lambda b, logs: sizes.append(logs["size"]))])
+    assert sizes == [16, 16, 1]  # no BatchNorm: every batch as it falls
+    with pytest.raises(ValueError, match=r"BatchNorm1d.* needs at least 2 samples per training "
+                                         r"batch, but the training set has 1"):
+        bn_classifier().fit(X[:1], y[:1], verbose=0)
+
+
+def test_validation_runs_in_evaluation_mode():
+    X, y = spiral(n=20)
+    model = Sequential([Dense(2, 16), BatchNorm1d(16), ReLU(), Dropout(0.5), Dense(16, 3)],
+                       loss="cross_entropy", seed=0)
+    history = model.fit(X, y, epochs=2, batch_size=16, verbose=0, validation_data=(X, y))
+    scores = model.evaluate(X, y)
+    assert history.history["val_loss"][-1] == pytest.approx(scores["loss"], rel=1e-6)
+    assert history.history["val_accuracy"][-1] == scores["accuracy"]
+
+
 # -- Ctrl-C ---------------------------------------------------------------------------
 def test_keyboard_interrupt_keeps_weights_and_history(capsys):
     X, y = spiral(n=20)
@@ -511,6 +597,28 @@ def test_ctrl_c_finishes_the_batch_then_stops(presses):
     np.testing.assert_array_equal(model.flat_params, weights[-1])
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or sys.platform == "win32",
+                    reason="needs POSIX signals")
+def test_a_second_ctrl_c_inside_the_optimiser_step_lets_the_step_finish():
+    X, y = spiral(n=20)
+
+    class PressedDuringStep(SGD):
+        def step(self, model):
+            if self.steps == 2:  # the third step: two presses while the weights change
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+            super().step(model)
+
+    reference, weights = classifier(), []
+    reference.fit(X, y, epochs=1, batch_size=16, optimizer=SGD(0.1), seed=0, verbose=0,
+                  callbacks=[snapshot_after_each_batch(reference, weights)])
+    model = classifier()
+    history = model.fit(X, y, epochs=1, batch_size=16, optimizer=PressedDuringStep(0.1),
+                        seed=0, verbose=0)
+    assert history.interrupted
+    np.testing.assert_array_equal(model.flat_params, weights[2])  # whole, not half a step
+
+
 # -- progress output ------------------------------------------------------------------
 def test_verbose_two_prints_one_line_per_epoch_on_stderr(capsys):
     X, y = spiral(n=10)
@@ -544,3 +652,27 @@ def test_verbose_zero_is_silent(capsys):
     X, y = spiral(n=10)
     classifier().fit(X, y, epochs=2, verbose=0, validation_split=0.2)
     assert capsys.readouterr() == ("", "")
+
+
+def test_a_resumed_run_continues_its_schedule_bit_for_bit(tmp_path):
+    X, y = spiral(n=20)
+    schedule = ExponentialDecay(0.5)
+    straight, opt = classifier(seed=5), Adam(0.01)
+    whole = straight.fit(X, y, epochs=3, batch_size=16, optimizer=opt, verbose=0,
+                         lr_schedule=schedule)
+    first, opt = classifier(seed=5), Adam(0.01)
+    first.fit(X, y, epochs=1, batch_size=16, optimizer=opt, verbose=0, lr_schedule=schedule)
+    io.save(first, tmp_path / "m.npz", optimizer=opt)
+    resumed, opt = io.load(tmp_path / "m.npz"), io.load_optimizer(tmp_path / "m.npz")
+    rest = resumed.fit(X, y, epochs=3, batch_size=16, optimizer=opt, verbose=0,
+                       lr_schedule=schedule, initial_epoch=1)
+    assert rest.epoch == [1, 2]
+    assert rest.history["lr"] == whole.history["lr"][1:] == [0.005, 0.0025]
+    np.testing.assert_array_equal(resumed.flat_params, straight.flat_params)
+
+
+@pytest.mark.parametrize("initial_epoch", [-1, 3, 1.0, True])
+def test_initial_epoch_is_checked(initial_epoch):
+    X, y = spiral(n=5)
+    with pytest.raises(ValueError, match=r"initial_epoch must be an integer in \[0, epochs=3\)"):
+        classifier().fit(X, y, epochs=3, initial_epoch=initial_epoch, verbose=0)

@@ -35,6 +35,8 @@ class Layer:
     decay_keys: ClassVar[tuple[str, ...]] = ()
     #: the default initialiser family this layer asks of the Dense layer before it
     init_family: ClassVar[str | None] = None
+    #: the fewest samples a training batch must hold for this layer
+    min_train_batch: ClassVar[int] = 1
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -104,6 +104,10 @@ class BatchNorm1d(Layer):
     also average over the spatial axes.
     """
 
+    #: ``fit`` never gives a training batch smaller than this (a last batch of one sample
+    #: joins the batch before it)
+    min_train_batch = 2
+
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5,
                  dtype: Any = None) -> None:
         super().__init__(dtype)
