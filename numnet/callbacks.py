@@ -24,6 +24,7 @@ import csv
 import inspect
 import math
 import os
+import string
 import sys
 import time
 from collections.abc import Callable
@@ -178,6 +179,16 @@ class EarlyStopping(Callback):
                   f"not improve on {self.best:.6g}{restored}", file=sys.stderr)
 
 
+def _format_fields(path: str) -> list[str]:
+    """The names of the ``{field}`` placeholders in ``path``."""
+    try:
+        parsed = list(string.Formatter().parse(path))
+    except ValueError as exc:
+        raise ValueError(f"ModelCheckpoint path {path!r} is not a valid format string: "
+                         f"{exc}") from exc
+    return [name.split(".")[0].split("[")[0] for _, name, _, _ in parsed if name]
+
+
 class ModelCheckpoint(Callback):
     """Save the model with :func:`numnet.io.save` at the end of epochs.
 
@@ -210,6 +221,9 @@ class ModelCheckpoint(Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self.save_best_only:
             self._require_metric(self.monitor)
+        for field in _format_fields(self.path):
+            if field != "epoch":
+                self._require_metric(field)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
@@ -218,7 +232,11 @@ class ModelCheckpoint(Callback):
             if not is_improvement(value, self.best, self.mode, 0.0):
                 return
             self.best = value
-        path = self.path.format(epoch=epoch + 1, **logs) if "{" in self.path else self.path
+        try:
+            path = self.path.format(epoch=epoch + 1, **logs) if "{" in self.path else self.path
+        except KeyError as exc:
+            raise ValueError(f"ModelCheckpoint path {self.path!r} names {exc}, which the epoch "
+                             f"logs do not have (they have epoch and {sorted(logs)})") from exc
         from numnet.io import save  # imported late: numnet.io imports the model
 
         if self.save_optimizer:

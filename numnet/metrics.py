@@ -20,6 +20,8 @@ from numnet.errors import ShapeError
 def _labels(values: Any, name: str) -> np.ndarray:
     """Whole, non-negative class labels as int64; ``(N, C)`` scores become their argmax."""
     values = np.asarray(values)
+    if values.dtype.kind == "f":  # before argmax, which would hide a NaN score
+        check_finite(values, name)
     if values.ndim == 2 and values.shape[1] > 1:
         values = values.argmax(axis=1)
     elif values.ndim == 2:
@@ -28,7 +30,6 @@ def _labels(values: Any, name: str) -> np.ndarray:
         raise ShapeError(f"{name} must be labels (N,) or scores (N, C), got shape "
                          f"{values.shape}")
     if values.dtype.kind == "f":
-        check_finite(values, name)
         if (values != np.round(values)).any():
             i = first_bad_index(values != np.round(values))[0]
             raise ValueError(f"{name}[{i}] is {values[i]}, expected a whole class label")
@@ -75,6 +76,8 @@ def top_k_accuracy(y_true: Any, scores: Any, k: int = 5) -> float:
     if s.ndim != 2:
         raise ShapeError(f"scores must have shape (N, C), got {s.shape}")
     _same_length(t, s, ("y_true", "scores"))
+    if s.dtype.kind == "f":
+        check_finite(s, "scores")
     k = positive_int(k, "k")
     classes = s.shape[1]
     if k > classes:

@@ -296,3 +296,18 @@ def test_a_custom_metric_from_another_callback_can_be_monitored():
     with pytest.raises(ValueError, match=r"EarlyStopping monitors 'f2', but the epoch logs have "
                                          r"only \['loss'"):
         model().fit(X, y, epochs=1, verbose=0, callbacks=[EarlyStopping(monitor="f2")])
+
+
+def test_checkpoint_path_fields_are_checked_before_training(tmp_path):
+    X, y = data()
+    net = model()
+    before = net.flat_params.copy()
+    with pytest.raises(ValueError, match="monitors 'val_loss'.*pass validation_data"):
+        net.fit(X, y, epochs=1, verbose=0,
+                callbacks=[ModelCheckpoint(str(tmp_path / "c-{val_loss:.3f}.npz"))])
+    np.testing.assert_array_equal(net.flat_params, before)  # nothing trained
+    with pytest.raises(ValueError, match=r"names 'nope', which the epoch logs do not have"):
+        net.fit(X, y, epochs=1, verbose=0,
+                callbacks=[ModelCheckpoint(str(tmp_path / "c-{nope}.npz"))])
+    with pytest.raises(ValueError, match="not a valid format string"):
+        net.fit(X, y, epochs=1, verbose=0, callbacks=[ModelCheckpoint(str(tmp_path / "c-{"))])

@@ -121,3 +121,13 @@ def test_regression_metrics():
 def test_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: accuracy([1, 1], s),
+    lambda s: top_k_accuracy([0, 1], s, k=1),
+    lambda s: confusion_matrix([0, 1], s),
+])
+def test_nan_scores_are_refused_not_argmaxed(call):
+    with pytest.raises(NonFiniteError, match="non-finite"):
+        call(np.array([[np.nan, 1.0], [0.0, 1.0]]))
