@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from numnet import gradcheck
-from numnet.layers import Dense, ReLU
+from numnet.layers import BatchNorm1d, Dense, ReLU
 from numnet.losses import MeanSquaredError
+from numnet.model import Sequential
 
 
 class BrokenDense(Dense):
@@ -84,3 +85,17 @@ def test_a_tiny_true_gradient_is_not_failed_by_rounding():
     analytic = layer64.backward(probe)
     single = gradcheck.relative_error(analytic, gradcheck.numerical_gradient(f, x, 1e-6))
     assert single > 1e-6
+
+
+def test_a_bias_before_batch_norm_has_a_zero_gradient_and_passes():
+    """Its true gradient is exactly 0, so analytic and numerical are both rounding noise."""
+    rng = np.random.default_rng(0)
+    model = Sequential([Dense(5, 8), BatchNorm1d(8), ReLU(), Dense(8, 3)],
+                       loss="cross_entropy", dtype="float64", seed=0)
+    errors = gradcheck.check_model(model, rng.standard_normal((6, 5)), rng.integers(0, 3, 6))
+    assert errors["0.b"] <= 1e-6
+
+
+def test_the_zero_gradient_floor_still_catches_a_wrong_tiny_gradient():
+    assert gradcheck.relative_error(np.array([1e-7]), np.array([0.0]), floor=1e-4) > 1e-6
+    assert gradcheck.relative_error(np.array([1e-12]), np.array([3e-12]), floor=1e-4) < 1e-6
