@@ -15,6 +15,7 @@ The model owns three things the layers do not:
 from __future__ import annotations
 
 import copy
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,7 @@ class Sequential:
         for index, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {index} is {layer!r}, expected a numnet Layer")
+            _check_unshared(layers, index, self)
         self.layers: list[Layer] = layers
         self.loss: Loss | None = None if loss is None else get_loss(loss)
         self.dtype = resolve_dtype(dtype)
@@ -96,6 +98,8 @@ class Sequential:
     # -- construction -------------------------------------------------------------------
     def _check_shapes(self, input_shape: Sequence[int] | None) -> tuple[int, ...] | None:
         """Walk the stack with the known shape; return the model's per-sample input shape."""
+        if isinstance(input_shape, (int, np.integer)):
+            input_shape = (input_shape,)
         if input_shape is not None:
             shape = tuple(int(d) for d in input_shape)
         else:
@@ -149,6 +153,8 @@ class Sequential:
             layer.grads[name] = self.flat_grads[view].reshape(value.shape)
             self.decay_mask[view] = name in layer.decay_keys
             offset += value.size
+        for layer in self.layers:
+            layer.owner = weakref.ref(self)
 
     def __deepcopy__(self, memo: dict) -> Sequential:
         clone = copy.copy(self)
@@ -368,7 +374,13 @@ class Sequential:
         Forward rows give each layer's output shape, mean, std, min, max and fraction of
         zeros; backward rows give the shape and norm of the gradient reaching each layer's
         input and of each parameter gradient. Shows where values explode or vanish.
+
+        It runs on a copy of the model, so the model's gradients, running statistics and
+        random generators are left as they were.
         """
+        return copy.deepcopy(self)._trace(x, y)
+
+    def _trace(self, x: Any, y: Any) -> Trace:
         training = self.training
         out = self._input(x)
         forward_rows = [("input", out.shape, *_stats(out))]
@@ -466,6 +478,20 @@ class Sequential:
 
     def __getitem__(self, index: int) -> Layer:
         return self.layers[index]
+
+
+def _check_unshared(layers: list[Layer], index: int, model: Sequential) -> None:
+    """A layer object may stand at one place of one model: it keeps its own caches, and its
+    parameters become views into that model's buffers."""
+    layer = layers[index]
+    if any(other is layer for other in layers[:index]):
+        raise ValueError(f"layer {index} {layer!r} is the same object as an earlier layer: "
+                         "give every position its own layer (its caches are its own)")
+    owner = layer.owner() if layer.owner is not None else None
+    if owner is not None and owner is not model and any(
+            np.shares_memory(p, owner.flat_params) for p in layer.params.values()):
+        raise ValueError(f"layer {index} {layer!r} already belongs to another model, whose "
+                         "parameter buffer it uses; pass copy.deepcopy(layer) to reuse it")
 
 
 @dataclass

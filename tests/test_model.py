@@ -258,3 +258,44 @@ def test_backward_params_of_a_model_without_parameters_runs_the_plain_backward()
     x = np.array([[1.0, -2.0, 3.0]])
     model.forward(x, training=True)
     assert model.backward(np.ones((1, 3)), input_grad=False) is None
+
+
+def test_a_layer_object_cannot_stand_twice_in_a_model():
+    relu = ReLU()
+    with pytest.raises(ValueError, match=r"layer 3 ReLU\(\) is the same object as an earlier "
+                                         r"layer"):
+        Sequential([Dense(4, 8), relu, Dense(8, 8), relu, Dense(8, 3)])
+    dense = Dense(8, 8)
+    with pytest.raises(ValueError, match="layer 2 Dense.*same object"):
+        Sequential([Dense(4, 8), dense, dense])
+
+
+def test_a_layer_of_a_live_model_is_not_taken_over_by_another():
+    first = mlp()
+    with pytest.raises(ValueError, match=r"layer 0 Dense.*already belongs to another model.*"
+                                         r"copy\.deepcopy"):
+        Sequential([first.layers[0], ReLU(), Dense(8, 2)])
+    assert np.shares_memory(first.layers[0].params["W"], first.flat_params)
+    second = Sequential([copy.deepcopy(first.layers[0]), ReLU(), Dense(8, 2)])
+    assert not np.shares_memory(second.layers[0].params["W"], first.flat_params)
+    assert copy.deepcopy(first).num_params == first.num_params  # a copied model is its own
+
+
+def test_trace_leaves_the_model_untouched():
+    from numnet.layers import BatchNorm1d, Dropout
+
+    model = Sequential([Dense(4, 8), BatchNorm1d(8), ReLU(), Dropout(0.5), Dense(8, 3)],
+                       loss="cross_entropy", seed=0).train()
+    x, y = data()
+    state = {k: v.copy() for k, v in model.state_dict().items()}
+    grads, draw = model.flat_grads.copy(), copy.deepcopy(model.layers[3].rng).random()
+    text = str(model.trace(x, y))
+    assert "1 BatchNorm1d" in text and "d/dW" in text
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, state[key])
+    np.testing.assert_array_equal(model.flat_grads, grads)
+    assert model.layers[3].rng.random() == draw
+
+
+def test_input_shape_may_be_a_single_int():
+    assert Sequential([Dense(4, 2)], input_shape=4).input_shape == (4,)

@@ -40,7 +40,8 @@ class ReLU(_Activation):
         return np.maximum(x, 0)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        return np.multiply(grad_out, self._need_cache("mask"))
+        mask = self._need_cache("mask")
+        return np.multiply(self._as_grad(grad_out, mask.shape), mask)
 
 
 class LeakyReLU(_Activation):
@@ -64,6 +65,7 @@ class LeakyReLU(_Activation):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         mask = self._need_cache("mask")
+        grad_out = self._as_grad(grad_out, mask.shape)
         return np.where(mask, grad_out, grad_out * self.dtype.type(self.alpha))
 
     def get_config(self) -> dict[str, Any]:
@@ -95,7 +97,7 @@ class Sigmoid(_Activation):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         y = self._need_cache("y")
-        return grad_out * y * (1 - y)
+        return self._as_grad(grad_out, y.shape) * y * (1 - y)
 
 
 class Tanh(_Activation):
@@ -113,7 +115,7 @@ class Tanh(_Activation):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         y = self._need_cache("y")
-        return grad_out * (1 - y * y)
+        return self._as_grad(grad_out, y.shape) * (1 - y * y)
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -151,6 +153,7 @@ class Softmax(_Activation):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         y = self._need_cache("y")
+        grad_out = self._as_grad(grad_out, y.shape)
         return y * (grad_out - np.sum(grad_out * y, axis=-1, keepdims=True))
 
 
@@ -159,8 +162,14 @@ class Identity(_Activation):
 
     init_family = "glorot_uniform"
 
+    def __init__(self, dtype: Any = None) -> None:
+        super().__init__(dtype)
+        self.shape: tuple[int, ...] | None = None
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        return self._as_input(x)
+        x = self._as_input(x)
+        self.shape = x.shape
+        return x
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        return grad_out
+        return self._as_grad(grad_out, self._need_cache("shape"))

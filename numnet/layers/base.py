@@ -48,6 +48,8 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}
         self.rng = np.random.default_rng()
+        #: weak reference to the model whose flat buffers hold this layer's parameters
+        self.owner: Any = None
 
     # -- the contract -------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -118,6 +120,18 @@ class Layer:
                 f"{self!r} expects input of rank {ndim} (batch first), got shape {x.shape}"
             )
         return x
+
+    def _as_grad(self, grad_out: Any, shape: tuple[int, ...]) -> np.ndarray:
+        """``grad_out`` in the layer's dtype, checked against the forward output's ``shape``.
+
+        A float64 gradient reaching a float32 layer is cast down here, so it cannot turn the
+        rest of the backward pass into float64.
+        """
+        grad_out = np.asarray(grad_out, dtype=self.dtype)
+        if grad_out.shape != tuple(shape):
+            raise ShapeError(f"{self!r}.backward expects a gradient of the shape of its last "
+                             f"output, {tuple(shape)}, got {grad_out.shape}")
+        return grad_out
 
     def _need_cache(self, name: str) -> Any:
         value = getattr(self, name, None)

@@ -92,13 +92,19 @@ class Dense(Layer):
         return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        self.backward_params(grad_out)
+        grad_out = self._grad(grad_out)
+        self._param_grads(grad_out)
         return grad_out @ self.params["W"].T
 
     def backward_params(self, grad_out: np.ndarray) -> None:
         """``dL/dW`` and ``dL/db`` only; a model's first layer needs no ``dL/dx``."""
-        x = self._need_cache("x")
-        np.matmul(x.T, grad_out, out=self.grads["W"])
+        self._param_grads(self._grad(grad_out))
+
+    def _grad(self, grad_out: np.ndarray) -> np.ndarray:
+        return self._as_grad(grad_out, (self._need_cache("x").shape[0], self.out_features))
+
+    def _param_grads(self, grad_out: np.ndarray) -> None:
+        np.matmul(self.x.T, grad_out, out=self.grads["W"])
         if self.bias:
             np.sum(grad_out, axis=0, out=self.grads["b"])
 

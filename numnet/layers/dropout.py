@@ -31,18 +31,22 @@ class Dropout(Layer):
         scale ``1/(1-p)`` stays finite); ``p = 1`` would drop everything and is rejected.
     dtype : str or numpy dtype, optional
         ``float32`` (default) or ``float64``; the uniform draws are made in this dtype.
+    seed : int, optional
+        Seed for the masks when the layer is used on its own; a model gives it a generator
+        derived from the model's seed.
     """
 
-    def __init__(self, p: float = 0.5, dtype: Any = None) -> None:
+    def __init__(self, p: float = 0.5, dtype: Any = None, seed: int | None = None) -> None:
         super().__init__(dtype)
+        self.rng = np.random.default_rng(seed)
         self.p = real_number(p, "Dropout p (the probability of dropping a unit)",
                              low=0.0, high=1.0, high_open=True)
         self.mask: np.ndarray | None = None
-        self._called = False
+        self.shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = self._as_input(x)
-        self._called = True
+        self.shape = x.shape
         if not training or self.p == 0:
             self.mask = None
             return x
@@ -54,8 +58,7 @@ class Dropout(Layer):
         return x * mask
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        if not self._called:
-            raise RuntimeError("Dropout.backward called before forward")
+        grad_out = self._as_grad(grad_out, self._need_cache("shape"))
         if self.mask is None:
             return grad_out
         return grad_out * self.mask

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from numnet.errors import ShapeError
+
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` over the axes along which an input of ``shape`` was broadcast."""
@@ -47,6 +49,19 @@ class Node:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         return self.x, self.y
 
+    def _as_grad(self, grad_out: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``grad_out`` broadcast to the output's shape (a scalar 1.0 starts a chain)."""
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        grad_out = np.asarray(grad_out)
+        if grad_out.shape == shape:
+            return grad_out
+        try:
+            return np.broadcast_to(grad_out, shape).copy()  # writable, like any other result
+        except ValueError:
+            raise ShapeError(f"{self!r}.backward expects a gradient of the output's shape "
+                             f"{shape} (or one that broadcasts to it), got {grad_out.shape}"
+                             ) from None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -60,7 +75,7 @@ class Add(Node):
 
     def backward(self, grad_out: Any) -> tuple[Any, Any]:
         x, y = self._cached()
-        grad_out = np.asarray(grad_out)
+        grad_out = self._as_grad(grad_out, x, y)
         return unbroadcast(grad_out, x.shape), unbroadcast(grad_out, y.shape)
 
 
@@ -73,5 +88,5 @@ class Mul(Node):
 
     def backward(self, grad_out: Any) -> tuple[Any, Any]:
         x, y = self._cached()
-        grad_out = np.asarray(grad_out)
+        grad_out = self._as_grad(grad_out, x, y)
         return unbroadcast(grad_out * y, x.shape), unbroadcast(grad_out * x, y.shape)

@@ -196,7 +196,7 @@ class BatchNorm1d(Layer):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         x_hat = self._need_cache("x_hat")
         inv_std = self._need_cache("inv_std")
-        g = grad_out
+        g = self._as_grad(grad_out, x_hat.shape)
         sum_g = np.sum(g, axis=0, out=self.grads["beta"])
         sum_g_xhat = np.sum(g * x_hat, axis=0, out=self.grads["gamma"])
         scale = self.params["gamma"] * inv_std  # (C,)
@@ -297,7 +297,7 @@ class LayerNorm(Layer):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         x_hat = self._need_cache("x_hat")
         inv_std = self._need_cache("inv_std")
-        g = grad_out
+        g = self._as_grad(grad_out, x_hat.shape)
         batch_axes = tuple(range(g.ndim - 1))
         np.sum(g, axis=batch_axes, out=self.grads["beta"])
         np.sum(g * x_hat, axis=batch_axes, out=self.grads["gamma"])

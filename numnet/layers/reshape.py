@@ -32,7 +32,9 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], -1)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        return grad_out.reshape(self._need_cache("in_shape"))
+        in_shape = self._need_cache("in_shape")
+        flat = (in_shape[0], int(np.prod(in_shape[1:], dtype=np.int64)))
+        return self._as_grad(grad_out, flat).reshape(in_shape)
 
     def get_config(self) -> dict[str, Any]:
         return {"dtype": self.dtype.name}

@@ -157,6 +157,24 @@ def test_dtype_is_kept_through_forward_and_backward(make, dtype):
     assert all(g.dtype == np.dtype(dtype) for g in layer.grads.values())
 
 
+@pytest.mark.parametrize("dtype, other", [("float32", np.float64), ("float64", np.float32)])
+@pytest.mark.parametrize("make", ACTIVATIONS + [lambda: Dense(3, 3, seed=0), Flatten])
+def test_a_gradient_of_another_dtype_is_cast_to_the_layers(make, dtype, other):
+    layer = make().astype(dtype)
+    y = layer.forward(_x((4, 3)))
+    assert layer.backward(np.ones(y.shape, dtype=other)).dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("make", ACTIVATIONS + [lambda: Dense(3, 3, seed=0), Flatten])
+def test_a_gradient_of_the_wrong_shape_names_the_layer(make):
+    layer = make()
+    y = layer.forward(_x((4, 3)), training=True)
+    with pytest.raises(ShapeError, match=r"\.backward expects a gradient of the shape of its "
+                                         rf"last output, \({y.shape[0]}, {y.shape[1]}\), "
+                                         r"got \(3, 5\)"):
+        layer.backward(np.ones((3, 5)))
+
+
 def test_dense_rejects_wrong_rank_and_size():
     layer = Dense(4, 2)
     with pytest.raises(ShapeError, match=r"rank 2.*\(3, 2, 2\)"):

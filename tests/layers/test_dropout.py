@@ -184,3 +184,10 @@ def test_worst_gradcheck_errors_are_tiny():
     """Runs last in this module: every check above stayed far below the tolerance."""
     assert WORST, "no gradient check recorded"
     assert max(WORST.values()) < 1e-6
+
+
+def test_a_standalone_dropout_is_seeded_by_its_seed():
+    x = np.ones((8, 16))
+    first = Dropout(0.5, seed=3).forward(x, training=True)
+    np.testing.assert_array_equal(Dropout(0.5, seed=3).forward(x, training=True), first)
+    assert not np.array_equal(Dropout(0.5, seed=4).forward(x, training=True), first)

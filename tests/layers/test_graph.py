@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from numnet import gradcheck
+from numnet.errors import ShapeError
 from numnet.layers import Add, Mul
 
 
@@ -45,3 +46,19 @@ def test_node_gradcheck_with_broadcasting(node, shapes):
 def test_node_backward_before_forward():
     with pytest.raises(RuntimeError, match="before forward"):
         Mul().backward(1.0)
+
+
+def test_a_scalar_gradient_starts_a_chain_on_array_inputs():
+    node = Mul()
+    node.forward(np.ones((3, 4)), 2.0)
+    dx, dy = node.backward(1.0)
+    np.testing.assert_array_equal(dx, np.full((3, 4), 2.0))
+    assert dy == pytest.approx(12.0)
+
+
+@pytest.mark.parametrize("node", [Add(), Mul()])
+def test_a_gradient_of_the_wrong_shape_names_the_node(node):
+    node.forward(np.ones((1, 4)), np.ones((1, 4)))
+    with pytest.raises(ShapeError, match=r"\(\)\.backward expects a gradient of the output's "
+                                         r"shape \(1, 4\).*got \(3,\)"):
+        node.backward(np.ones(3))
