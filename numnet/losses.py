@@ -3,7 +3,8 @@
 Every loss is a mean over the batch, so its gradient carries the factor ``1 / N``. With
 ``sample_weight`` ``w`` (shape ``(N,)``), the loss is ``mean_n(w_n * l_n)``, as in Keras.
 The classification losses take *logits* (unnormalised scores), never probabilities:
-working from logits lets the loss use log-sum-exp and stay finite for any finite input.
+working from logits lets the loss use log-sum-exp and stay finite for any finite input
+whose spread (largest minus smallest logit of a row) is itself finite in the dtype.
 """
 
 from __future__ import annotations

@@ -47,6 +47,23 @@ def test_cross_entropy_gradcheck_random_shapes(n, c, seed):
     assert gradcheck.check_loss(CrossEntropy(), z, rng.integers(0, c, n))["prediction"] < 1e-6
 
 
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 8), shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+       kind=st.sampled_from(["mse", "bce", "ce_rows"]), weighted=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_every_loss_gradchecks_on_random_shapes(n, shape, kind, weighted, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "ce_rows":  # probability rows: (N, C) only
+        z = rng.standard_normal((n, shape[0] + 1)) * 3
+        target, loss = _probs(n, shape[0] + 1, seed), CrossEntropy()
+    else:
+        z = rng.standard_normal((n, *shape)) * 3
+        target = rng.random(z.shape) if kind == "bce" else rng.standard_normal(z.shape)
+        loss = BinaryCrossEntropy() if kind == "bce" else MeanSquaredError()
+    weight = rng.random(n) + 0.1 if weighted else None
+    assert gradcheck.check_loss(loss, z, target, sample_weight=weight)["prediction"] < 1e-6
+
+
 def test_cross_entropy_worked_examples():
     # seed 003: column-major there, rows here; -mean log softmax of the true class
     z = np.array([[1.0, 2, 3, 4], [2, 2, 3, 4], [5, 5, 5, 4]]).T

@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from numnet import SGD, gradcheck
 from numnet.errors import ShapeError
@@ -299,3 +301,22 @@ def test_trace_leaves_the_model_untouched():
 
 def test_input_shape_may_be_a_single_int():
     assert Sequential([Dense(4, 2)], input_shape=4).input_shape == (4,)
+
+
+@settings(max_examples=15, deadline=None)
+@given(widths=st.lists(st.integers(1, 6), min_size=1, max_size=3), n=st.integers(1, 5),
+       act=st.sampled_from([ReLU, Tanh, Sigmoid, lambda: LeakyReLU(0.2)]),
+       training=st.booleans(), seed=st.integers(0, 2**16))
+def test_whole_models_gradcheck_on_random_architectures(widths, n, act, training, seed):
+    sizes = [3, *widths, 4]
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [Dense(fan_in, fan_out), act()]
+    model = Sequential(layers[:-1], loss="cross_entropy", dtype="float64", seed=seed)
+    rng = np.random.default_rng(seed)
+    # non-zero biases: with zero ones, a dead ReLU unit feeds the next one exactly its kink
+    for layer in model.layers[::2]:
+        layer.params["b"][...] = rng.uniform(0.1, 0.5, layer.params["b"].shape)
+    errors = gradcheck.check_model(model, rng.standard_normal((n, 3)), rng.integers(0, 4, n),
+                                   training=training)
+    assert max(errors.values()) < 1e-6
