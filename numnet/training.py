@@ -2,9 +2,10 @@
 
 One training step on a batch is::
 
-    forward -> loss (+ L2 term) -> backward -> check the loss and gradients are finite
+    forward -> loss (+ L2 term) -> backward -> check the loss and running statistics
             -> clip the global gradient norm (optional) -> optimiser step
-            -> check the parameters are still finite (else put the old ones back)
+            -> check the parameters are still finite (else put the old ones back and
+               find out whether a gradient or the update went bad)
 
 so a run that diverges stops at once with :class:`numnet.errors.TrainingDiverged`, naming
 the epoch, the batch and the layer where the numbers went bad, and leaves the model at its
@@ -437,9 +438,6 @@ class _Trainer:
             raise self._diverged(self._forward_culprit(xb)) from exc
         if not math.isfinite(loss):
             raise self._diverged(self._loss_culprit(loss, output))
-        grads = model.flat_grads
-        if not all_finite(grads):
-            raise self._diverged(self._grad_culprit())
         bad_buffer = next(((i, name) for i, name, value in self.buffers
                            if not np.isfinite(value).all()), None)
         if bad_buffer is not None:
@@ -450,8 +448,10 @@ class _Trainer:
         np.copyto(self.backup, params)
         with _atomic(self.interrupt):
             self.optimizer.step(model)
+        # a NaN or infinite gradient makes the updated weights so too: one check covers both
         if not all_finite(params):
-            culprit = self._param_culprit()
+            grads_ok = all_finite(model.flat_grads)
+            culprit = self._param_culprit() if grads_ok else self._grad_culprit()
             np.copyto(params, self.backup)
             # the moments that produced the step are not to be trusted either
             self.optimizer.zero_state()
