@@ -71,7 +71,9 @@ def load_csv(
         file has a header, a column name. ``None`` means the file has no labels.
     header : bool or None, default None
         Whether the first line holds column names. ``None`` detects it: the first line
-        is a header when any of its cells is not a number.
+        is a header when none of its non-empty cells is a number (quoted cells count as
+        names). A first line with some numbers is data, so a non-numeric cell there is
+        an error naming line 1 and its column, not a silently dropped row.
     delimiter : str, default ","
         One ASCII character separating the cells (e.g. ``";"`` or ``"\\t"``).
     dtype : floating dtype, default numpy.float32
@@ -99,7 +101,8 @@ def load_csv(
     Cells are plain decimal numbers (``12``, ``-0.5``, ``1e-3``, ``.5``), optionally
     padded with spaces, or ``nan``/``inf``. Quoted cells are not supported, except in
     the header. Blank lines are allowed only at the end of the file. Line endings may be
-    ``\\n`` or ``\\r\\n``.
+    ``\\n`` or ``\\r\\n``; a bare ``\\r`` (old Mac line endings) is an error naming the
+    line. A delimiter at the end of a line makes an empty last cell: an error.
     """
     path = Path(path)
     delim = _check_delimiter(delimiter)
@@ -112,17 +115,15 @@ def load_csv(
     with _open(path) as handle:
         blocks = _iter_blocks(handle, path)
         first = next(blocks)
-        cut = first.find(b"\n")
-        names = _header_cells(first[:cut], delim)
-        has_header = _decide_header(names, header)
-        ctx = _Context(path, delim, len(names), names if has_header else None)
+        ctx = _first_line(first, path, delim, header)
+        has_header = ctx.names is not None
         label = _resolve_label(label_column, ctx)
         n_rows = n_lines - has_header
         if n_rows == 0:
             raise data_error(f"{path}: no data rows after the header line", path, line=2)
         X = np.empty((n_rows, ctx.ncols - (label is not None)), dtype=dtype)
         y = None if label is None else np.empty(n_rows, dtype=np.float64)
-        rest = first[cut + 1 :] if has_header else first
+        rest = first[first.find(b"\n") + 1 :] if has_header else first
         _fill(chain([rest], blocks), ctx, X, y, label, first_line=1 + has_header)
     return X, None if y is None else _label_dtype(y)
 
@@ -135,6 +136,7 @@ class _Context:
         self.delim = delim
         self.ncols = ncols
         self.names = names
+        self.data_first = False  # True when header detection read line 1 as data
 
     def column(self, index: int) -> str:
         """'column 3' or "column 3 ('pixel2')" for a 0-based index."""
@@ -144,6 +146,11 @@ class _Context:
 
     def error(self, line: int, column: int | None, what: str) -> DataError:
         where = f"line {line}" if column is None else f"line {line}, {self.column(column)}"
+        if line == 1 and self.data_first:
+            what += (
+                " (line 1 was read as data: a header needs every non-empty cell to be a "
+                "name, not a number; pass header=True if it is a header)"
+            )
         col = None if column is None else column + 1
         return data_error(f"{self.path}: {where}: {what}", self.path, line=line, column=col)
 
@@ -223,14 +230,32 @@ def _iter_blocks(handle: IO[bytes], path: Path) -> Iterator[bytes]:
 # ------------------------------------------------------------------- header and labels
 
 
+def _first_line(first: bytes, path: Path, delim: int, header: bool | None) -> _Context:
+    """Read the first line of the first block: the column count, and names if a header."""
+    line = first[: first.find(b"\n")]
+    if b"\r" in line.removesuffix(b"\r"):
+        raise _bare_cr_error(path, 1)
+    names = _header_cells(line, delim)
+    has_header = _decide_header(line, delim, header)
+    ctx = _Context(path, delim, len(names), names if has_header else None)
+    ctx.data_first = header is None and not has_header
+    return ctx
+
+
+def _raw_cells(line: bytes, delim: int) -> list[str]:
+    text = line.removesuffix(b"\r").decode("utf-8", errors="replace")
+    return [cell.strip() for cell in text.split(chr(delim))]
+
+
 def _header_cells(line: bytes, delim: int) -> list[str]:
-    text = line.rstrip(b"\r").decode("utf-8", errors="replace")
-    return [cell.strip().strip("\"'").strip() for cell in text.split(chr(delim))]
+    return [cell.strip("\"'").strip() for cell in _raw_cells(line, delim)]
 
 
-def _decide_header(cells: list[str], header: bool | None) -> bool:
+def _decide_header(line: bytes, delim: int, header: bool | None) -> bool:
+    """Declared, or detected: some non-empty cell and no (unquoted) number among them."""
     if header is None:
-        return not all(_NUMBER_RE.fullmatch(cell) for cell in cells)
+        cells = [cell for cell in _raw_cells(line, delim) if cell]
+        return bool(cells) and not any(_NUMBER_RE.fullmatch(cell) for cell in cells)
     if not isinstance(header, bool):
         raise TypeError(f"load_csv: header must be True, False or None, got {header!r}")
     return header
@@ -336,6 +361,9 @@ def _parse_block(block: bytes, ctx: _Context, first_line: int) -> np.ndarray:
     """Values of a block of whole lines as a float64 array (lines, ncols)."""
     if b"\r" in block:
         block = block.replace(b"\r\n", b"\n")
+        if b"\r" in block:
+            line = first_line + block.count(b"\n", 0, block.index(b"\r"))
+            raise _bare_cr_error(ctx.path, line)
     buf = np.frombuffer(block, dtype=np.uint8)
     is_sep = (buf == ctx.delim) | (buf == _NEWLINE)
     ends = np.flatnonzero(is_sep)
@@ -344,6 +372,15 @@ def _parse_block(block: bytes, ctx: _Context, first_line: int) -> np.ndarray:
     if values is None:
         values = _lenient_values(block, ctx, first_line)
     return values.reshape(-1, ctx.ncols)
+
+
+def _bare_cr_error(path: Path, line: int) -> DataError:
+    return data_error(
+        f"{path}: line {line}: a carriage return (\\r) not followed by a line feed; "
+        "expected lines ending in \\n or \\r\\n (old Mac line endings? convert them to \\n)",
+        path,
+        line=line,
+    )
 
 
 def _check_ragged(
@@ -598,9 +635,11 @@ def _raise_bad_cell(
     line = block[offset : block.index(b"\n", offset)]
     if not line.strip():
         raise ctx.error(line_no, None, "blank line (blank lines are only allowed at the end)")
-    for j, cell in enumerate(line.split(bytes([ctx.delim]))):
+    cells = line.split(bytes([ctx.delim]))
+    for j, cell in enumerate(cells):
         if not cell.strip():
-            raise ctx.error(line_no, j, "empty cell, expected a number")
+            last = " (the line ends with the delimiter)" if j == len(cells) - 1 else ""
+            raise ctx.error(line_no, j, f"empty cell, expected a number{last}")
         if not cell_re.fullmatch(cell):
             text = cell.decode("utf-8", errors="replace")
             raise ctx.error(line_no, j, f"{text!r} is not a number")

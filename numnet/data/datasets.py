@@ -13,7 +13,9 @@ A directory counts when it holds all four files (gzipped, or not). When none doe
 ``path`` if given, else into the cache), each one verified against its published MD5
 before it is moved into place, so an interrupted or corrupt download leaves nothing
 behind. Files found already present are not MD5-checked (a recompressed copy is fine):
-the IDX reader's structural checks validate them.
+the IDX reader's structural checks validate them, and the number of images and labels
+must be the dataset's (:data:`SAMPLE_COUNTS`), so a partial copy is an error, not a
+silently smaller dataset.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_MIRRORS",
     "MNIST_MIRRORS",
+    "SAMPLE_COUNTS",
     "DatasetInfo",
     "DownloadError",
     "cache_dir",
@@ -75,6 +78,12 @@ CHECKSUMS: dict[str, dict[str, str]] = {
     },
 }
 
+#: (train, test) number of samples of each downloadable dataset, checked on loading.
+SAMPLE_COUNTS: dict[str, tuple[int, int]] = {
+    "mnist": (60_000, 10_000),
+    "fashion-mnist": (60_000, 10_000),
+}
+
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -90,6 +99,7 @@ _DESCRIPTIONS = {
     "fashion-mnist": "70,000 28x28 Zalando clothing images (60,000 train + 10,000 test)",
 }
 _DIGITS_FILES = ("digits-images-idx3-ubyte.gz", "digits-labels-idx1-ubyte.gz")
+_CLASSES = 10  # labels 0..9 in every dataset here
 _TIMEOUT = 30.0  # seconds without data before a mirror counts as failed
 _ENV_ROOT = "$NUMNET_DATA"
 
@@ -140,7 +150,9 @@ def load_mnist(
         Every mirror failed (no network, bad checksum, interrupted transfer); the
         message says the same.
     DataError
-        A file is present but is not the expected IDX data.
+        A file is present but is not the expected IDX data: wrong structure, or not
+        60,000 training and 10,000 test samples (:data:`SAMPLE_COUNTS`), or images
+        and labels that do not pair up. The message names the file.
     """
     return _load_idx_dataset("mnist", path, flatten, scale, download, mirrors)
 
@@ -183,11 +195,12 @@ def load_digits(flatten: bool = False, scale: bool = False) -> tuple[np.ndarray,
     y : numpy.ndarray of int64, shape (1797,)
     """
     folder = resources.files("numnet.data").joinpath("_files")
+    files = [folder.joinpath(name) for name in _DIGITS_FILES]
     arrays = []
-    for name in _DIGITS_FILES:
-        with resources.as_file(folder.joinpath(name)) as file:
+    for traversable in files:
+        with resources.as_file(traversable) as file:
             arrays.append(read_idx(file))
-    X, y = _check_pair(arrays[0], arrays[1], "built-in digits", (8, 8), 10)
+    X, y = _check_pair(arrays, files, "built-in digits", (8, 8), None)
     return _shape_images(X, flatten, 16 if scale else None), y
 
 
@@ -335,9 +348,9 @@ def _load_idx_dataset(
     mirrors: Sequence[str] | None,
 ) -> tuple[Split, Split]:
     files = _locate_or_download(name, path, download, mirrors)
-    shape = (28, 28)
-    train = _check_pair(read_idx(files[0]), read_idx(files[1]), name, shape, 10)
-    test = _check_pair(read_idx(files[2]), read_idx(files[3]), name, shape, 10)
+    n_train, n_test = SAMPLE_COUNTS[name]
+    train = _check_pair([read_idx(f) for f in files[:2]], files[:2], name, (28, 28), n_train)
+    test = _check_pair([read_idx(f) for f in files[2:]], files[2:], name, (28, 28), n_test)
     divisor = 255 if scale else None
     return (
         (_shape_images(train[0], flatten, divisor), train[1]),
@@ -430,23 +443,57 @@ def _manual_instructions(name: str, dirs: list[tuple[Path, str]]) -> str:
 
 
 def _check_pair(
-    images: np.ndarray, labels: np.ndarray, name: str, shape: tuple[int, int], classes: int
+    arrays: Sequence[np.ndarray],
+    files: Sequence[PathLike],
+    name: str,
+    shape: tuple[int, int],
+    count: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images uint8 (N, *shape) and labels 0..classes-1 of the same length, or an error."""
+    """Check an (images, labels) pair read from ``files``; return it, labels as int64.
+
+    Images must be uint8 ``(count, *shape)`` (any N when ``count`` is None), labels
+    uint8 ``(N,)`` with one per image and values 0..9. Errors name the file(s).
+    """
+    images, labels = arrays
+    image_file, label_file = (str(f) for f in files)
     if images.dtype != np.uint8 or images.shape[1:] != shape or images.ndim != 3:
         raise data_error(
-            f"{name}: the images file holds {images.dtype} of shape {images.shape}; "
-            f"expected uint8 of shape (N, {shape[0]}, {shape[1]})"
+            f"{name}: {image_file} holds {images.dtype} of shape {images.shape}; "
+            f"expected uint8 of shape (N, {shape[0]}, {shape[1]})",
+            image_file,
         )
-    if labels.dtype != np.uint8 or labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+    if labels.dtype != np.uint8 or labels.ndim != 1:
         raise data_error(
-            f"{name}: the labels file holds {labels.dtype} of shape {labels.shape}; "
-            f"expected uint8 of shape ({images.shape[0]},) to match the images"
+            f"{name}: {label_file} holds {labels.dtype} of shape {labels.shape}; "
+            "expected uint8 of shape (N,)",
+            label_file,
         )
-    if labels.size and labels.max() >= classes:
-        i = int(np.argmax(labels >= classes))
-        raise data_error(f"{name}: label {labels[i]} at index {i} is not in 0..{classes - 1}")
+    _check_counts(images.shape[0], labels.shape[0], image_file, label_file, name, count)
+    if labels.size and labels.max() >= _CLASSES:
+        i = int(np.argmax(labels >= _CLASSES))
+        raise data_error(
+            f"{name}: {label_file}: label {labels[i]} at index {i} is not in 0..{_CLASSES - 1}",
+            label_file,
+        )
     return images, labels.astype(np.int64)
+
+
+def _check_counts(
+    n_images: int, n_labels: int, image_file: str, label_file: str, name: str, count: int | None
+) -> None:
+    """One label per image, and as many images as the dataset has (when ``count`` is set)."""
+    if n_labels != n_images:
+        raise data_error(
+            f"{name}: {label_file} holds {n_labels} labels but {image_file} holds "
+            f"{n_images} images; expected uint8 of shape ({n_images},): one label per image",
+            label_file,
+        )
+    if count is not None and n_images != count:
+        raise data_error(
+            f"{name}: {image_file} and {label_file} hold {n_images} samples; expected "
+            f"{count} (the full {name} set: is the copy partial, or of another dataset?)",
+            image_file,
+        )
 
 
 def _shape_images(images: np.ndarray, flatten: bool, divisor: int | None) -> np.ndarray:

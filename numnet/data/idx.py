@@ -11,8 +11,10 @@ This module also holds the two helpers the rest of :mod:`numnet.data` shares:
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import secrets
+import stat
 import sys
 import zlib
 from collections.abc import Iterator
@@ -36,6 +38,8 @@ IDX_DTYPES: dict[int, np.dtype] = {
     0x0E: np.dtype(">f8"),
 }
 _CODE_FOR_KIND = {(dt.kind, dt.itemsize): code for code, dt in IDX_DTYPES.items()}
+_CHUNK_BYTES = 1 << 18  # reads of 256 KiB when the declared size cannot be trusted
+_MAX_DEFLATE_RATIO = 1032  # deflate turns at most 2 bits into 258 bytes
 _CODE_NAMES = "0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64"
 
 
@@ -120,15 +124,45 @@ def _byte_view(array: np.ndarray) -> memoryview:
     return memoryview(array.reshape(-1).view(np.uint8))
 
 
-def _read_exactly(handle: IO[bytes], view: memoryview) -> int:
-    """Fill ``view`` from ``handle``; return how many bytes arrived (less at EOF)."""
+def _read_exactly(handle: IO[bytes], view: memoryview) -> tuple[int, bool]:
+    """Fill ``view`` from ``handle``.
+
+    Returns
+    -------
+    filled : int
+        How many bytes arrived (fewer than ``len(view)`` at the end of the file).
+    cut : bool
+        True when a gzip stream ended without its end-of-stream marker.
+    """
     filled = 0
     while filled < len(view):
-        got = handle.readinto(view[filled:])
+        try:
+            # readinto1: one read at a time, so that bytes decompressed before a cut
+            # stream raises EOFError are counted (and gzip makes no full-size copy).
+            got = handle.readinto1(view[filled:])
+        except EOFError:
+            return filled, True
         if not got:
             break
         filled += got
-    return filled
+    return filled, False
+
+
+def _read_growing(handle: IO[bytes], limit: int) -> tuple[bytearray, bool]:
+    """Up to ``limit`` bytes, read in bounded chunks: memory follows what is really there.
+
+    Returns the bytes and, as :func:`_read_exactly`, whether a gzip stream was cut.
+    """
+    data = bytearray()
+    while len(data) < limit:
+        try:
+            chunk = handle.read1(min(_CHUNK_BYTES, limit - len(data)))
+        except EOFError:
+            return data, True
+        if not chunk:
+            break
+        data += chunk
+    return data, False
 
 
 def _parse_header(path: Path, handle: IO[bytes]) -> tuple[np.dtype, tuple[int, ...], int]:
@@ -182,8 +216,10 @@ def read_idx(path: PathLike) -> np.ndarray:
     ------
     DataError
         If the magic number, the dtype code or the dimensions do not match the file:
-        the message names the file and the check that failed (for a truncated file,
-        how many data bytes were expected and how many were found).
+        the message names the file and the check that failed (for a truncated file or
+        gzip stream, how many data bytes were expected and how many were found). The
+        dimensions are checked against the file before the array is allocated, so a
+        corrupt header cannot ask for more memory than the file could hold.
     FileNotFoundError
         If ``path`` does not exist.
     """
@@ -191,29 +227,103 @@ def read_idx(path: PathLike) -> np.ndarray:
     try:
         with _open_binary(path) as handle:
             dtype, shape, header = _parse_header(path, handle)
-            # Read straight into the result: one copy, no per-element Python work.
-            out = np.empty(shape, dtype=dtype.newbyteorder("="))
-            expected = out.nbytes
-            found = _read_exactly(handle, _byte_view(out))
-            if found < expected:
-                raise data_error(
-                    f"{path}: truncated IDX file: the header declares shape {shape} of "
-                    f"{dtype.name}, i.e. {expected} data bytes after the {header}-byte "
-                    f"header, but only {found} were found",
-                    path,
-                )
-            extra = len(handle.read(1 << 16))
-            if extra:
-                raise data_error(
-                    f"{path}: the IDX header declares shape {shape} ({expected} data "
-                    f"bytes) but the file has at least {extra} more bytes after them",
-                    path,
-                )
+            out = _read_body(path, handle, dtype.newbyteorder("="), shape, header)
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise data_error(f"{path}: corrupt or truncated gzip stream: {err}", path) from err
     if sys.byteorder == "little" and out.itemsize > 1:
         out.byteswap(inplace=True)
     return out
+
+
+def _read_body(
+    path: Path, handle: IO[bytes], dtype: np.dtype, shape: tuple[int, ...], header: int
+) -> np.ndarray:
+    """The data after the header, checked against the size the header declares.
+
+    Nothing is allocated for a declared size the file cannot hold: a raw file's size is
+    compared first; a ``.gz`` file is read straight into the result only when its gzip
+    trailer agrees with the declared size, and otherwise in bounded chunks.
+    """
+    expected = math.prod(shape) * dtype.itemsize  # a Python int: cannot overflow
+    declared = (
+        f"the header declares shape {shape} of {dtype.name}, i.e. {expected} data bytes "
+        f"after the {header}-byte header"
+    )
+    if path.name.endswith(".gz"):
+        trusted = _gzip_fits(path, header, expected)
+    else:
+        trusted = _check_raw_size(path, handle, expected, declared)
+    if trusted:
+        # Read straight into the result: one copy, no per-element Python work.
+        out = np.empty(shape, dtype=dtype)
+        found, cut = _read_exactly(handle, _byte_view(out))
+    else:
+        data, cut = _read_growing(handle, expected)
+        found = len(data)
+    if found < expected:
+        raise _short_error(path, declared, found, cut)
+    if not trusted:
+        out = np.frombuffer(data, dtype=dtype).reshape(shape)  # writable, no copy
+    _check_end(path, handle, shape, expected)
+    return out
+
+
+def _check_end(path: Path, handle: IO[bytes], shape: tuple[int, ...], expected: int) -> None:
+    """Nothing may follow the declared data."""
+    extra = len(handle.read(1 << 16))
+    if extra:
+        raise data_error(
+            f"{path}: the IDX header declares shape {shape} ({expected} data "
+            f"bytes) but the file has at least {extra} more bytes after them",
+            path,
+        )
+
+
+def _check_raw_size(path: Path, handle: IO[bytes], expected: int, declared: str) -> bool:
+    """Compare a raw file's length with the declared data size, before reading it.
+
+    Returns False when the size is unknown (a pipe or a device): the read finds out.
+    """
+    info = os.fstat(handle.fileno())
+    if not stat.S_ISREG(info.st_mode):
+        return False
+    available = info.st_size - handle.tell()
+    if available < expected:
+        raise _short_error(path, declared, available, cut=False)
+    if available > expected:
+        raise data_error(
+            f"{path}: {declared}, but the file has {available - expected} more bytes "
+            f"after them ({available} data bytes in all)",
+            path,
+        )
+    return True
+
+
+def _gzip_fits(path: Path, header: int, expected: int) -> bool:
+    """Whether a ``.gz`` file can hold ``expected`` data bytes after the header.
+
+    Its gzip trailer (ISIZE, the uncompressed size modulo 2**32) must match, and deflate
+    cannot expand data more than 1032-fold. A file that fails (truncated, corrupt, or
+    made of several gzip members) is read in bounded chunks instead, which finds out.
+    """
+    size = os.path.getsize(path)
+    if size < 18 or expected > _MAX_DEFLATE_RATIO * size:  # 18: gzip header + trailer
+        return False
+    with open(path, "rb") as raw:
+        raw.seek(-4, os.SEEK_END)
+        isize = int.from_bytes(raw.read(4), "little")
+    return isize == (header + expected) % 2**32
+
+
+def _short_error(path: Path, declared: str, found: int, cut: bool) -> DataError:
+    """The error for a file with fewer data bytes than its header declares."""
+    if cut:
+        return data_error(
+            f"{path}: truncated gzip stream: {declared}, but the compressed data ends "
+            f"(no end-of-stream marker) after {found} of them were decompressed",
+            path,
+        )
+    return data_error(f"{path}: truncated IDX file: {declared}, but only {found} were found", path)
 
 
 def write_idx(path: PathLike, array: np.ndarray) -> None:

@@ -413,9 +413,15 @@ def _split_size(value: float | int, n: int, name: str) -> int:
     return int(value)
 
 
-def _systematic(n: int, k: int) -> np.ndarray:
-    """A mask choosing k of n positions spread evenly (exactly k, within 1 per block)."""
-    steps = np.arange(n + 1, dtype=np.int64) * k // max(n, 1)
+def _systematic(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """A mask choosing k of n positions spread evenly (exactly k, within 1 per block).
+
+    Position i is chosen when ``floor((i * k + offset) / n)`` steps up; the random
+    offset in ``[0, n)`` decides which blocks get the extra sample when ``k / n`` of a
+    block is fractional, so rounding does not favour the same blocks for every seed.
+    """
+    offset = int(rng.integers(n)) if n else 0
+    steps = (np.arange(n + 1, dtype=np.int64) * k + offset) // max(n, 1)
     return np.diff(steps) > 0
 
 
@@ -431,12 +437,30 @@ def _stratified_indices(
     n = y.shape[0]
     order = rng.permutation(n)
     order = order[np.argsort(y[order], kind="stable")]
-    is_test = _systematic(n, n_test)
+    is_test = _systematic(n, n_test, rng)
     rest = order[~is_test]
-    is_dev = _systematic(rest.size, n_dev)
+    is_dev = _systematic(rest.size, n_dev, rng)
     parts = order[is_test], rest[is_dev], rest[~is_dev]
     test, dev, train = (rng.permutation(p) for p in parts)  # mix the classes again
     return train, dev, test
+
+
+def _strata(y: np.ndarray) -> np.ndarray:
+    """The class of each sample, for stratifying: ``y`` itself, or decoded from 2-D.
+
+    A column ``(N, 1)`` holds class labels; ``(N, C)`` with C > 1 is one-hot (or class
+    scores) and stratifies by its argmax, as :func:`from_one_hot` decodes it.
+    """
+    if y.ndim == 1:
+        return y
+    if y.ndim == 2 and y.shape[1] == 1:
+        return y[:, 0]
+    if y.ndim == 2 and y.shape[1] > 1:
+        return from_one_hot(y)
+    raise ValueError(
+        f"train_dev_test_split: stratify=True needs y of class labels, shape (N,) or "
+        f"(N, 1), or one-hot rows, shape (N, classes); got shape {y.shape}"
+    )
 
 
 def train_dev_test_split(
@@ -465,7 +489,10 @@ def train_dev_test_split(
         train first, then dev, then test.
     stratify : bool, default False
         Keep the class proportions of ``y`` in every set (to within one sample per
-        class). Needs ``y`` and ``shuffle=True``.
+        class). Needs ``y`` and ``shuffle=True``. ``y`` may hold class labels, shape
+        ``(N,)`` or ``(N, 1)``, or one-hot rows, shape ``(N, classes)``, stratified by
+        their argmax. Which classes get the extra sample when a class does not divide
+        evenly depends on the seed.
     seed : int, numpy.random.Generator or None
         Seed of the shuffle; the same seed gives bit-for-bit the same split.
 
@@ -504,7 +531,7 @@ def train_dev_test_split(
     else:
         rng = np.random.default_rng(seed)
         if stratify:
-            parts = list(_stratified_indices(y, n_dev, n_test, rng))
+            parts = list(_stratified_indices(_strata(y), n_dev, n_test, rng))
         else:
             order = rng.permutation(n)
             n_train = n - n_dev - n_test

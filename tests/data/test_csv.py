@@ -61,6 +61,32 @@ def test_header_declared_false_makes_a_text_first_line_an_error(write) -> None:
         load_csv(write("a,b\n1,2\n"), header=False)
 
 
+def test_first_line_with_a_number_is_data_and_says_how_to_declare_a_header(write) -> None:
+    path = write("1,2,x\n3,4,5\n")
+    with pytest.raises(DataError) as info:
+        load_csv(path)
+    assert "line 1, column 3: 'x' is not a number" in str(info.value)
+    assert "pass header=True" in str(info.value)
+    X, y = load_csv(path, header=True)  # declared: line 1 is the header after all
+    assert X.tolist() == [[4.0, 5.0]] and y.tolist() == [3]
+
+
+@pytest.mark.parametrize(
+    ("first", "names"),
+    [(",a,b", ["", "a", "b"]), ('"a","1","2"', ["a", "1", "2"]), ("a, b ,c", ["a", "b", "c"])],
+)
+def test_header_detected_with_empty_or_quoted_numeric_names(write, first, names) -> None:
+    X, y = load_csv(write(f"{first}\n1,2,3\n"), label_column=names[-1])
+    assert X.tolist() == [[1.0, 2.0]] and y.tolist() == [3]
+
+
+def test_bare_carriage_return_across_blocks(write, tiny_blocks) -> None:
+    rows = ["1,22,333,4444"] * 200
+    rows[150] = "1,22\r,333,4444"
+    error = csv_error(write("a,b,c,d\r\n" + "\r\n".join(rows) + "\r\n"))
+    assert error.line == 152 and "carriage return" in str(error)
+
+
 def test_label_by_name_and_by_negative_index(write) -> None:
     path = write("x0,x1,target\n1,2,0\n3,4,1\n")
     X, y = load_csv(path, label_column="target")
@@ -200,6 +226,17 @@ def csv_error(path: Path, **kwargs) -> DataError:
         ('1,2\n"3",4\n', 2, 1, "'\"3\"' is not a number"),
         ("1,2\n\n3,4\n", 2, None, "blank line"),
         ("1\n\n3\n", 2, None, "blank line"),
+        # A first line with a number is data, not a header: its bad cell is an error.
+        ("1,2,x\n3,4,5\n", 1, 3, "'x' is not a number"),
+        ("y,0,1\n1,2,3\n", 1, 1, "'y' is not a number"),
+        (",,\n1,2,3\n", 1, 1, "empty cell"),
+        # A trailing delimiter is an empty last cell, with or without a header.
+        ("1,2,3,\n4,5,6,\n", 1, 4, "empty cell, expected a number (the line ends with"),
+        ("a,b,c,\n1,2,3,\n", 2, 4, "the line ends with the delimiter"),
+        # Bare carriage returns (old Mac line endings) are named, not misread.
+        ("a,b\r1,2\r3,4\r", 1, None, "carriage return (\\r) not followed by a line feed"),
+        ("1,2\r3,4\r", 1, None, "carriage return"),
+        ("1,2\r\n3\r,4\r\n", 2, None, "carriage return"),
     ],
 )
 def test_bad_rows_name_line_and_column(write, text, line, column, words) -> None:

@@ -85,10 +85,12 @@ def put(directory: Path, files: dict[str, bytes]) -> Path:
 
 @pytest.fixture
 def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
-    """Synthetic files whose MD5s are the published ones, as far as the loader knows."""
+    """Synthetic files whose MD5s and sizes (6 + 4 samples) are the published ones, as far
+    as the loader knows."""
     made = synthetic(tmp_path)
-    monkeypatch.setitem(datasets.CHECKSUMS, "mnist", md5s(made))
-    monkeypatch.setitem(datasets.CHECKSUMS, "fashion-mnist", md5s(made))
+    for name in ("mnist", "fashion-mnist"):
+        monkeypatch.setitem(datasets.CHECKSUMS, name, md5s(made))
+        monkeypatch.setitem(datasets.SAMPLE_COUNTS, name, (6, 4))
     return made
 
 
@@ -239,6 +241,7 @@ def test_numnet_data_root_is_not_mistaken_for_the_other_dataset(
         load_fashion_mnist(download=False)
     write_idx(root / FILES[3], np.arange(20, dtype=np.uint8) % 10)  # balanced: Fashion
     write_idx(root / FILES[2], np.zeros((20, 28, 28), np.uint8))
+    monkeypatch.setitem(datasets.SAMPLE_COUNTS, "fashion-mnist", (6, 20))
     load_fashion_mnist(download=False)
     with pytest.raises(FileNotFoundError):
         load_mnist(download=False)
@@ -246,17 +249,18 @@ def test_numnet_data_root_is_not_mistaken_for_the_other_dataset(
 
 def test_search_order(tmp_path: Path, files: dict[str, bytes], isolated: Path,
                       monkeypatch: pytest.MonkeyPatch) -> None:
-    other = synthetic(tmp_path, seed=1, n_train=3)  # distinguishable: 3 training images
+    other = synthetic(tmp_path, seed=1)  # distinguishable: other pixels
+    mine = load_mnist(path=put(tmp_path / "mine", files))[0][0]
     put(isolated / "numnet" / "mnist", other)
     (X, _), _ = load_mnist(download=False)
-    assert len(X) == 3  # the cache
+    assert not np.array_equal(X, mine)  # the cache
     monkeypatch.setenv("NUMNET_DATA", str(put(tmp_path / "env", files)))
     (X, _), _ = load_mnist(download=False)
-    assert len(X) == 6  # $NUMNET_DATA before the cache
+    assert np.array_equal(X, mine)  # $NUMNET_DATA before the cache
     (X, _), _ = load_mnist(path=put(tmp_path / "explicit", other), download=False)
-    assert len(X) == 3  # the path argument first
+    assert not np.array_equal(X, mine)  # the path argument first
     (X, _), _ = load_mnist(path=tmp_path / "empty", download=False)
-    assert len(X) == 6  # falls through an explicit path without the files
+    assert np.array_equal(X, mine)  # falls through an explicit path without the files
 
 
 def test_present_files_are_not_md5_checked(tmp_path: Path, files: dict[str, bytes],
@@ -276,18 +280,64 @@ def test_missing_without_download_says_where(isolated: Path) -> None:
     assert str(isolated / "numnet" / "mnist") in message and "NUMNET_DATA" in message
 
 
+def dataset_error(where: Path, names_file: int, **kwargs: object) -> str:
+    """The DataError of load_mnist(path=where), checked to name FILES[names_file]."""
+    with pytest.raises(DataError) as info:
+        load_mnist(path=where, download=False, **kwargs)
+    assert str(where / FILES[names_file]) in str(info.value)
+    assert info.value.path == str(where / FILES[names_file])
+    return str(info.value)
+
+
 def test_structural_check_of_present_files(tmp_path: Path, files: dict[str, bytes]) -> None:
     where = put(tmp_path / "here", files)
     write_idx(where / FILES[0], np.zeros((6, 27, 27), np.uint8))
-    with pytest.raises(DataError, match=r"expected uint8 of shape \(N, 28, 28\)"):
-        load_mnist(path=where, download=False)
+    assert "expected uint8 of shape (N, 28, 28)" in dataset_error(where, 0)
     write_idx(where / FILES[0], np.zeros((6, 28, 28), np.uint8))
+    write_idx(where / FILES[1], np.zeros((6, 1), np.uint8))
+    assert "expected uint8 of shape (N,)" in dataset_error(where, 1)
     write_idx(where / FILES[1], np.zeros(5, np.uint8))
-    with pytest.raises(DataError, match=r"expected uint8 of shape \(6,\)"):
-        load_mnist(path=where, download=False)
+    message = dataset_error(where, 1)
+    assert "holds 5 labels" in message and "6 images" in message
+    assert str(where / FILES[0]) in message and "expected uint8 of shape (6,)" in message
     write_idx(where / FILES[1], np.full(6, 10, np.uint8))
-    with pytest.raises(DataError, match="label 10 at index 0 is not in 0..9"):
-        load_mnist(path=where, download=False)
+    assert "label 10 at index 0 is not in 0..9" in dataset_error(where, 1)
+
+
+@pytest.fixture(scope="module")
+def partial_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full training set but only 100 test samples."""
+    where = tmp_path_factory.mktemp("partial")
+    rng = np.random.default_rng(0)
+    write_idx(where / FILES[0], np.zeros((60000, 28, 28), np.uint8))
+    write_idx(where / FILES[1], rng.integers(0, 10, 60000).astype(np.uint8))
+    write_idx(where / FILES[2], np.zeros((100, 28, 28), np.uint8))
+    write_idx(where / FILES[3], rng.integers(0, 10, 100).astype(np.uint8))
+    return where
+
+
+@pytest.mark.parametrize("loader", [load_mnist, load_fashion_mnist])
+def test_partial_copy_is_an_error(partial_copy: Path, loader) -> None:
+    """Real counts (no SAMPLE_COUNTS patch): 100 test images are not MNIST's 10,000."""
+    where = partial_copy
+    with pytest.raises(DataError) as info:
+        loader(path=where, download=False)
+    message = str(info.value)
+    assert str(where / FILES[2]) in message and str(where / FILES[3]) in message
+    assert "hold 100 samples; expected 10000" in message
+    assert info.value.path == str(where / FILES[2])
+
+
+def test_sample_counts_are_the_published_ones() -> None:
+    assert datasets.SAMPLE_COUNTS == {"mnist": (60000, 10000), "fashion-mnist": (60000, 10000)}
+
+
+def test_downloaded_files_with_wrong_counts(server: Server, files: dict[str, bytes],
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            isolated: Path) -> None:
+    monkeypatch.setitem(datasets.SAMPLE_COUNTS, "mnist", (7, 4))
+    with pytest.raises(DataError, match="hold 6 samples; expected 7"):
+        load_mnist(mirrors=[server.serve("m", files)])
 
 
 # --------------------------------------------------------------------------- downloads

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import re
 import stat
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -122,12 +125,86 @@ def test_trailing_bytes(tmp_path: Path) -> None:
     assert "shape (3,)" in message and "2 more bytes" in message
 
 
-def test_corrupt_gzip_stream(tmp_path: Path) -> None:
+def test_gzip_stream_cut_in_the_middle(tmp_path: Path) -> None:
+    body = np.random.default_rng(0).integers(0, 256, 1000, dtype=np.uint8).tobytes()
+    full = gzip.compress(idx_bytes(0x08, (1000,), body))
     path = tmp_path / "cut.idx.gz"
-    full = gzip.compress(idx_bytes(0x08, (1000,), os.urandom(1000)))
     path.write_bytes(full[: len(full) // 2])
+    with pytest.raises(DataError) as info:
+        read_idx(path)
+    message = str(info.value)
+    assert str(path) in message and info.value.path == str(path)
+    assert "truncated gzip stream" in message and "shape (1000,)" in message
+    assert "1000 data bytes" in message
+    found = int(re.search(r"after (\d+) of them were decompressed", message).group(1))
+    assert 0 < found < 1000
+
+
+def test_gzip_stream_cut_in_the_header(tmp_path: Path) -> None:
+    full = gzip.compress(idx_bytes(0x08, (3,), b"abc"))
+    path = tmp_path / "cut.idx.gz"
+    path.write_bytes(full[:12])  # the gzip header and a few bytes of deflate data
     with pytest.raises(DataError, match="corrupt or truncated gzip stream"):
         read_idx(path)
+
+
+def test_corrupt_gzip_stream(tmp_path: Path) -> None:
+    full = bytearray(gzip.compress(idx_bytes(0x08, (100,), bytes(range(100)))))
+    full[-8] ^= 0xFF  # the CRC32 of the trailer
+    path = tmp_path / "crc.idx.gz"
+    path.write_bytes(bytes(full))
+    with pytest.raises(DataError, match="corrupt or truncated gzip stream: CRC check"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("name", ["huge.idx", "huge.idx.gz"])
+@pytest.mark.parametrize(
+    "shape", [(60_000_000, 28, 28), (2**32 - 1, 28, 28), (2**32 - 1, 2**32 - 1, 2**32 - 1)]
+)
+def test_impossible_dimensions_fail_before_allocating(tmp_path: Path, name: str,
+                                                      shape: tuple[int, ...]) -> None:
+    # Without the check: MemoryError (43.8 GiB) or "array is too big", naming no file.
+    tracemalloc.start()
+    try:
+        message = read_error(tmp_path, idx_bytes(0x08, shape, bytes(100)), name)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 21, peak
+    assert f"shape {shape}" in message and f"{math.prod(shape)} data bytes" in message
+    assert "only 100 were found" in message
+
+
+def test_forged_gzip_trailer_cannot_force_an_allocation(tmp_path: Path) -> None:
+    shape = (60_000_000, 28, 28)
+    header_and_data = 16 + math.prod(shape)
+    full = gzip.compress(idx_bytes(0x08, shape, bytes(100)))
+    forged = full[:-4] + (header_and_data % 2**32).to_bytes(4, "little")  # ISIZE agrees
+    path = tmp_path / "forged.idx.gz"
+    path.write_bytes(forged)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=str(path)):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 21, peak
+
+
+def test_multi_member_gzip_is_read_in_chunks(tmp_path: Path) -> None:
+    array = np.arange(3000, dtype=np.int32).reshape(30, 100)
+    content = idx_bytes(0x0C, array.shape, array.astype(">i4").tobytes())
+    path = tmp_path / "two.idx.gz"  # ISIZE covers the second member only
+    path.write_bytes(gzip.compress(content[:5000]) + gzip.compress(content[5000:]))
+    back = read_idx(path)
+    np.testing.assert_array_equal(back, array)
+    assert back.dtype.isnative and back.flags.writeable
+
+
+def test_gz_trailing_bytes(tmp_path: Path) -> None:
+    message = read_error(tmp_path, idx_bytes(0x08, (3,), bytes(5)), "bad.idx.gz")
+    assert "shape (3,)" in message and "at least 2 more bytes" in message
 
 
 def test_gz_name_without_gzip_content(tmp_path: Path) -> None:

@@ -216,6 +216,39 @@ def test_stratified_split_keeps_class_proportions() -> None:
     assert not np.all(np.diff(parts[0][1]) >= 0)
 
 
+def test_stratified_rounding_depends_on_the_seed() -> None:
+    # 50 samples, 5 to test: the lone class-2 sample belongs there with probability 1/10.
+    y = np.array([0] * 40 + [1] * 9 + [2])
+    X = np.arange(50)
+    where = []
+    for seed in range(300):
+        parts = train_dev_test_split(X, y, stratify=True, seed=seed)
+        where.append([int((p[1] == 2).sum()) for p in parts].index(1))
+        for (_, yp), size in zip(parts, (40, 5, 5), strict=True):
+            expected = np.bincount(y) * size / y.size
+            assert np.all(np.abs(np.bincount(yp, minlength=3) - expected) < 1)
+    share = np.bincount(where, minlength=3) / len(where)  # train, dev, test
+    assert 0.7 < share[0] < 0.9 and 0.04 < share[1] < 0.16 and 0.04 < share[2] < 0.16
+
+
+def test_stratified_split_accepts_one_hot_and_column_labels() -> None:
+    y = np.repeat(np.arange(4), [50, 30, 15, 5])
+    X = np.arange(y.size)
+    by_label = train_dev_test_split(X, y, dev=0.2, test=0.1, stratify=True, seed=3)
+    for labels in (one_hot(y), y[:, None]):
+        parts = train_dev_test_split(X, labels, dev=0.2, test=0.1, stratify=True, seed=3)
+        for (Xp, yp), (Xl, _) in zip(parts, by_label, strict=True):
+            np.testing.assert_array_equal(Xp, Xl)  # the same split as with y itself
+            np.testing.assert_array_equal(yp, labels[Xp])
+
+
+def test_stratified_split_refuses_other_label_shapes() -> None:
+    with pytest.raises(ValueError) as info:
+        train_dev_test_split(np.arange(10), np.zeros((10, 2, 2)), stratify=True)
+    assert "stratify=True" in str(info.value) and "shape (10, 2, 2)" in str(info.value)
+    assert "one-hot" in str(info.value)
+
+
 def test_split_y_none() -> None:
     (a, ya), (_, yb), _ = train_dev_test_split(np.arange(20), None, seed=0)
     assert ya is None and yb is None and len(a) == 16
