@@ -32,7 +32,11 @@ def first_bad_index(mask: np.ndarray) -> tuple[int, ...]:
 
 def check_finite(x: np.ndarray, what: str) -> None:
     """Raise :class:`NonFiniteError` naming ``what`` and the first bad index."""
-    if x.dtype.kind in "fc" and not np.isfinite(x).all():
+    if x.dtype.kind not in "fc":
+        return
+    if x.dtype.kind == "f" and x.flags.c_contiguous and all_finite(x.reshape(-1)):
+        return  # the common case, in one BLAS pass
+    if not np.isfinite(x).all():
         bad = ~np.isfinite(x)
         index = first_bad_index(bad)
         value = x[index]

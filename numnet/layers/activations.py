@@ -25,23 +25,23 @@ class ReLU(_Activation):
     r"""Rectified linear unit.
 
     Forward: ``y = max(x, 0)``. Backward: ``dx = g * [x > 0]`` (the subgradient at 0 is 0).
-    The boolean mask from forward is reused by backward.
+    Forward keeps a reference to ``x`` (no copy); the mask ``x > 0`` is made once, in
+    backward, so inference never pays for it.
     """
 
     init_family = "he_normal"
 
     def __init__(self, dtype: Any = None) -> None:
         super().__init__(dtype)
-        self.mask: np.ndarray | None = None
+        self.x: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        x = self._as_input(x)
-        self.mask = x > 0
-        return np.maximum(x, 0)
+        self.x = self._as_input(x)
+        return np.maximum(self.x, 0)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        mask = self._need_cache("mask")
-        return np.multiply(self._as_grad(grad_out, mask.shape), mask)
+        x = self._need_cache("x")
+        return np.multiply(self._as_grad(grad_out, x.shape), x > 0)
 
 
 class LeakyReLU(_Activation):
