@@ -12,7 +12,8 @@ Commands
 
 Every error prints one line, ``numnet: error: ...``, to standard error and exits with
 status 2 (``--debug`` shows the traceback instead); a diverging training run and a failed
-gradient check exit with status 1.
+gradient check exit with status 1. Ctrl-C exits with status 130; during ``numnet train`` the
+weights after the last finished batch are saved first (the file records ``"interrupted"``).
 
 Preprocessing
 -------------
@@ -25,8 +26,13 @@ they always take *raw* inputs, in the units of the training data:
 * a CSV file: each feature standardised with the mean and standard deviation of the
   training split (``numnet.data.Standardizer``); both are stored in the model file.
 
-CSV labels may be any numbers; they are mapped to classes ``0..K-1`` in sorted order and
-the original values are stored, so ``predict`` prints labels as they were in the file.
+CSV labels (``--label-column``: an index or a header name) may be any whole numbers, or
+text when the CSV reader returns it; they are mapped to classes ``0..K-1`` in sorted order
+and the original values are stored as the model's ``classes``, so ``predict`` prints labels
+as they were in the file.
+
+Images given to ``predict`` are read as grey levels, white ink on a black background like
+MNIST and the digits; ``--invert`` reads dark drawings on a light background.
 """
 
 from __future__ import annotations
@@ -64,7 +70,12 @@ class CLIError(ValueError):
 
 # -- argument parsing -----------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, ``numnet: error: ...``, exit status 2."""
+    """An ArgumentParser whose errors are one line, ``numnet: error: ...``, exit status 2.
+
+    ``commands`` maps each sub-command's name to its parser (set by :func:`build_parser`).
+    """
+
+    commands: dict[str, argparse.ArgumentParser]
 
     def error(self, message: str) -> Any:  # type: ignore[override]
         hint = f" (see '{self.prog} --help')"
@@ -90,6 +101,17 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _column(text: str) -> int | str:
+    """A CSV column: an index (negative counts from the end) or a header name."""
+    try:
+        return int(text)
+    except ValueError:
+        if not text.strip():
+            raise argparse.ArgumentTypeError("expected a column index or name, got an empty "
+                                             "string") from None
+        return text
 
 
 def _fraction(low_closed: bool) -> Callable[[str], float]:
@@ -126,7 +148,7 @@ def _shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     """The ``numnet`` argument parser with every sub-command."""
     from numnet import __version__
 
@@ -157,9 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="digits, mnist, fashion-mnist or a PATH.csv"
                               + ("" if default else " (default: the dataset the model was "
                                                     "trained on)"))
-        sub.add_argument("--label-column", type=_int, default=None, metavar="N",
-                         help="CSV column holding the labels (default 0; negative counts "
-                              "from the end)")
+        sub.add_argument("--label-column", type=_column, default=None, metavar="COLUMN",
+                         help="CSV column holding the labels: an index (default 0; negative "
+                              "counts from the end) or a name from the header line")
         sub.add_argument("--data-dir", default=None, metavar="DIR",
                          help="directory of the MNIST / Fashion-MNIST files (default: "
                               "numnet's cache, downloading if needed)")
@@ -184,9 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="learning rate (default: the optimizer's)")
     sub.add_argument("--epochs", type=_positive_int, default=20, help="(default: 20)")
     sub.add_argument("--batch-size", type=_positive_int, default=32, help="(default: 32)")
-    sub.add_argument("--seed", type=_int, default=0,
+    sub.add_argument("--seed", type=_int, default=None,
                      help="seed of the data split, the initial weights and the shuffling "
-                          "(default: 0)")
+                          "(default: 0; the initial weights of an architecture file use its "
+                          "own \"seed\" unless --seed is given)")
     sub.add_argument("--val-split", type=_fraction(True), default=0.1, metavar="F",
                      help="fraction of the data held out for validation (default: 0.1)")
     sub.add_argument("--test-split", type=_fraction(False), default=0.2, metavar="F",
@@ -195,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
                      help="stop after PATIENCE epochs without improvement of the validation "
                           "loss and keep the best weights")
-    sub.add_argument("--dtype", default="float32", choices=("float32", "float64"),
-                     help="(default: float32)")
+    sub.add_argument("--dtype", default=None, choices=("float32", "float64"),
+                     help="(default: float32, or an architecture file's own \"dtype\")")
     sub.add_argument("--out", default=DEFAULT_MODEL_FILE, metavar="PATH",
                      help=f"where to write the model file (default: {DEFAULT_MODEL_FILE})")
     sub.add_argument("--plot", default="auto", metavar="PATH|on|off",
@@ -225,14 +248,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("predict", "Predict labels (and probabilities) for new inputs.",
                   "  numnet predict numnet-model.npz inputs.csv\n"
                   "  numnet predict numnet-model.npz digit.png --proba\n"
+                  "  numnet predict numnet-model.npz drawing.png --invert  # black on white\n"
                   "  numnet predict model.npz batch.npy --out predictions.csv\n")
     sub.set_defaults(func=cmd_predict)
     sub.add_argument("model", metavar="MODEL", help="a model file (.npz)")
     sub.add_argument("inputs", nargs="+", metavar="INPUT",
-                     help="a CSV of raw features (one row per sample), a .npy array, or "
-                          "image files (.png/.jpg) of the model's input size")
-    sub.add_argument("--label-column", type=_int, default=None, metavar="N",
-                     help="CSV column to ignore because it holds labels")
+                     help="a CSV of raw features (one row per sample), a .npy array (one "
+                          "sample, or one per row), or image files (.png/.jpg) of the model's "
+                          "input size; images are read as grey levels with white ink on a "
+                          "black background, like MNIST and the digits (see --invert)")
+    sub.add_argument("--invert", action="store_true",
+                     help="invert image files first: for dark drawings on a light background")
+    sub.add_argument("--label-column", type=_column, default=None, metavar="COLUMN",
+                     help="CSV column to ignore because it holds labels (an index or a "
+                          "header name)")
     sub.add_argument("--proba", action="store_true", help="also write class probabilities")
     sub.add_argument("--out", default=None, metavar="PATH",
                      help="write the CSV here instead of standard output")
@@ -279,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("datasets", "List the built-in and cached datasets and where they are.",
                   "  numnet datasets\n")
     sub.set_defaults(func=cmd_datasets)
+    parser.commands = dict(commands.choices)
     return parser
 
 
@@ -298,14 +328,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        _owner(parser, args.command, argv, extras[0]).error(
+            f"unrecognized arguments: {' '.join(extras)}")
     args.argv = argv
     debug = bool(getattr(args, "debug", False))
+    stderr = sys.stderr
+    sys.stderr = tracker = _LineTracker(stderr)
+    try:
+        return _run(args, debug, tracker)
+    finally:
+        sys.stderr = stderr
+
+
+def _owner(parser: _Parser, command: str, argv: list[str], extra: str
+           ) -> argparse.ArgumentParser:
+    """The parser whose ``--help`` to point to for an unknown argument: the sub-command's,
+    unless the argument came before the command name."""
+    sub = parser.commands.get(command)
+    if sub is None or (extra in argv and argv.index(extra) < argv.index(command)):
+        return parser
+    return sub
+
+
+def _run(args: argparse.Namespace, debug: bool, tracker: _LineTracker) -> int:
+    """Run the chosen command; turn exceptions into one line on standard error."""
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         if debug:
             raise
+        tracker.end_line()
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # every failure becomes one line unless --debug
@@ -313,21 +367,49 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         from numnet.errors import TrainingDiverged
 
-        if isinstance(exc, TrainingDiverged):
-            print(f"{PROG}: error: training diverged: {exc}", file=sys.stderr)
-            return 1
+        tracker.end_line()  # a progress bar may have left the cursor mid-line
         print(f"{PROG}: error: {_describe(exc)}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, TrainingDiverged) else 2
+
+
+class _LineTracker:
+    """A text stream wrapper that remembers whether the last character written was a newline.
+
+    Parameters
+    ----------
+    stream : text stream
+        Where the writes go (standard error); every other attribute is the stream's.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.at_line_start = True
+
+    def write(self, text: str) -> int:
+        if text:
+            self.at_line_start = text.endswith("\n")
+        return self._stream.write(text)
+
+    def end_line(self) -> None:
+        """Start a fresh line unless the output is already at the start of one."""
+        if not self.at_line_start:
+            self.write("\n")
+            self.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _describe(exc: BaseException) -> str:
     """One line for an exception: its message, and the file for OS errors."""
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.strerror}: {exc.filename}"
+    from numnet.errors import TrainingDiverged
+
     text = str(exc) or type(exc).__name__
     if isinstance(exc, KeyError) and exc.args:
         text = str(exc.args[0])
-    if not isinstance(exc, (ValueError, OSError, ImportError, LookupError)):
+    if not isinstance(exc, (ValueError, OSError, ImportError, LookupError, TrainingDiverged)):
         text = f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)"
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
@@ -351,7 +433,7 @@ class Prepared:
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """``(X, y)`` of one split, scaled (computed on demand: MNIST is large)."""
         X, y = self.raw[name]()
-        return apply_preprocessing(X, self.preprocessing), y
+        return apply_preprocessing(X, self.preprocessing, f"the {self.name} data"), y
 
 
 def _data_kind(spec: str) -> str:
@@ -367,7 +449,7 @@ def _data_kind(spec: str) -> str:
                    "path to a CSV file")
 
 
-def load_data(spec: str, *, label_column: int | None = None, data_dir: str | None = None,
+def load_data(spec: str, *, label_column: int | str | None = None, data_dir: str | None = None,
               seed: int = 0, val_split: float = 0.1, test_split: float = 0.2,
               preprocessing: dict[str, Any] | None = None,
               classes: list[Any] | None = None) -> Prepared:
@@ -425,8 +507,13 @@ def _split(X: np.ndarray, y: np.ndarray, val: float, test: float, seed: int
            ) -> dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]]:
     from numnet.data import train_dev_test_split
 
-    parts = train_dev_test_split(X, y, dev=val, test=test, shuffle=True, stratify=True,
-                                 seed=seed)
+    try:
+        parts = train_dev_test_split(X, y, dev=val, test=test, shuffle=True, stratify=True,
+                                     seed=seed)
+    except ValueError as exc:  # name the options, not the function
+        reason = str(exc).removeprefix("train_dev_test_split: ").replace("dev (", "validation (")
+        raise CLIError(f"--val-split {val:g} and --test-split {test:g}: {reason}; lower "
+                       "them") from exc
     splits: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {
         name: (lambda part=part: part) for name, part in zip(("train", "val", "test"), parts,
                                                               strict=True)}
@@ -436,28 +523,46 @@ def _split(X: np.ndarray, y: np.ndarray, val: float, test: float, seed: int
 
 def _encode_labels(y: np.ndarray | None, classes: list[Any] | None, path: Path
                    ) -> tuple[np.ndarray, list[Any]]:
-    """Map CSV labels to 0..K-1 (sorted), or onto a model's recorded ``classes``."""
+    """Map CSV labels to 0..K-1, or onto a model's recorded ``classes``.
+
+    Parameters
+    ----------
+    y : numpy.ndarray or None
+        The label column: whole numbers (int or float), or text (str or object arrays).
+    classes : list, optional
+        A model's classes (ints or strings); by default the sorted distinct labels.
+    path : pathlib.Path
+        The CSV file, named in errors.
+
+    Returns
+    -------
+    encoded : numpy.ndarray
+        int64 class indices into ``classes``.
+    classes : list
+        Python ints for numeric labels, strings for text labels.
+    """
     if y is None:
         raise CLIError(f"{path}: no label column")
-    y = np.asarray(y)
+    y = np.asarray(y).reshape(-1)
     if y.dtype.kind == "f":
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
             raise CLIError(f"{path}: labels must be whole numbers (class labels), found "
                            f"{y[~(y == np.round(y))][:1]}")
         y = y.astype(np.int64)
+    values, inverse = np.unique(y, return_inverse=True)  # sorted
+    found = [int(v) if y.dtype.kind in "biu" else str(v) for v in values]
     if classes is None:
-        values = np.unique(y)
-        if values.size < 2:
-            raise CLIError(f"{path}: the label column has a single class ({values.tolist()}); "
+        if len(found) < 2:
+            raise CLIError(f"{path}: the label column has a single class ({found}); "
                            "is --label-column right?")
-        classes = [int(v) for v in values]
+        classes = found
     lookup = {value: index for index, value in enumerate(classes)}
-    try:
-        encoded = np.array([lookup[int(v)] for v in y], dtype=np.int64)
-    except KeyError as exc:
-        raise CLIError(f"{path}: label {exc.args[0]} is not one of the model's classes "
-                       f"{classes}") from None
-    return encoded, classes
+    unknown = [value for value in found if value not in lookup]
+    if unknown:
+        raise CLIError(f"{path}: label {unknown[0]!r} is not one of the model's classes "
+                       f"{classes}")
+    encoded = np.array([lookup[value] for value in found], dtype=np.int64)
+    return encoded[inverse.reshape(-1)], classes
 
 
 def _fit_standardizer(X: np.ndarray) -> dict[str, Any]:
@@ -468,8 +573,12 @@ def _fit_standardizer(X: np.ndarray) -> dict[str, Any]:
             "std": np.asarray(scaler.scale_).tolist()}
 
 
-def apply_preprocessing(X: np.ndarray, preprocessing: dict[str, Any] | None) -> np.ndarray:
-    """Scale raw inputs as recorded in a model file (see the module docstring)."""
+def apply_preprocessing(X: np.ndarray, preprocessing: dict[str, Any] | None,
+                        what: str = "the inputs") -> np.ndarray:
+    """Scale raw inputs as recorded in a model file (see the module docstring).
+
+    ``what`` names the inputs in errors, e.g. ``"inputs.csv"``.
+    """
     X = np.asarray(X)
     if X.dtype.kind != "f":
         X = X.astype(np.float32)  # pixels and other integers: float32 is exact to 2**24
@@ -486,8 +595,8 @@ def apply_preprocessing(X: np.ndarray, preprocessing: dict[str, Any] | None) -> 
         scaler.scale_ = np.asarray(preprocessing["std"], dtype=np.float64)
         flat = X.reshape(X.shape[0], -1)
         if flat.shape[1] != scaler.mean_.size:
-            raise CLIError(f"inputs have {flat.shape[1]} features, the model was trained on "
-                           f"{scaler.mean_.size}")
+            raise CLIError(f"{what} has {flat.shape[1]} features per sample, the model was "
+                           f"trained on {scaler.mean_.size}")
         return scaler.transform(flat).reshape(X.shape)
     raise CLIError(f"unknown preprocessing {kind!r} recorded in the model file")
 
@@ -507,8 +616,13 @@ def fit_input(X: np.ndarray, model: Any, what: str) -> np.ndarray:
 
 # -- model construction ---------------------------------------------------------------------
 def build_model(spec: str, n_features: int, n_classes: int, *, activation: str = "relu",
-                dropout: float = 0.0, dtype: str = "float32", seed: int = 0) -> Any:
-    """A model from ``--model``: an ``mlp`` preset or a JSON architecture file."""
+                dropout: float = 0.0, dtype: str | None = None, seed: int | None = None
+                ) -> Any:
+    """A model from ``--model``: an ``mlp`` preset or a JSON architecture file.
+
+    ``dtype`` and ``seed`` given as ``None`` mean float32 and 0 for the preset, and the
+    file's own ``"dtype"`` and ``"seed"`` for an architecture file.
+    """
     import numnet
     from numnet import io
 
@@ -538,7 +652,8 @@ def build_model(spec: str, n_features: int, n_classes: int, *, activation: str =
                 layers.append(numnet.layers.Dropout(dropout))
             width = size
         layers.append(numnet.layers.Dense(width, n_classes))
-        return numnet.Sequential(layers, loss="cross_entropy", dtype=dtype, seed=seed)
+        return numnet.Sequential(layers, loss="cross_entropy", dtype=dtype or "float32",
+                                 seed=0 if seed is None else seed)
     path = Path(text)
     if path.suffix.lower() == ".json" or path.exists():
         if dropout > 0:
@@ -608,17 +723,15 @@ def _data_for_model(args: argparse.Namespace, metadata: dict[str, Any],
 # -- commands -------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     """``numnet train``."""
-    from numnet import callbacks, io, optim
+    from numnet import io, optim
 
-    plot_path = _plot_target(args.plot, Path(args.out))
     out = Path(args.out)
-    if not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise CLIError(f"--out {out}: the directory {out.parent} does not exist")
-    if out.is_dir():
-        raise CLIError(f"--out {out} is a directory; give a file name such as "
-                       f"{out / DEFAULT_MODEL_FILE}")
+    plot_path = _plot_target(args.plot, out)
+    _check_out(out)
+    _check_splits(args)
     prepared = load_data(args.data, label_column=args.label_column, data_dir=args.data_dir,
-                         seed=args.seed, val_split=args.val_split, test_split=args.test_split)
+                         seed=0 if args.seed is None else args.seed,
+                         val_split=args.val_split, test_split=args.test_split)
     X_train, y_train = prepared.split("train")
     X_val, y_val = prepared.split("val")
     X_test, y_test = prepared.split("test")
@@ -637,35 +750,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     opt_kwargs = {} if args.lr is None else {"lr": args.lr}
     optimizer = optim.get_optimizer(args.optimizer, **opt_kwargs)
     say(f"optimizer: {optimizer!r}; {args.epochs} epochs, batch size {args.batch_size}")
-    has_val = len(y_val) > 0
-    cbs = []
-    if args.early_stopping is not None:
-        cbs.append(callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss",
-                                           patience=args.early_stopping,
-                                           restore_best_weights=True,
-                                           verbose=0 if args.quiet else 1))
     started = time.perf_counter()
     history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                         optimizer=optimizer,
-                        validation_data=(X_val, y_val) if has_val else None,
-                        callbacks=cbs, verbose=0 if args.quiet else 1)
+                        validation_data=(X_val, y_val) if len(y_val) else None,
+                        callbacks=_train_callbacks(args, has_val=len(y_val) > 0),
+                        verbose=0 if args.quiet else 1)
     trained = time.perf_counter() - started
     note = (" (interrupted)" if history.interrupted else
             " (stopped early, keeping the best weights)" if history.stopped_early else "")
     say(f"trained {len(history.epoch)} epoch(s) in {trained:.1f} s{note}")
-    scores = model.evaluate(X_test, y_test)
-    test = {"loss": float(scores["loss"]), "accuracy": float(scores["accuracy"])}
-    print(f"test accuracy: {test['accuracy']:.2%} (loss {test['loss']:.4f}, "
-          f"{len(y_test)} samples)")
     metadata = {
         "source": prepared.source,
         "preprocessing": prepared.preprocessing,
         "classes": prepared.classes,
         "image_shape": prepared.image_shape,
-        "test": test,
         "epochs": len(history.epoch),
         "command": "numnet " + " ".join(shlex.quote(a) for a in args.argv),
     }
+    if history.interrupted:
+        return _save_interrupted(model, out, optimizer, metadata)
+    scores = model.evaluate(X_test, y_test)
+    metadata["test"] = {"loss": float(scores["loss"]), "accuracy": float(scores["accuracy"])}
+    print(f"test accuracy: {scores['accuracy']:.2%} (loss {scores['loss']:.4f}, "
+          f"{len(y_test)} samples)")
     io.save(model, out, optimizer=optimizer, metadata=metadata)
     print(f"saved model to {out}")
     if plot_path is not None and len(history.epoch) == 0:
@@ -673,6 +781,54 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif plot_path is not None:
         _write_history_plot(history, plot_path)
     return 0
+
+
+def _check_out(out: Path) -> None:
+    """Fail before training when the model file ``out`` cannot be written."""
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise CLIError(f"--out {out}: the directory {out.parent} does not exist")
+    if out.is_dir():
+        raise CLIError(f"--out {out} is a directory; give a file name such as "
+                       f"{out / DEFAULT_MODEL_FILE}")
+
+
+def _check_splits(args: argparse.Namespace) -> None:
+    """Fail before loading when ``--val-split`` and ``--test-split`` leave no training data."""
+    if _data_kind(args.data) in ("mnist", "fashion-mnist"):
+        return  # these have their own test set: --test-split is not used
+    if args.val_split + args.test_split >= 1.0:
+        raise CLIError(f"--val-split {args.val_split:g} and --test-split {args.test_split:g} "
+                       f"hold out {args.val_split + args.test_split:g} of the data and leave "
+                       "none for training: together they must be below 1")
+
+
+def _train_callbacks(args: argparse.Namespace, has_val: bool) -> list[Any]:
+    """The callbacks ``numnet train`` adds to ``fit`` (early stopping, when asked)."""
+    from numnet import callbacks
+
+    if args.early_stopping is None:
+        return []
+    return [callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss",
+                                    patience=args.early_stopping, restore_best_weights=True,
+                                    verbose=0 if args.quiet else 1)]
+
+
+def _save_interrupted(model: Any, out: Path, optimizer: Any, metadata: dict[str, Any]) -> int:
+    """After Ctrl-C: save the weights of the last finished batch, say so, return 130."""
+    from numnet import io
+
+    io.save(model, out, optimizer=optimizer, metadata={**metadata, "interrupted": True})
+    _fresh_line()
+    print(f"{PROG}: interrupted: saved the weights after the last finished batch to {out} "
+          f"({metadata['epochs']} full epoch(s); not evaluated, no plot)", file=sys.stderr)
+    return 130
+
+
+def _fresh_line() -> None:
+    """Make the next message on standard error start on a line of its own."""
+    end_line = getattr(sys.stderr, "end_line", None)
+    if end_line is not None:
+        end_line()
 
 
 def _plot_target(option: str, out: Path) -> Path | None:
@@ -686,9 +842,24 @@ def _plot_target(option: str, out: Path) -> Path | None:
     if not _have_matplotlib():
         raise CLIError(f"--plot {option}: writing the training curves needs matplotlib "
                        "(pip install 'numnet[plot]'), or pass --plot off")
+    _check_plot_file(option, target)
+    return target
+
+
+def _check_plot_file(option: str, target: Path) -> None:
+    """Fail before any work when matplotlib cannot write a plot to ``target``.
+
+    The format comes from the suffix (none means PNG), as in :func:`numnet.plot._finish`.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     if not (target.parent if str(target.parent) else Path(".")).is_dir():
         raise CLIError(f"--plot {option}: the directory {target.parent} does not exist")
-    return target
+    fmt = target.suffix.lstrip(".").lower() or "png"
+    supported = FigureCanvasAgg.get_supported_filetypes()
+    if fmt not in supported:
+        raise CLIError(f"--plot {option}: matplotlib cannot write {fmt!r} files; give a name "
+                       f"ending in one of {', '.join('.' + f for f in sorted(supported))}")
 
 
 def _have_matplotlib() -> bool:
@@ -727,9 +898,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.plot is not None:
         if not _have_matplotlib():
             raise CLIError("--plot needs matplotlib (pip install 'numnet[plot]')")
-        target = Path(args.plot)
-        if not (target.parent if str(target.parent) else Path(".")).is_dir():
-            raise CLIError(f"--plot {args.plot}: the directory {target.parent} does not exist")
+        _check_plot_file(args.plot, Path(args.plot))
     model, metadata = open_model(args.model)
     if Path(args.model).suffix.lower() == ".json":
         raise CLIError(f"{args.model}: evaluate needs a trained model file (.npz), not an "
@@ -783,9 +952,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         target = Path(args.out)
         if not (target.parent if str(target.parent) else Path(".")).is_dir():
             raise CLIError(f"--out {args.out}: the directory {target.parent} does not exist")
-    X, names = read_inputs(args.inputs, model, metadata, args.label_column)
-    X = fit_input(apply_preprocessing(X, metadata.get("preprocessing")), model,
-                  ", ".join(args.inputs))
+    X, names = read_inputs(args.inputs, model, metadata, args.label_column, args.invert)
+    what = ", ".join(args.inputs)
+    X = fit_input(apply_preprocessing(X, metadata.get("preprocessing"), what), model, what)
     labels = model.predict(X)
     classes = metadata.get("classes")
     header = ["file" if names is not None else "index", "label"]
@@ -820,14 +989,20 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
 
 def read_inputs(paths: Sequence[str], model: Any, metadata: dict[str, Any],
-                label_column: int | None) -> tuple[np.ndarray, list[str] | None]:
-    """Raw inputs from one CSV, one ``.npy`` or several image files; names for images."""
+                label_column: int | str | None, invert: bool = False
+                ) -> tuple[np.ndarray, list[str] | None]:
+    """Raw inputs from one CSV, one ``.npy`` or several image files; names for images.
+
+    A ``.npy`` array shaped like one sample (the model's input shape, or the image shape
+    recorded at training time) is one sample. ``invert`` turns dark-on-light images into
+    the white-on-black of the training data.
+    """
     for p in paths:
         if not Path(p).exists():
             raise FileNotFoundError(2, "no such input file", p)
     suffixes = {Path(p).suffix.lower() for p in paths}
     if suffixes <= set(IMAGE_SUFFIXES):
-        return _read_images(paths, model, metadata), [str(p) for p in paths]
+        return _read_images(paths, model, metadata, invert), [str(p) for p in paths]
     if len(paths) != 1:
         raise CLIError("give one CSV or .npy file, or any number of image files")
     path = Path(paths[0])
@@ -840,7 +1015,9 @@ def read_inputs(paths: Sequence[str], model: Any, metadata: dict[str, Any],
             raise CLIError(f"{path}: expected a numeric array, got dtype "
                            f"{getattr(X, 'dtype', type(X).__name__)}")
         expected = model.input_shape
-        if expected is not None and tuple(X.shape) == tuple(expected):
+        one_sample = [tuple(shape) for shape in (expected, metadata.get("image_shape"))
+                      if shape is not None]
+        if tuple(X.shape) in one_sample:
             X = X[np.newaxis]  # a single sample
         if X.ndim < 2:
             X = X.reshape(1, -1) if expected is not None and X.size == int(
@@ -856,11 +1033,14 @@ def read_inputs(paths: Sequence[str], model: Any, metadata: dict[str, Any],
     return X, None
 
 
-def _read_images(paths: Sequence[str], model: Any, metadata: dict[str, Any]) -> np.ndarray:
+def _read_images(paths: Sequence[str], model: Any, metadata: dict[str, Any],
+                 invert: bool = False) -> np.ndarray:
     """Grayscale images in the training data's pixel range (0..1 scaled to ``raw_max``)."""
     images = []
     for p in paths:
         gray = _read_gray(Path(p))
+        if invert:
+            gray = 1.0 - gray
         images.append(gray)
         if gray.shape != images[0].shape:
             raise CLIError(f"{p} is {gray.shape[1]}x{gray.shape[0]} pixels but {paths[0]} is "

@@ -27,7 +27,10 @@ problem.
 
 Saving writes to a temporary file in the destination's directory, flushes and fsyncs it,
 then renames it onto the destination with :func:`os.replace`: an interrupted save leaves
-the previous file as it was and no temporary file behind.
+the previous file as it was. A save stopped by an exception (``KeyboardInterrupt``
+included) also removes its temporary file; a process killed outright (``SIGKILL``, a power
+cut) can leave one behind, named ``.<file name>.<random hex>.tmp`` next to the
+destination, which is safe to delete.
 
 The API
 -------
@@ -222,8 +225,10 @@ def save_architecture(model: Sequential, path: PathLike) -> Path:
 def _atomic_write(path: Path, write: Any) -> None:
     """Call ``write(handle)`` on a temporary file next to ``path``, then rename it over.
 
-    The temporary file is flushed and fsynced before :func:`os.replace`, and removed on any
-    exception (including ``KeyboardInterrupt``), leaving ``path`` untouched.
+    The temporary file ``.<name>.<hex>.tmp`` is flushed and fsynced before
+    :func:`os.replace`, and removed on any exception (including ``KeyboardInterrupt``),
+    leaving ``path`` untouched. A process killed outright can leave it behind; it is never
+    read and is safe to delete.
     """
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
@@ -404,7 +409,9 @@ def load_architecture(path: PathLike, seed: int | None = None,
     return _build(path, config)
 
 
-def _build(path: PathLike, config: dict[str, Any]) -> Sequential:
+def _build(path: PathLike, config: dict[str, Any], where: str = "field ") -> Sequential:
+    """``Sequential.from_config(config)``; ``where`` prefixes field names in errors."""
+    _check_description(path, config, where)
     try:
         return Sequential.from_config(config)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -432,10 +439,7 @@ class _ModelFile:
         for key, spec in listed.items():
             if key not in present:
                 raise self._fail(f"array {prefix}{key} is missing (the file is incomplete)")
-            try:
-                shape, dtype = tuple(spec[0]), np.dtype(spec[1])
-            except (TypeError, IndexError, ValueError) as exc:
-                raise self._fail(f"header entry for {prefix}{key} is malformed") from exc
+            shape, dtype = tuple(spec[0]), np.dtype(spec[1])  # checked by _check_header
             value = present[key]
             if value.shape != shape or value.dtype != dtype:
                 raise self._fail(f"array {prefix}{key} has shape {value.shape} and dtype "
@@ -447,11 +451,10 @@ class _ModelFile:
         return present
 
     def model(self) -> Sequential:
-        config = self.header.get("model")
-        if not isinstance(config, dict):
-            raise self._fail("header has no model description")
-        model = _build(self.path, config)
+        config = self.header["model"]
         state = self._section(MODEL_PREFIX, "model")
+        self._check_described_shapes(config, state)
+        model = _build(self.path, config, "header field model.")
         own = model.state_dict()
         missing = sorted(set(own) - set(state))
         if missing:
@@ -483,6 +486,54 @@ class _ModelFile:
                 layer.rng = self._generator(state_json, f"layer {index}")
         return model.eval()
 
+    def _check_described_shapes(self, config: dict[str, Any],
+                                state: dict[str, np.ndarray]) -> None:
+        """Compare each described layer's arrays with the stored ones, before building.
+
+        Each layer is constructed alone, its arrays zero-filled (which takes no memory until
+        written) and not initialised, so a description claiming a layer far larger than its
+        stored arrays is refused before the whole model is built and initialised.
+        """
+        from numnet.layers.base import Layer
+
+        for index, entry in enumerate(config["layers"]):
+            layer_cls = Layer.registry.get(entry["type"])
+            if layer_cls is None or entry["type"].startswith("_"):
+                continue  # _build names the unknown type
+            try:
+                layer = layer_cls.from_config(dict(entry.get("config") or {}))
+            except MemoryError as exc:
+                raise self._fail(f"layer {index} ({entry['type']}) of the description is too "
+                                 f"large to build: {exc}") from exc
+            except (ValueError, TypeError, KeyError, AttributeError):
+                continue  # bad arguments: _build reports them
+            for store in (layer.params, layer.buffers):
+                for name, value in store.items():
+                    key = f"{index}.{name}"
+                    if key in state and state[key].shape != value.shape:
+                        raise self._fail(f"array {MODEL_PREFIX}{key} has shape "
+                                         f"{state[key].shape}, the described model needs "
+                                         f"{value.shape}")
+
+    def _check_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        """Scalars ``step`` and ``initial_lr``; every other array one entry per parameter."""
+        size = self.model().num_params
+        for key, value in state.items():
+            name = OPTIMIZER_PREFIX + key
+            if key in ("step", "initial_lr"):
+                if value.shape != () or value.dtype.kind not in ("iu" if key == "step"
+                                                                 else "iuf"):
+                    raise self._fail(f"array {name} has shape {value.shape} and dtype "
+                                     f"{value.dtype}, expected a single "
+                                     f"{'integer' if key == 'step' else 'number'}")
+                if key == "step" and int(value) < 0:
+                    raise self._fail(f"array {name} is {int(value)}, expected a step count "
+                                     ">= 0")
+            elif value.shape != (size,):
+                raise self._fail(f"array {name} has shape {value.shape}, but the model has "
+                                 f"{size} parameters: the optimiser state does not fit it "
+                                 f"(expected shape ({size},))")
+
     def _generator(self, state: Any, what: str) -> np.random.Generator:
         try:
             name = state["bit_generator"]
@@ -492,7 +543,7 @@ class _ModelFile:
                 raise ValueError(f"{name!r} is not a NumPy bit generator")
             bit_generator = bit_generator_cls()
             bit_generator.state = _from_json(state)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise self._fail(f"the random-generator state of the {what} is invalid: "
                              f"{exc}") from exc
         return np.random.Generator(bit_generator)
@@ -508,6 +559,7 @@ class _ModelFile:
         except (ValueError, TypeError, KeyError) as exc:
             raise self._fail(f"invalid optimizer description: {exc}") from exc
         state = self._section(OPTIMIZER_PREFIX, "optimizer")
+        self._check_optimizer_state(state)
         try:
             opt.load_state_dict(state)
         except (ValueError, TypeError, KeyError) as exc:
@@ -575,9 +627,89 @@ def _read(path: PathLike) -> _ModelFile:
             path, f"written in file format {version} by numnet "
                   f"{header.get('numnet_version', '?')}; this numnet ({__version__}) reads "
                   f"format {FILE_FORMAT} or older: upgrade numnet")
-    if not isinstance(header.get("arrays"), dict):
-        raise ModelFileError(path, "header has no list of arrays")
+    _check_header(path, header)
     return _ModelFile(path, header, arrays)
+
+
+# -- header checks ----------------------------------------------------------------------------
+_OBJECT = "an object"
+
+
+def _kind(value: Any) -> str:
+    """'a list', 'a string', ... : the JSON type of ``value``, for error messages."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             int: "an integer", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _expect(path: PathLike, field: str, value: Any, types: tuple[type, ...],
+            expected: str, optional: bool = True) -> None:
+    """Raise ModelFileError naming ``field`` unless ``value`` is one of ``types``.
+
+    ``field`` is as it reads in the message, e.g. ``"header field metadata"``; ``None``
+    passes when ``optional``.
+    """
+    if (value is None and optional) or (isinstance(value, types)
+                                        and not isinstance(value, bool)):
+        return
+    raise ModelFileError(path, f"{field} is {_kind(value)}, expected "
+                               f"{expected}{' or null' if optional else ''}")
+
+
+def _check_header(path: PathLike, header: dict[str, Any]) -> None:
+    """Check the types of the header's fields, so nothing but ModelFileError escapes."""
+    field = "header field "
+    _expect(path, field + "model", header.get("model"), (dict,), _OBJECT, optional=False)
+    _check_description(path, header["model"], field + "model.")
+    _expect(path, field + "metadata", header.get("metadata"), (dict,), _OBJECT)
+    _expect(path, field + "optimizer", header.get("optimizer"), (dict,), _OBJECT)
+    rng = header.get("rng")
+    _expect(path, field + "rng", rng, (dict,), _OBJECT)
+    if rng is not None:
+        _expect(path, field + "rng.model", rng.get("model"), (dict,), _OBJECT)
+        _expect(path, field + "rng.layers", rng.get("layers"), (list,), "a list")
+        for index, state in enumerate(rng.get("layers") or []):
+            _expect(path, f"{field}rng.layers[{index}]", state, (dict,), _OBJECT)
+    arrays = header.get("arrays")
+    _expect(path, field + "arrays", arrays, (dict,), _OBJECT, optional=False)
+    for section in ("model", "optimizer"):
+        listed = arrays.get(section)
+        _expect(path, f"{field}arrays.{section}", listed, (dict,), _OBJECT)
+        for key, spec in (listed or {}).items():
+            _check_array_spec(path, f"{field}arrays.{section}[{key!r}]", spec)
+
+
+def _check_array_spec(path: PathLike, field: str, spec: Any) -> None:
+    """An array's entry in the header: ``[[d0, d1, ...], "<dtype>"]``."""
+    expected = 'expected [shape, dtype] such as [[64, 128], "<f4"]'
+    if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], list)
+            and isinstance(spec[1], str)):
+        raise ModelFileError(path, f"{field} is {spec!r}, {expected}")
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in spec[0]):
+        raise ModelFileError(path, f"{field} has shape {spec[0]!r}, expected a list of "
+                                   "sizes >= 0")
+    try:
+        np.dtype(spec[1])
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"{field} has dtype {spec[1]!r}, which is not a NumPy "
+                                   "dtype") from exc
+
+
+def _check_description(path: PathLike, config: dict[str, Any], where: str = "field ") -> None:
+    """Check the types in a model description, naming the field (``where`` + its name)."""
+    layers = config.get("layers")
+    _expect(path, f"{where}layers", layers, (list,), "a list", optional=False)
+    for index, entry in enumerate(layers):
+        field = f"{where}layers[{index}]"
+        _expect(path, field, entry, (dict,), _OBJECT, optional=False)
+        if "type" not in entry:
+            raise ModelFileError(path, f"{field} has no 'type' (a layer type name such as "
+                                       "\"Dense\")")
+        _expect(path, f"{field}.type", entry["type"], (str,), "a layer type name",
+                optional=False)
+        _expect(path, f"{field}.config", entry.get("config"), (dict,), _OBJECT)
+    _expect(path, f"{where}loss", config.get("loss"), (dict, str), "an object or a loss name")
+    _expect(path, f"{where}input_shape", config.get("input_shape"), (list,), "a list")
 
 
 # -- JSON helpers ---------------------------------------------------------------------------

@@ -22,14 +22,20 @@ ARCH = ROOT / "examples" / "architecture.json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def run(*args: str | os.PathLike, cwd: Path, pythonpath: tuple[Path, ...] = (),
-        timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m numnet ARGS`` in ``cwd`` with the repository importable."""
+def environment(pythonpath: tuple[Path, ...] = ()) -> dict[str, str]:
+    """The environment of a ``numnet`` subprocess: the repository importable, Agg plots."""
     path = os.pathsep.join([*(str(p) for p in pythonpath), str(ROOT)])
     env = dict(os.environ, PYTHONPATH=path, MPLBACKEND="Agg")
     env.pop("NUMNET_DATA", None)
+    return env
+
+
+def run(*args: str | os.PathLike, cwd: Path, pythonpath: tuple[Path, ...] = (),
+        timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m numnet ARGS`` in ``cwd`` with the repository importable."""
     return subprocess.run([sys.executable, "-m", "numnet", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=timeout)
+                          capture_output=True, text=True, env=environment(pythonpath),
+                          timeout=timeout)
 
 
 def assert_error(result: subprocess.CompletedProcess, *patterns: str, status: int = 2) -> str:
@@ -197,6 +203,148 @@ def test_train_diverges_with_exit_1(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_train_diverges_after_the_progress_bar(tmp_path: Path) -> None:
+    """Without -q the bar is on: the error still has a line of its own, the last one."""
+    result = run("train", "--optimizer", "sgd", "--lr", "1e8", "--epochs", "2", "--plot", "off",
+                 cwd=tmp_path)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    last = result.stderr.rstrip("\n").split("\n")[-1]
+    assert last.startswith("numnet: error: training diverged in epoch 1/2, batch "), repr(last)
+    assert "lower the learning rate" in last
+    assert result.stderr.count("training diverged") == 1  # no doubled prefix
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_error_after_half_a_progress_line_starts_a_new_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """A bar left mid-line (no trailing newline) does not swallow the error's start."""
+    from numnet import cli
+    from numnet.errors import TrainingDiverged
+
+    def half_a_bar(args: object) -> int:
+        sys.stderr.write("\repoch 1/3:  40%|####      | 512/1.26k")
+        raise TrainingDiverged("training diverged in epoch 1/3, batch 5/40: a NaN")
+
+    monkeypatch.setattr(cli, "cmd_train", half_a_bar)
+    assert cli.main(["train"]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith("512/1.26k\nnumnet: error: training diverged in epoch 1/3, batch 5/40: "
+                        "a NaN\n"), repr(err)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT to a subprocess")
+def test_ctrl_c_saves_the_weights_and_exits_130(tmp_path: Path) -> None:
+    import signal
+
+    work = tmp_path / "work"
+    work.mkdir()
+    stderr_file = tmp_path / "stderr.txt"
+    with open(stderr_file, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "numnet", "train", "--epochs", "100000", "--plot", "off",
+             "--out", "m.npz"], cwd=work, stdout=subprocess.PIPE, stderr=stderr, text=True,
+            env=environment())
+        try:
+            deadline = time.monotonic() + 60
+            while ("epoch 3/" not in stderr_file.read_text() and process.poll() is None
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)  # until two epochs have finished
+            process.send_signal(signal.SIGINT)
+            out, _ = process.communicate(timeout=60)
+        finally:
+            process.kill()
+    err = stderr_file.read_text()
+    assert process.returncode == 130, (out, err)
+    assert "Traceback" not in err
+    last = err.rstrip("\n").split("\n")[-1]
+    assert last.startswith("numnet: interrupted: saved the weights after the last finished "
+                           "batch to m.npz ("), repr(last)
+    assert "test accuracy" not in out
+    assert sorted(p.name for p in work.iterdir()) == ["m.npz"]
+    meta = io.load_metadata(work / "m.npz")
+    assert meta["interrupted"] is True and meta["epochs"] >= 2 and "test" not in meta
+    assert io.load(work / "m.npz").input_shape == (64,)
+
+
+def test_architecture_file_keeps_its_dtype_and_seed(tmp_path: Path) -> None:
+    config = json.loads(ARCH.read_text())
+    config.update(dtype="float64", seed=7)
+    arch = tmp_path / "arch64.json"
+    arch.write_text(json.dumps(config))
+    ok(run("train", "-q", "--model", arch, "--epochs", "1", "--plot", "off", "--out", "a.npz",
+           cwd=tmp_path))
+    model = io.load(tmp_path / "a.npz")
+    assert model.dtype == np.float64 and model.seed == 7
+    assert model.flat_params.dtype == np.float64
+    assert io.load_metadata(tmp_path / "a.npz")["source"]["seed"] == 0  # the split's default
+    # options given on the command line still win
+    ok(run("train", "-q", "--model", arch, "--epochs", "1", "--plot", "off", "--out", "b.npz",
+           "--dtype", "float32", "--seed", "3", cwd=tmp_path))
+    model = io.load(tmp_path / "b.npz")
+    assert model.dtype == np.float32 and model.seed == 3
+
+
+def test_evaluate_checks_the_plot_format_before_the_report(trained: dict,
+                                                           tmp_path: Path) -> None:
+    result = run("evaluate", trained["model"], "--plot", "cm.txt", cwd=tmp_path)
+    assert_error(result, "--plot cm.txt", "'txt'", ".png")
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_label_column_by_name(csv_data: dict, tmp_path: Path) -> None:
+    ok(run("train", "-q", "--data", csv_data["path"], "--label-column", "label", "--model",
+           "mlp:8", "--epochs", "2", "--plot", "off", "--out", "named.npz", cwd=tmp_path))
+    meta = io.load_metadata(tmp_path / "named.npz")
+    assert meta["source"]["label_column"] == "label" and meta["classes"] == [5, 7, 9]
+    out = ok(run("evaluate", tmp_path / "named.npz", cwd=tmp_path))  # the recorded name
+    assert "test split, 48 samples" in out
+    out = ok(run("predict", tmp_path / "named.npz", csv_data["path"], "--label-column",
+                 "label", cwd=tmp_path))
+    assert len(out.strip().splitlines()) == 241
+    assert_error(run("train", "--data", csv_data["path"], "--label-column", "nope",
+                     cwd=tmp_path), "blobs.csv", "'nope'", "'label'")
+
+
+def test_text_class_labels(csv_data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture) -> None:
+    """Text labels (as numnet.data.load_csv would return them) become sorted classes whose
+    names are kept in the model file and printed by predict."""
+    from numnet import cli, data
+
+    real = data.load_csv
+    names = {5: "cat", 7: "ant", 9: "bee"}
+
+    def text_labels(path: Path, label_column: object = 0, **kwargs: object) -> tuple:
+        X, y = real(path, label_column=label_column, **kwargs)
+        return X, None if y is None else np.array([names[int(v)] for v in y])
+
+    monkeypatch.setattr(data, "load_csv", text_labels)
+    model = tmp_path / "text.npz"
+    assert cli.main(["train", "-q", "--data", str(csv_data["path"]), "--label-column", "label",
+                     "--model", "mlp:16", "--epochs", "15", "--lr", "0.01", "--plot", "off",
+                     "--out", str(model)]) == 0
+    assert io.load_metadata(model)["classes"] == ["ant", "bee", "cat"]
+    capsys.readouterr()
+    assert cli.main(["predict", str(model), str(csv_data["features"]), "--proba"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "index,label,p_ant,p_bee,p_cat"
+    predicted = np.array([line.split(",")[1] for line in lines[1:]])
+    assert np.mean(predicted == [names[int(v)] for v in csv_data["y"][:20]]) >= 0.9
+
+
+def test_encode_text_labels_onto_a_models_classes(tmp_path: Path) -> None:
+    from numnet.cli import CLIError, _encode_labels
+
+    encoded, classes = _encode_labels(np.array(["b", "a", "c", "a"]), None, tmp_path)
+    assert classes == ["a", "b", "c"] and encoded.tolist() == [1, 0, 2, 0]
+    encoded, _ = _encode_labels(np.array(["c", "a"], dtype=object), ["a", "b", "c"], tmp_path)
+    assert encoded.tolist() == [2, 0]
+    with pytest.raises(CLIError, match="label 'd' is not one of the model's classes"):
+        _encode_labels(np.array(["a", "d"]), ["a", "b", "c"], tmp_path)
+
+
 @pytest.mark.parametrize("args, patterns", [
     (["--epochs", "0"], ["--epochs", "positive integer"]),
     (["--epochs", "many"], ["--epochs"]),
@@ -218,9 +366,16 @@ def test_train_diverges_with_exit_1(tmp_path: Path) -> None:
     (["--out", "nodir/m.npz"], ["nodir"]),
     (["--out", "."], ["is a directory"]),
     (["--plot", "nodir/curves.png"], ["nodir"]),
+    (["--plot", "curves.txt"], ["--plot curves.txt", "'txt'", ".png"]),
+    (["--bogus"], ["unrecognized arguments: --bogus", "see 'numnet train --help'"]),
+    (["--val-split", "0.95", "--test-split", "0.9"], ["--val-split 0.95", "--test-split 0.9",
+                                                      "below 1"]),
 ])
 def test_train_errors(tmp_path: Path, args: list[str], patterns: list[str]) -> None:
-    assert_error(run("train", "-q", *args, cwd=tmp_path), *patterns)
+    result = run("train", "-q", *args, cwd=tmp_path)
+    err = assert_error(result, *patterns)
+    assert "train_dev_test_split" not in err  # options, not internal functions
+    assert result.stdout == ""  # before any data is loaded or any training
     assert list(tmp_path.iterdir()) == []
 
 
@@ -254,6 +409,12 @@ def test_train_csv_errors(tmp_path: Path) -> None:
                  "--label-column")
     assert_error(run("train", "--data", single, "--label-column", "7", cwd=tmp_path),
                  "single.csv")
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("".join(f"{i},{i % 2}\n" for i in range(6)))
+    err = assert_error(run("train", "--data", tiny, "--val-split", "0.5", "--test-split", "0.45",
+                           cwd=tmp_path), "--val-split 0.5 and --test-split 0.45",
+                       "leave nothing of the 6 for training")
+    assert "train_dev_test_split" not in err
 
 
 def test_train_mnist(tmp_path: Path, mnist_dir: Path) -> None:
@@ -376,12 +537,13 @@ def test_predict_npy_shapes(trained: dict, tmp_path: Path) -> None:
     X, _ = digits_raw(4)
     expected = expected_labels(trained["model"], X)
     for name, array in [("flat.npy", X), ("images.npy", X.reshape(4, 8, 8)),
-                        ("one.npy", X[0]), ("uint8.npy", X.astype(np.uint8))]:
+                        ("one.npy", X[0]), ("uint8.npy", X.astype(np.uint8)),
+                        ("one_image.npy", X[0].reshape(8, 8))]:
         np.save(tmp_path / name, array)
         out = ok(run("predict", trained["model"], tmp_path / name, cwd=tmp_path))
         labels = [int(line.split(",")[1]) for line in out.strip().splitlines()[1:]]
         np.testing.assert_array_equal(labels, expected[:len(labels)], err_msg=name)
-        assert len(labels) == (1 if name == "one.npy" else 4)
+        assert len(labels) == (1 if name.startswith("one") else 4), name
 
 
 def test_predict_images(trained: dict, tmp_path: Path) -> None:
@@ -402,6 +564,30 @@ def test_predict_images(trained: dict, tmp_path: Path) -> None:
     model = io.load(trained["model"])
     np.testing.assert_array_equal([int(line.split(",")[1]) for line in lines[1:]],
                                   model.predict(grey))
+
+
+def test_predict_inverted_drawings(trained: dict, tmp_path: Path) -> None:
+    """Images are white ink on black; --invert reads black-on-white drawings the same."""
+    import matplotlib.image
+
+    X, _ = digits_raw(4)
+    plain, inverted = [], []
+    for i, x in enumerate(X):
+        grey = np.round(x.reshape(8, 8) * 255 / 16).astype(np.uint8)
+        for paths, pixels in ((plain, grey), (inverted, 255 - grey)):
+            path = tmp_path / f"{'inv' if paths is inverted else 'img'}{i}.png"
+            matplotlib.image.imsave(path, np.stack([pixels] * 3, axis=-1))
+            paths.append(path)
+
+    def labels(*args: str | Path) -> list[str]:
+        out = ok(run("predict", trained["model"], *args, cwd=tmp_path))
+        return [line.split(",")[1] for line in out.strip().splitlines()[1:]]
+
+    expected = labels(*plain)
+    assert labels(*inverted, "--invert") == expected
+    assert labels(*inverted) != expected  # read as white on black, they are not digits
+    help_text = " ".join(ok(run("predict", "--help", cwd=tmp_path)).split())
+    assert "white ink on a black background" in help_text and "--invert" in help_text
 
 
 def test_predict_csv_model_keeps_label_values(csv_data: dict) -> None:
@@ -449,7 +635,8 @@ def test_predict_errors(trained: dict, csv_data: dict, tmp_path: Path) -> None:
     assert_error(run("predict", model, narrow, "--out", "nodir/p.csv", cwd=tmp_path), "nodir")
     assert_error(run("predict", model, cwd=tmp_path), "INPUT")
     # the CSV model's features are standardised: a digits row does not fit either
-    assert_error(run("predict", csv_data["model"], narrow, cwd=tmp_path), "10 features")
+    assert_error(run("predict", csv_data["model"], narrow, cwd=tmp_path),
+                 "narrow.csv has 10 features", "trained on 4")
 
 
 # -- summary, gradcheck, trace, datasets --------------------------------------------------------
@@ -583,6 +770,8 @@ def test_top_level_help_and_errors(tmp_path: Path) -> None:
         assert command in out
     assert_error(run(cwd=tmp_path), "COMMAND")
     assert_error(run("fly", cwd=tmp_path), "fly")
+    assert_error(run("--bogus", "datasets", cwd=tmp_path), "--bogus", "see 'numnet --help'")
+    assert_error(run("datasets", "--bogus", cwd=tmp_path), "see 'numnet datasets --help'")
 
 
 def test_main_in_process(trained: dict, capsys: pytest.CaptureFixture) -> None:

@@ -617,3 +617,137 @@ def test_architecture_binary_file(tmp_path: Path) -> None:
 def test_architecture_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nope.json"):
         io.load_architecture(tmp_path / "nope.json")
+
+
+# -- hand-edited headers: always a ModelFileError naming the file and the field -----------------
+def _edit_header(path: Path, edit) -> None:
+    arrays = arrays_of(path)
+    header = header_of(path)
+    del arrays["__numnet__"]
+    edit(header)
+    rewrite(path, arrays, header)
+
+
+def _set(*keys: str | int, value: object):
+    def edit(header: dict) -> None:
+        target = header
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, patterns", [
+    (_set("metadata", value=[1, 2]), ["header field metadata", "a list", "object"]),
+    (_set("rng", value="abc"), ["header field rng", "a string"]),
+    (_set("rng", "layers", value="abc"), ["header field rng.layers", "a string"]),
+    (_set("rng", "layers", 0, value=7), ["header field rng.layers[0]", "an integer"]),
+    (_set("rng", "model", "state", "state", value=2**200), ["random-generator state"]),
+    (_set("rng", "model", "state", "state", value=-5), ["random-generator state"]),
+    (_set("model", "layers", 0, "config", value="abc"),
+     ["header field model.layers[0].config", "a string", "object"]),
+    (_set("model", "layers", value="abc"), ["header field model.layers", "a list"]),
+    (_set("model", "layers", 1, value=5), ["header field model.layers[1]", "an integer"]),
+    (_set("model", "layers", 0, "type", value=5), ["model.layers[0].type", "an integer"]),
+    (_set("model", "loss", value=5), ["header field model.loss", "an integer"]),
+    (_set("model", value=[1]), ["header field model", "a list"]),
+    (_set("optimizer", value="adam"), ["header field optimizer", "a string"]),
+    (_set("arrays", "model", "0.W", value="x"), ["arrays.model['0.W']", "[shape, dtype]"]),
+    (_set("arrays", "model", "0.W", value=[[6, 16], {"a": 1}]), ["arrays.model['0.W']"]),
+    (_set("arrays", "model", "0.W", value=[[6, -16], "<f4"]), ["arrays.model['0.W']",
+                                                              "sizes >= 0"]),
+    (_set("arrays", "model", "0.W", value=[[6, 16], "no-such-dtype"]),
+     ["arrays.model['0.W']", "dtype"]),
+    (_set("arrays", "optimizer", value=[]), ["header field arrays.optimizer", "a list"]),
+])
+def test_malformed_header_fields(saved: tuple[numnet.Sequential, Path], edit,
+                                 patterns: list[str]) -> None:
+    _, path = saved
+    _edit_header(path, edit)
+    expect_error(path, *patterns)
+
+
+def test_malformed_metadata_fails_load_metadata(saved: tuple[numnet.Sequential, Path]) -> None:
+    _, path = saved
+    _edit_header(path, _set("metadata", value=["not", "a", "dict"]))
+    with pytest.raises(ModelFileError, match="header field metadata is a list"):
+        io.load_metadata(path)
+
+
+def test_architecture_layer_config_must_be_an_object(tmp_path: Path) -> None:
+    path = tmp_path / "arch.json"
+    path.write_text('{"layers": [{"type": "Dense", "config": "in=4,out=3"}]}')
+    with pytest.raises(ModelFileError) as info:
+        io.load_architecture(path)
+    assert str(path) in str(info.value)
+    assert "field layers[0].config is a string" in str(info.value)
+
+
+def test_description_is_checked_against_the_arrays_before_building(
+        saved: tuple[numnet.Sequential, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A header claiming a huge layer is refused without building the model first."""
+    _, path = saved
+    _edit_header(path, _set("model", "layers", 0, "config", "out_features", value=10**6))
+
+    def never(config):
+        raise AssertionError("the model was built before its shapes were checked")
+
+    monkeypatch.setattr(numnet.Sequential, "from_config", staticmethod(never))
+    expect_error(path, "model/0.W", "(6, 16)", "(6, 1000000)")
+
+
+def test_description_too_large_to_allocate(saved: tuple[numnet.Sequential, Path]) -> None:
+    _, path = saved
+    _edit_header(path, _set("model", "layers", 0, "config", "out_features", value=10**15))
+    expect_error(path, "layer 0 (Dense)", "too large")
+
+
+def _saved_with_optimizer(tmp_path: Path) -> Path:
+    model = make_model()
+    X, y = blobs()
+    opt = numnet.optim.get_optimizer("adam")
+    model.fit(X, y, epochs=1, batch_size=32, optimizer=opt, verbose=0)
+    path = tmp_path / "m.npz"
+    io.save(model, path, optimizer=opt)
+    return path
+
+
+def test_optimizer_state_that_does_not_fit_the_model(tmp_path: Path) -> None:
+    path = _saved_with_optimizer(tmp_path)
+    n_params = io.load(path).num_params
+    arrays = arrays_of(path)
+    header = header_of(path)
+    del arrays["__numnet__"]
+    for key, spec in header["arrays"]["optimizer"].items():
+        if spec[0]:  # the flat moment vectors, not the scalar step count
+            arrays["optimizer/" + key] = np.zeros(5, dtype=arrays["optimizer/" + key].dtype)
+            spec[0] = [5]
+    rewrite(path, arrays, header)
+    assert isinstance(io.load(path), numnet.Sequential)  # the model itself is fine
+    with pytest.raises(ModelFileError) as info:
+        io.load_optimizer(path)
+    message = str(info.value)
+    assert str(path) in message and "optimizer/" in message
+    assert "(5,)" in message and f"{n_params} parameters" in message
+
+
+def test_optimizer_step_must_be_a_count(tmp_path: Path) -> None:
+    path = _saved_with_optimizer(tmp_path)
+    arrays = arrays_of(path)
+    arrays["optimizer/step"] = np.array(-3, dtype=np.int64)
+    rewrite(path, arrays)
+    with pytest.raises(ModelFileError, match="optimizer/step is -3"):
+        io.load_optimizer(path)
+
+
+def test_docstring_and_leftover_temporary_file(saved: tuple[numnet.Sequential, Path]) -> None:
+    """A killed save can leave ``.<name>.<hex>.tmp``: documented, never read, harmless."""
+    assert "no temporary file behind" not in io.__doc__
+    assert "SIGKILL" in io.__doc__ and "safe to delete" in io.__doc__
+    model, path = saved
+    stale = path.parent / f".{path.name}.0123456789ab.tmp"
+    stale.write_bytes(b"PK\x03\x04 half a model")
+    io.save(model, path)
+    X, _ = blobs()
+    np.testing.assert_array_equal(io.load(path).predict_logits(X), model.predict_logits(X))
+    assert stale.exists()  # left alone: it belongs to a process that may still be running
