@@ -110,3 +110,13 @@ def test_peer_runs_when_installed(framework: str) -> None:
     result = json.loads(proc.stdout.splitlines()[-1])
     assert result["status"] == "ok", result.get("error")
     assert len(result["epoch_seconds"]) == 1 and 0 <= result["test_accuracy"] <= 1
+
+
+def test_gradcheck_report_checks_every_layer_and_finds_no_failure() -> None:
+    proc = run([str(BENCH / "gradcheck_report.py")])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Identity",
+                 "Flatten", "BatchNorm1d", "LayerNorm", "Dropout", "Add", "Mul",
+                 "CrossEntropy", "BinaryCrossEntropy", "MeanSquaredError", "model["):
+        assert f"\n{name}" in proc.stdout, name
+    assert proc.stdout.rstrip().endswith("failing: none")
