@@ -448,12 +448,7 @@ def test_bad_rng_state(saved: tuple[numnet.Sequential, Path]) -> None:
 
 
 def test_bad_optimizer_state(tmp_path: Path) -> None:
-    model = make_model()
-    X, y = blobs()
-    opt = numnet.optim.get_optimizer("adam")
-    model.fit(X, y, epochs=1, batch_size=32, optimizer=opt, verbose=0)
-    path = tmp_path / "m.npz"
-    io.save(model, path, optimizer=opt)
+    path = _saved_with_optimizer(tmp_path)
     arrays = arrays_of(path)
     header = header_of(path)
     del arrays["__numnet__"]
