@@ -307,31 +307,32 @@ def test_label_column_by_name(csv_data: dict, tmp_path: Path) -> None:
                      cwd=tmp_path), "blobs.csv", "'nope'", "'label'")
 
 
-def test_text_class_labels(csv_data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                           capsys: pytest.CaptureFixture) -> None:
-    """Text labels (as numnet.data.load_csv would return them) become sorted classes whose
-    names are kept in the model file and printed by predict."""
-    from numnet import cli, data
-
-    real = data.load_csv
-    names = {5: "cat", 7: "ant", 9: "bee"}
-
-    def text_labels(path: Path, label_column: object = 0, **kwargs: object) -> tuple:
-        X, y = real(path, label_column=label_column, **kwargs)
-        return X, None if y is None else np.array([names[int(v)] for v in y])
-
-    monkeypatch.setattr(data, "load_csv", text_labels)
-    model = tmp_path / "text.npz"
-    assert cli.main(["train", "-q", "--data", str(csv_data["path"]), "--label-column", "label",
-                     "--model", "mlp:16", "--epochs", "15", "--lr", "0.01", "--plot", "off",
-                     "--out", str(model)]) == 0
-    assert io.load_metadata(model)["classes"] == ["ant", "bee", "cat"]
-    capsys.readouterr()
-    assert cli.main(["predict", str(model), str(csv_data["features"]), "--proba"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "index,label,p_ant,p_bee,p_cat"
+def test_text_class_labels(tmp_path: Path) -> None:
+    """Text labels in the CSV (iris-like species) become sorted classes whose names are
+    kept in the model file and printed by predict, end to end."""
+    species = np.array(["virginica", "setosa", "versicolor"])  # not in sorted order
+    rng = np.random.default_rng(0)
+    y = np.concatenate([np.arange(3), rng.integers(0, 3, size=237)])  # virginica first
+    X = rng.standard_normal((240, 4)) * 0.3 + 3.0 * y[:, None] + [5.0, 3.0, 1.5, 0.2]
+    rows = "\n".join(",".join(f"{v:.3f}" for v in x) + f",{species[label]}"
+                     for x, label in zip(X, y, strict=True))
+    data = tmp_path / "iris.csv"
+    data.write_text("sepal_length,sepal_width,petal_length,petal_width,species\n" + rows + "\n")
+    features = tmp_path / "features.csv"
+    features.write_text("\n".join(",".join(f"{v:.3f}" for v in x) for x in X[:20]) + "\n")
+    ok(run("train", "--data", data, "--label-column", "species", "-q", "--epochs", "2",
+           "--model", "mlp:16", "--lr", "0.05", "--plot", "off", "--out", "iris.npz",
+           cwd=tmp_path))
+    meta = io.load_metadata(tmp_path / "iris.npz")
+    assert meta["classes"] == ["setosa", "versicolor", "virginica"]
+    lines = ok(run("predict", "iris.npz", features, "--proba", cwd=tmp_path)).splitlines()
+    assert lines[0] == "index,label,p_setosa,p_versicolor,p_virginica"
     predicted = np.array([line.split(",")[1] for line in lines[1:]])
-    assert np.mean(predicted == [names[int(v)] for v in csv_data["y"][:20]]) >= 0.9
+    assert set(predicted) <= set(species) and np.mean(predicted == species[y[:20]]) >= 0.9
+    out = ok(run("predict", "iris.npz", data, "--label-column", "species", cwd=tmp_path))
+    assert len(out.splitlines()) == 241  # the text label column is skipped
+    report = ok(run("evaluate", "iris.npz", cwd=tmp_path))  # reads iris.csv again
+    assert "test split, 48 samples" in report and "virginica" in report
 
 
 def test_encode_text_labels_onto_a_models_classes(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Load a numeric CSV file into a feature matrix and a label vector, fast.
+"""Load a CSV file of numbers into a feature matrix and a label vector, fast.
 
 How it stays fast and small on a 500 MB file:
 
@@ -15,6 +15,10 @@ How it stays fast and small on a 500 MB file:
   real error) goes to a slower path: a compiled regular expression validates it line by
   line (still C speed) and, when a line fails, Python looks at that one line to name the
   column.
+* A label column holding text (class names such as ``setosa``) is found by the same
+  path: the first label cell that is not a number restarts the second pass in text mode,
+  which takes each block's label cells out (Python work per row, on that column only),
+  puts a ``0`` in their place and parses the rest as above.
 
 Decimal values are rebuilt as ``mantissa / 10**k``, which is exactly rounded when the
 mantissa has at most 15 significant digits and ``|k| <= 22`` (Clinger's fast path); longer
@@ -60,7 +64,7 @@ def load_csv(
     delimiter: str = ",",
     dtype: np.dtype | type = np.float32,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Load a numeric CSV file as features ``X`` and labels ``y``.
+    """Load a CSV file of numbers as features ``X`` and labels ``y`` (numbers or text).
 
     Parameters
     ----------
@@ -84,25 +88,31 @@ def load_csv(
     X : numpy.ndarray
         Features, shape ``(rows, columns - 1)`` (``(rows, columns)`` without labels).
     y : numpy.ndarray or None
-        Labels, shape ``(rows,)``: int64 when every label is integral, else float64.
-        ``None`` when ``label_column`` is ``None``.
+        Labels, shape ``(rows,)``: int64 when every label is integral, float64 when every
+        label is a number but some are not integral, and an array of str when some label
+        cell is not a number (e.g. ``setosa``): then every label is the text of its cell,
+        without surrounding spaces and quotes (``1.0`` stays ``'1.0'``). ``None`` when
+        ``label_column`` is ``None``.
 
     Raises
     ------
     DataError
         (a ``ValueError``) when the file is empty, has no data rows, has a row with the
-        wrong number of cells, a blank line before the end, an empty or non-numeric
-        cell, or no column named ``label_column``. The message names the file, the line
-        and the column; the exception's ``path``, ``line`` and ``column`` attributes
-        hold the same.
+        wrong number of cells, a blank line before the end, an empty cell (label or
+        feature), a non-numeric feature cell, or no column named ``label_column``; also
+        when the first line was detected as data (see ``header``) and its label is text
+        while every other label is a number: it is then a header. The message names the
+        file, the line and the column; the exception's ``path``, ``line`` and ``column``
+        attributes hold the same.
 
     Notes
     -----
     Cells are plain decimal numbers (``12``, ``-0.5``, ``1e-3``, ``.5``), optionally
     padded with spaces, or ``nan``/``inf``. Quoted cells are not supported, except in
-    the header. Blank lines are allowed only at the end of the file. Line endings may be
-    ``\\n`` or ``\\r\\n``; a bare ``\\r`` (old Mac line endings) is an error naming the
-    line. A delimiter at the end of a line makes an empty last cell: an error.
+    the header and the label column (a quoted cell cannot contain the delimiter). Blank
+    lines are allowed only at the end of the file. Line endings may be ``\\n`` or
+    ``\\r\\n``; a bare ``\\r`` (old Mac line endings) is an error naming the line.
+    A delimiter at the end of a line makes an empty last cell: an error.
     """
     path = Path(path)
     delim = _check_delimiter(delimiter)
@@ -116,16 +126,16 @@ def load_csv(
         blocks = _iter_blocks(handle, path)
         first = next(blocks)
         ctx = _first_line(first, path, delim, header)
-        has_header = ctx.names is not None
-        label = _resolve_label(label_column, ctx)
-        n_rows = n_lines - has_header
+        ctx.label = _resolve_label(label_column, ctx)
+        n_rows = n_lines - (ctx.names is not None)
         if n_rows == 0:
             raise data_error(f"{path}: no data rows after the header line", path, line=2)
-        X = np.empty((n_rows, ctx.ncols - (label is not None)), dtype=dtype)
-        y = None if label is None else np.empty(n_rows, dtype=np.float64)
-        rest = first[first.find(b"\n") + 1 :] if has_header else first
-        _fill(chain([rest], blocks), ctx, X, y, label, first_line=1 + has_header)
-    return X, None if y is None else _label_dtype(y)
+        X = np.empty((n_rows, ctx.ncols - (ctx.label is not None)), dtype=dtype)
+        try:
+            return X, _fill(chain([first], blocks), ctx, X)
+        except _TextLabels:
+            pass  # some label is not a number: read the file again, labels as text
+    return X, _fill_text_labels(ctx, X)
 
 
 class _Context:
@@ -137,6 +147,8 @@ class _Context:
         self.ncols = ncols
         self.names = names
         self.data_first = False  # True when header detection read line 1 as data
+        self.label: int | None = None  # 0-based index of the label column
+        self.text_labels = False  # True once some label cell is not a number
 
     def column(self, index: int) -> str:
         """'column 3' or "column 3 ('pixel2')" for a 0-based index."""
@@ -153,6 +165,10 @@ class _Context:
             )
         col = None if column is None else column + 1
         return data_error(f"{self.path}: {where}: {what}", self.path, line=line, column=col)
+
+
+class _TextLabels(Exception):
+    """Raised by the numeric pass when a label cell is not a number: read it as text."""
 
 
 # ----------------------------------------------------------------------------- reading
@@ -248,7 +264,11 @@ def _raw_cells(line: bytes, delim: int) -> list[str]:
 
 
 def _header_cells(line: bytes, delim: int) -> list[str]:
-    return [cell.strip("\"'").strip() for cell in _raw_cells(line, delim)]
+    return [_unquote(cell) for cell in _raw_cells(line, delim)]
+
+
+def _unquote(text: str) -> str:
+    return text.strip().strip("\"'").strip()
 
 
 def _decide_header(line: bytes, delim: int, header: bool | None) -> bool:
@@ -306,21 +326,39 @@ def _label_dtype(y: np.ndarray) -> np.ndarray:
     return y
 
 
+def _fill_text_labels(ctx: _Context, X: np.ndarray) -> np.ndarray:
+    """Parse the whole file again into ``X``, returning the labels as an array of str."""
+    ctx.text_labels = True
+    with _open(ctx.path) as handle:
+        y = _fill(_iter_blocks(handle, ctx.path), ctx, X)
+    _check_first_label(y, ctx)
+    return y
+
+
+def _check_first_label(y: np.ndarray, ctx: _Context) -> None:
+    """A text label on a line 1 read as data, above numbers only, is a header cell."""
+    if not ctx.data_first or y.size < 2 or _NUMBER_RE.fullmatch(y[0]):
+        return
+    if all(_NUMBER_RE.fullmatch(text) for text in y[1:].tolist()):  # stops at a text label
+        raise ctx.error(1, ctx.label, f"{str(y[0])!r} is not a number, and every other label is")
+
+
 # ------------------------------------------------------------------------ second pass
 
 
-def _fill(
-    blocks: Iterator[bytes],
-    ctx: _Context,
-    X: np.ndarray,
-    y: np.ndarray | None,
-    label: int | None,
-    first_line: int,
-) -> None:
-    """Parse every block into its rows of ``X`` and ``y``."""
+def _fill(blocks: Iterator[bytes], ctx: _Context, X: np.ndarray) -> np.ndarray | None:
+    """Parse the blocks of the whole file into the rows of ``X``; return the labels.
+
+    Raises ``_TextLabels`` at the first label cell that is not a number, unless
+    ``ctx.text_labels`` is set: the labels are then returned as an array of str.
+    """
     n_rows = X.shape[0]
+    numeric = ctx.label is not None and not ctx.text_labels
+    y = np.empty(n_rows, dtype=np.float64) if numeric else None
+    texts: list[np.ndarray] = []
+    first_line = 1 + (ctx.names is not None)
     row = 0
-    for block in blocks:
+    for block in _data_blocks(blocks, ctx.names is not None):
         if row == n_rows:
             break  # what is left are the trailing blank lines the first pass skipped
         if not block:
@@ -329,8 +367,10 @@ def _fill(
         if row + k > n_rows:
             block = _first_lines(block, n_rows - row)
             k = n_rows - row
-        values = _parse_block(block, ctx, first_line + row)
-        _store(values, X, y, row, label)
+        values, labels = _parse_block(block, ctx, first_line + row)
+        _store(values, X, y, row, ctx.label)
+        if labels is not None:
+            texts.append(labels)
         row += k
     if row != n_rows:
         raise data_error(
@@ -338,6 +378,16 @@ def _fill(
             "(did the file change while it was read?)",
             ctx.path,
         )
+    if y is not None:
+        return _label_dtype(y)
+    return np.concatenate(texts) if ctx.text_labels and ctx.label is not None else None
+
+
+def _data_blocks(blocks: Iterator[bytes], has_header: bool) -> Iterator[bytes]:
+    """The blocks without the header line."""
+    first = next(blocks)
+    yield first[first.find(b"\n") + 1 :] if has_header else first
+    yield from blocks
 
 
 def _first_lines(block: bytes, k: int) -> bytes:
@@ -354,24 +404,70 @@ def _store(
         return
     X[rows, :label] = values[:, :label]
     X[rows, label:] = values[:, label + 1 :]
-    y[rows] = values[:, label]
+    if y is not None:  # None for text labels: their column holds zeros here
+        y[rows] = values[:, label]
 
 
-def _parse_block(block: bytes, ctx: _Context, first_line: int) -> np.ndarray:
-    """Values of a block of whole lines as a float64 array (lines, ncols)."""
+def _parse_block(
+    block: bytes, ctx: _Context, first_line: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Values of a block of whole lines as a float64 array (lines, ncols), and its labels.
+
+    The labels are an array of str when ``ctx.text_labels`` is set (their column of the
+    values then holds zeros), else None.
+    """
     if b"\r" in block:
         block = block.replace(b"\r\n", b"\n")
         if b"\r" in block:
             line = first_line + block.count(b"\n", 0, block.index(b"\r"))
             raise _bare_cr_error(ctx.path, line)
-    buf = np.frombuffer(block, dtype=np.uint8)
-    is_sep = (buf == ctx.delim) | (buf == _NEWLINE)
-    ends = np.flatnonzero(is_sep)
+    buf, is_sep, ends = _separators(block, ctx.delim)
     _check_ragged(block, buf, ends, ctx, first_line)
+    labels = None
+    if ctx.text_labels and ctx.label is not None:
+        block, labels = _take_labels(block, buf, ends, ctx, first_line)
+        buf, is_sep, ends = _separators(block, ctx.delim)
     values = _strict_values(block, buf, is_sep, ends, ctx.delim)
     if values is None:
         values = _lenient_values(block, ctx, first_line)
-    return values.reshape(-1, ctx.ncols)
+    return values.reshape(-1, ctx.ncols), labels
+
+
+def _separators(block: bytes, delim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The block's bytes, where the separators are, and their positions."""
+    buf = np.frombuffer(block, dtype=np.uint8)
+    is_sep = (buf == delim) | (buf == _NEWLINE)
+    return buf, is_sep, np.flatnonzero(is_sep)
+
+
+def _take_labels(
+    block: bytes, buf: np.ndarray, ends: np.ndarray, ctx: _Context, first_line: int
+) -> tuple[bytes, np.ndarray]:
+    """The block with each label cell replaced by ``0``, and the labels' text.
+
+    ``ends`` are the positions of the separators of a block whose lines all have
+    ``ctx.ncols`` cells. The cells are cut out with one vectorised mask; only the
+    label texts are made one row at a time.
+    """
+    cell = np.arange(ctx.label, ends.size, ctx.ncols)  # each line's label cell
+    stop = ends[cell]
+    start = ends[cell - 1] + 1  # after the previous separator ...
+    if ctx.label == 0:
+        start[0] = 0  # ... or at the start of the block
+    labels = [_unquote(block[a:b].decode("utf-8", errors="replace"))
+              for a, b in zip(start.tolist(), stop.tolist(), strict=True)]
+    empty = [i for i, text in enumerate(labels) if not text]
+    if empty:
+        line = first_line + empty[0]
+        raise ctx.error(line, ctx.label, "empty label cell, expected a class name or a number")
+    # Keep the first byte of each label cell (as '0'); drop the rest of it.
+    edges = np.zeros(buf.size + 1, dtype=np.int32)
+    edges[start + 1] += 1
+    edges[stop] -= 1
+    keep = np.cumsum(edges[:-1], dtype=np.int32) == 0
+    out = buf.copy()
+    out[start] = ord("0")
+    return out[keep].tobytes(), np.array(labels, dtype=str)
 
 
 def _bare_cr_error(path: Path, line: int) -> DataError:
@@ -641,6 +737,8 @@ def _raise_bad_cell(
             last = " (the line ends with the delimiter)" if j == len(cells) - 1 else ""
             raise ctx.error(line_no, j, f"empty cell, expected a number{last}")
         if not cell_re.fullmatch(cell):
+            if j == ctx.label and not ctx.text_labels:
+                raise _TextLabels  # not an error: the labels are text
             text = cell.decode("utf-8", errors="replace")
             raise ctx.error(line_no, j, f"{text!r} is not a number")
     raise ctx.error(line_no, None, "cannot parse this line")  # not reached in practice

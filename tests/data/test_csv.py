@@ -57,7 +57,8 @@ def test_header_declared_true_on_numeric_first_line(write) -> None:
 
 
 def test_header_declared_false_makes_a_text_first_line_an_error(write) -> None:
-    with pytest.raises(DataError, match=r"line 1, column 1: 'a' is not a number"):
+    # The label 'a' is text (a class name); the feature 'b' is not a number.
+    with pytest.raises(DataError, match=r"line 1, column 2: 'b' is not a number"):
         load_csv(write("a,b\n1,2\n"), header=False)
 
 
@@ -157,6 +158,95 @@ def test_many_blocks_and_long_lines(write, tiny_blocks) -> None:
     np.testing.assert_array_equal(y, values[:, 0])
 
 
+# ------------------------------------------------------------------------- text labels
+
+IRIS = """sepal_length,sepal_width,petal_length,petal_width,species
+5.1,3.5,1.4,0.2,setosa
+7.0, 3.2 ,4.7,1.4, "versicolor"
+6.3,3.3,6.0,2.5,'virginica'
+"""
+
+
+def test_text_labels_are_str_and_features_float32(write) -> None:
+    X, y = load_csv(write(IRIS), label_column="species")
+    assert X.dtype == np.float32
+    np.testing.assert_array_equal(X, np.float32([[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4],
+                                                 [6.3, 3.3, 6.0, 2.5]]))
+    assert y.dtype.kind == "U" and y.tolist() == ["setosa", "versicolor", "virginica"]
+
+
+def test_text_labels_without_header_gzipped_crlf_and_mixed_with_numbers(write) -> None:
+    text = "5.1,3.5,1.0\r\n7,3.2,setosa\r\n6,2,Iris virginica\r\n"
+    X, y = load_csv(write(text, name="data.csv.gz"), label_column=-1)
+    np.testing.assert_array_equal(X, np.float32([[5.1, 3.5], [7, 3.2], [6, 2]]))
+    assert y.tolist() == ["1.0", "setosa", "Iris virginica"]  # every label is its text
+
+
+def test_single_row_with_a_text_label(write) -> None:
+    _, y = load_csv(write("5.1,3.5,setosa\n"), label_column=-1)
+    assert y.tolist() == ["setosa"]
+
+
+@pytest.mark.parametrize("label_column", [0, 2, -1])
+def test_text_labels_found_late_across_blocks(write, tiny_blocks, label_column: int) -> None:
+    rng = np.random.default_rng(2)
+    values = rng.integers(-500, 500, size=(200, 4)).astype(str)
+    values[:, label_column] = [f"class {i % 3}" if i >= 150 else str(i % 3) for i in range(200)]
+    text = "\n".join(",".join(row) for row in values) + "\n\n"
+    X, y = load_csv(write(text), label_column=label_column)  # numbers up to line 150
+    assert y.tolist() == values[:, label_column].tolist()
+    np.testing.assert_array_equal(X, np.delete(values, label_column % 4, axis=1).astype(float))
+
+
+def test_numeric_labels_never_take_the_text_path(write, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(csv_module, "_take_labels", None)  # calling it would fail
+    _, y = load_csv(write("a,b\n1,2\n0, 3\nnan,4\n"))
+    assert y.dtype == np.float64 and y[:2].tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "words"),
+    [
+        ("a,species\n1,setosa\n2, \n", 3, 2, "empty label cell, expected a class name"),
+        ('a,species\n1,setosa\n2,""\n', 3, 2, "empty label cell"),
+        ("a,species\n1,\n2,setosa\n", 2, 2, "empty cell"),  # before the first text label
+        ("a,species,b\n1,setosa,2\n3,versicolor,x\n", 3, 3, "'x' is not a number"),
+        ("a,species,b\n1,setosa,2\n3,,4\n", 3, 2, "empty label cell"),
+        ("a,species\n1,setosa\n2,virginica,3\n", 3, 3, "3 cells, expected 2"),
+        ("a,species\n1,setosa\n\n2,virginica\n", 3, None, "blank line"),
+        ("a,species\n1,setosa\r2,virginica\n", 2, None, "carriage return"),
+        # Text above numbers on a line 1 detected as data: a header, named as such.
+        ("y,0,1\n1,2,3\n2,4,5\n", 1, 1, "'y' is not a number, and every other label is"),
+    ],
+)
+def test_text_label_errors_name_line_and_column(write, text, line, column, words) -> None:
+    error = csv_error(write(text), label_column=1 if text.startswith("a,") else 0)
+    assert words in str(error)
+    assert (error.line, error.column) == (line, column)
+
+
+def test_text_label_on_a_header_like_line_1_says_how_to_declare_it(write) -> None:
+    path = write("label,0,1\n5,2,3\n7,4,5\n")
+    assert "pass header=True" in str(csv_error(path))
+    X, y = load_csv(path, header=True)
+    assert X.tolist() == [[2, 3], [4, 5]] and y.tolist() == [5, 7]
+    _, y = load_csv(path, header=False)  # declared data: the labels are text
+    assert y.tolist() == ["label", "5", "7"]
+
+
+def test_text_label_errors_across_blocks(write, tiny_blocks) -> None:
+    rows = [f"1,22,class{i % 3},4444" for i in range(200)]
+    rows[156] = "1,2x2,class0,4444"
+    error = csv_error(write("a,b,c,d\n" + "\n".join(rows) + "\n"), label_column="c")
+    assert (error.line, error.column) == (158, 2)
+    rows[156] = "1,22, ,4444"
+    error = csv_error(write("a,b,c,d\n" + "\n".join(rows) + "\n"), label_column="c")
+    assert (error.line, error.column) == (158, 3) and "empty label cell" in str(error)
+    rows[156] = "1,22,class0"
+    error = csv_error(write("a,b,c,d\n" + "\n".join(rows) + "\n"), label_column="c")
+    assert error.line == 158 and "3 cells, expected 4" in str(error)
+
+
 # ------------------------------------------------------------------------------ values
 
 FORMATS = ["{!r}", "{:.6g}", "{:.18e}", "{:.3f}", "{:.0f}", "{:.2E}"]
@@ -217,13 +307,13 @@ def csv_error(path: Path, **kwargs) -> DataError:
         ("1,2\n3,x\n", 2, 2, "'x' is not a number"),
         ("1,2\n3,\n", 2, 2, "empty cell"),
         ("1,2\n3, \n", 2, 2, "empty cell"),
-        ("1,2\n1 2,3\n", 2, 1, "'1 2' is not a number"),
-        ("1,2\n1e,3\n", 2, 1, "'1e' is not a number"),
-        ("1,2\n--1,3\n", 2, 1, "'--1' is not a number"),
-        ("1,2\n1.2.3,4\n", 2, 1, "'1.2.3' is not a number"),
-        ("1,2\n0x1A,3\n", 2, 1, "'0x1A' is not a number"),
+        ("1,2\n3,1 2\n", 2, 2, "'1 2' is not a number"),
+        ("1,2\n3,1e\n", 2, 2, "'1e' is not a number"),
+        ("1,2\n3,--1\n", 2, 2, "'--1' is not a number"),
+        ("1,2\n3,1.2.3\n", 2, 2, "'1.2.3' is not a number"),
+        ("1,2\n3,0x1A\n", 2, 2, "'0x1A' is not a number"),
         ("1,2\n3,1_000\n", 2, 2, "'1_000' is not a number"),
-        ('1,2\n"3",4\n', 2, 1, "'\"3\"' is not a number"),
+        ('1,2\n4,"3"\n', 2, 2, "'\"3\"' is not a number"),
         ("1,2\n\n3,4\n", 2, None, "blank line"),
         ("1\n\n3\n", 2, None, "blank line"),
         # A first line with a number is data, not a header: its bad cell is an error.
@@ -321,13 +411,16 @@ def test_truncated_gzip(write) -> None:
 # ------------------------------------------------------------------------------ memory
 
 
-def test_values_are_held_once(write, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("labels", ["numbers", "text"])
+def test_values_are_held_once(write, monkeypatch: pytest.MonkeyPatch, labels: str) -> None:
     """Peak memory is the result plus block-sized temporaries, not several copies."""
     monkeypatch.setattr(csv_module, "_BLOCK_BYTES", 1 << 16)
     rng = np.random.default_rng(1)
-    block = rng.integers(0, 256, size=(500, 200))
-    block[block < 100] = 0
-    text = ("\n".join(",".join(map(str, row)) for row in block) + "\n") * 12
+    block = rng.integers(0, 256, size=(500, 200)).astype(str)
+    block[block.astype(int) < 100] = "0"
+    if labels == "text":
+        block[:, 0] = np.char.add("class", block[:, 0])
+    text = ("\n".join(",".join(row) for row in block) + "\n") * 12
     path = write(text)
     tracemalloc.start()
     try:
@@ -336,5 +429,5 @@ def test_values_are_held_once(write, monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         tracemalloc.stop()
     result = X.nbytes + y.nbytes
-    assert X.shape == (6000, 199)
+    assert X.shape == (6000, 199) and y.dtype.kind == ("U" if labels == "text" else "i")
     assert peak - result < 0.5 * result, (peak, result)
