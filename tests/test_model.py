@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from numnet import SGD, gradcheck
 from numnet.errors import ShapeError
-from numnet.layers import Dense, Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from numnet.layers import Dense, Flatten, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from numnet.model import Sequential
 
 
@@ -320,3 +320,27 @@ def test_whole_models_gradcheck_on_random_architectures(widths, n, act, training
     errors = gradcheck.check_model(model, rng.standard_normal((n, 3)), rng.integers(0, 4, n),
                                    training=training)
     assert max(errors.values()) < 1e-6
+
+
+class RowCounter(Identity):
+    """Identity that records the largest batch it was given."""
+
+    def __init__(self, dtype=None):
+        super().__init__(dtype)
+        self.most_rows = 0
+
+    def forward(self, x, training=False):
+        self.most_rows = max(self.most_rows, np.shape(x)[0])
+        return super().forward(x, training)
+
+
+@pytest.mark.parametrize("call", ["predict", "predict_proba", "predict_logits", "evaluate"])
+def test_inference_never_holds_more_than_a_batch_of_activations(call):
+    counter = RowCounter()
+    model = Sequential([Dense(4, 8), counter, Dense(8, 3)], loss="cross_entropy", seed=0)
+    x = np.zeros((5000, 4), dtype=np.float32)
+    if call == "evaluate":
+        model.evaluate(x, np.zeros(5000, dtype=np.int64), batch_size=700)
+    else:
+        getattr(model, call)(x, batch_size=700)
+    assert counter.most_rows == 700
