@@ -444,22 +444,24 @@ class _Trainer:
             raise self._diverged(self._buffer_culprit(*bad_buffer))
         if self.clip_norm is not None:
             clip_grad_norm(model, self.clip_norm)
-        params = model.flat_params
-        np.copyto(self.backup, params)
-        with _atomic(self.interrupt):
+        np.copyto(self.backup, model.flat_params)
+        with _atomic(self.interrupt):  # no Ctrl-C between the update and its check
             self.optimizer.step(model)
-        # a NaN or infinite gradient makes the updated weights so too: one check covers both
-        if not all_finite(params):
-            grads_ok = all_finite(model.flat_grads)
-            culprit = self._param_culprit() if grads_ok else self._grad_culprit()
-            np.copyto(params, self.backup)
-            # the moments that produced the step are not to be trusted either
-            self.optimizer.zero_state()
-            raise self._diverged(culprit + "; the optimiser's state (moments, step count) "
-                                 "was reset")
+            self._check_update()
         correct, counted = (self.targets.count_correct(output, yb)
                             if self.targets.classifier else (0, 0))
         return loss, correct, counted
+
+    def _check_update(self) -> None:
+        """Undo an update that left a weight NaN or infinite, and say why."""
+        model = self.model
+        # a NaN or infinite gradient makes the updated weights so too: one check covers both
+        if all_finite(model.flat_params):
+            return
+        culprit = self._param_culprit() if all_finite(model.flat_grads) else self._grad_culprit()
+        np.copyto(model.flat_params, self.backup)
+        self.optimizer.zero_state()  # the moments that produced the step are not trusted
+        raise self._diverged(culprit + "; the optimiser's state (moments, step count) was reset")
 
     # -- divergence reports -------------------------------------------------------------
     def _entries(self) -> Iterator[tuple[int, Any, str, slice]]:

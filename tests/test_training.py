@@ -619,6 +619,24 @@ def test_a_second_ctrl_c_inside_the_optimiser_step_lets_the_step_finish():
     np.testing.assert_array_equal(model.flat_params, weights[2])  # whole, not half a step
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or sys.platform == "win32",
+                    reason="needs POSIX signals")
+def test_a_ctrl_c_inside_a_bad_update_still_undoes_it():
+    X, y = spiral(n=10)
+
+    class PressedDuringStep(SGD):
+        def step(self, model):
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            super().step(model)
+
+    model = classifier()
+    before = model.flat_params.copy()
+    with pytest.raises(TrainingDiverged, match="the optimiser's update made parameter"):
+        model.fit(X * 1e30, y, batch_size=30, optimizer=PressedDuringStep(1e30), verbose=0)
+    np.testing.assert_array_equal(model.flat_params, before)
+
+
 # -- progress output ------------------------------------------------------------------
 def test_verbose_two_prints_one_line_per_epoch_on_stderr(capsys):
     X, y = spiral(n=10)
