@@ -170,6 +170,8 @@ class EarlyStopping(Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if (logs or {}).get("diverged"):
+            return  # fit restored the weights from before the bad batch, and says so
         if self.restore_best_weights and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         if self.verbose and self.stopped_epoch is not None:
@@ -186,7 +188,12 @@ def _format_fields(path: str) -> list[str]:
     except ValueError as exc:
         raise ValueError(f"ModelCheckpoint path {path!r} is not a valid format string: "
                          f"{exc}") from exc
-    return [name.split(".")[0].split("[")[0] for _, name, _, _ in parsed if name]
+    fields = [name.split(".")[0].split("[")[0] for _, name, _, _ in parsed if name is not None]
+    positional = [name for name in fields if not name or name.isdigit()]
+    if positional:
+        raise ValueError(f"ModelCheckpoint path {path!r} has a positional field "
+                         f"{{{positional[0]}}}: name the field, e.g. {{epoch}} or {{val_loss}}")
+    return fields
 
 
 class ModelCheckpoint(Callback):

@@ -487,18 +487,21 @@ class _ModelFile:
         return model.eval()
 
     def _check_described_shapes(self, config: dict[str, Any],
-                                state: dict[str, np.ndarray]) -> None:
+                                state: dict[str, np.ndarray]) -> int | None:
         """Compare each described layer's arrays with the stored ones, before building.
 
-        Each layer is constructed alone, its arrays zero-filled (which takes no memory until
-        written) and not initialised, so a description claiming a layer far larger than its
-        stored arrays is refused before the whole model is built and initialised.
+        Each layer is constructed alone, so a description claiming a layer too large to
+        allocate, or of another size than its stored arrays, is refused before the model
+        is assembled. Returns the number of trainable parameters described, or None when a
+        layer could not be built alone (building the model then reports why).
         """
         from numnet.layers.base import Layer
 
+        num_params: int | None = 0
         for index, entry in enumerate(config["layers"]):
             layer_cls = Layer.registry.get(entry["type"])
             if layer_cls is None or entry["type"].startswith("_"):
+                num_params = None
                 continue  # _build names the unknown type
             try:
                 layer = layer_cls.from_config(dict(entry.get("config") or {}))
@@ -506,7 +509,10 @@ class _ModelFile:
                 raise self._fail(f"layer {index} ({entry['type']}) of the description is too "
                                  f"large to build: {exc}") from exc
             except (ValueError, TypeError, KeyError, AttributeError):
+                num_params = None
                 continue  # bad arguments: _build reports them
+            if num_params is not None:
+                num_params += layer.num_params
             for store in (layer.params, layer.buffers):
                 for name, value in store.items():
                     key = f"{index}.{name}"
@@ -514,10 +520,14 @@ class _ModelFile:
                         raise self._fail(f"array {MODEL_PREFIX}{key} has shape "
                                          f"{state[key].shape}, the described model needs "
                                          f"{value.shape}")
+        return num_params
 
     def _check_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
         """Scalars ``step`` and ``initial_lr``; every other array one entry per parameter."""
-        size = self.model().num_params
+        size = self._check_described_shapes(self.header["model"],
+                                            self._section(MODEL_PREFIX, "model"))
+        if size is None:
+            size = self.model().num_params  # raises what is wrong with the description
         for key, value in state.items():
             name = OPTIMIZER_PREFIX + key
             if key in ("step", "initial_lr"):

@@ -155,6 +155,9 @@ class Sequential:
             offset += value.size
         for layer in self.layers:
             layer.owner = weakref.ref(self)
+        # training's backward stops here: the first layer with parameters
+        self._first_trainable = next(
+            (i for i, layer in enumerate(self.layers) if layer.params), 0)
 
     def __deepcopy__(self, memo: dict) -> Sequential:
         clone = copy.copy(self)
@@ -219,11 +222,6 @@ class Sequential:
             return first.backward(grad)
         first.backward_params(grad)
         return None
-
-    @property
-    def _first_trainable(self) -> int:
-        """Index of the first layer with parameters (0 when there is none)."""
-        return next((i for i, layer in enumerate(self.layers) if layer.params), 0)
 
     def loss_and_grad(self, x: Any, y: Any, sample_weight: Any = None,
                       training: bool = True, return_output: bool = False

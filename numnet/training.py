@@ -424,9 +424,12 @@ class _Trainer:
             np.copyto(saved, value)
         try:
             return self._step_or_raise(xb, yb, wb)
-        except TrainingDiverged:
-            for (_, _, value), saved in zip(self.buffers, self.buffer_backup, strict=True):
-                np.copyto(value, saved)
+        except (TrainingDiverged, KeyboardInterrupt):
+            # the weights stay from before this batch (a Ctrl-C deferred past a finished
+            # update is the exception): the running statistics must match them
+            if not self.interrupt.deferred:
+                for (_, _, value), saved in zip(self.buffers, self.buffer_backup, strict=True):
+                    np.copyto(value, saved)
             raise
 
     def _step_or_raise(self, xb: np.ndarray, yb: np.ndarray,
@@ -439,7 +442,7 @@ class _Trainer:
         if not math.isfinite(loss):
             raise self._diverged(self._loss_culprit(loss, output))
         bad_buffer = next(((i, name) for i, name, value in self.buffers
-                           if not np.isfinite(value).all()), None)
+                           if not all_finite(value.reshape(-1))), None)
         if bad_buffer is not None:
             raise self._diverged(self._buffer_culprit(*bad_buffer))
         if self.clip_norm is not None:

@@ -311,3 +311,27 @@ def test_checkpoint_path_fields_are_checked_before_training(tmp_path):
                 callbacks=[ModelCheckpoint(str(tmp_path / "c-{nope}.npz"))])
     with pytest.raises(ValueError, match="not a valid format string"):
         net.fit(X, y, epochs=1, verbose=0, callbacks=[ModelCheckpoint(str(tmp_path / "c-{"))])
+
+
+@pytest.mark.parametrize("name", ["c{}.npz", "c{0}.npz", "c-{epoch}-{1:.2f}.npz"])
+def test_checkpoint_path_with_a_positional_field_is_refused_before_training(tmp_path, name):
+    X, y = data()
+    with pytest.raises(ValueError, match="has a positional field"):
+        model().fit(X, y, epochs=1, verbose=0,
+                    callbacks=[ModelCheckpoint(str(tmp_path / name))])
+
+
+def test_early_stopping_leaves_the_weights_of_a_divergence_alone():
+    """fit keeps the weights from before the bad batch and says so: no best-epoch restore."""
+    X, y = data()
+    net = model()
+    stopper = EarlyStopping(monitor="loss", patience=10, restore_best_weights=True)
+    net.fit(X, y, epochs=2, verbose=0, callbacks=[stopper])
+    best = {k: v.copy() for k, v in stopper.best_state.items()}
+    net.flat_params[...] += 1.0  # as if later epochs had moved on from the best one
+    moved = net.flat_params.copy()
+    stopper.on_train_end({"interrupted": False, "diverged": True})
+    np.testing.assert_array_equal(net.flat_params, moved)
+    stopper.on_train_end({"interrupted": False})
+    for key, value in net.state_dict().items():
+        np.testing.assert_array_equal(value, best[key])

@@ -637,6 +637,35 @@ def test_a_ctrl_c_inside_a_bad_update_still_undoes_it():
     np.testing.assert_array_equal(model.flat_params, before)
 
 
+class InterruptAt(Layer):
+    """Identity that raises KeyboardInterrupt in its ``at``-th training forward pass."""
+
+    def __init__(self, at=0):
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def forward(self, x, training=False):
+        if training:
+            self.calls += 1
+            if self.calls == self.at:
+                raise KeyboardInterrupt
+        return self._as_input(x)
+
+    def backward(self, grad_out):
+        return grad_out
+
+
+def test_a_ctrl_c_inside_the_forward_pass_keeps_statistics_and_weights_together():
+    X, y = spiral(n=20)
+    model = Sequential([Dense(2, 8), BatchNorm1d(8), InterruptAt(at=4), ReLU(), Dense(8, 3)],
+                       loss="cross_entropy", seed=0)
+    seen = []
+    history = model.fit(X, y, epochs=2, batch_size=16, verbose=0, callbacks=[LambdaCallback(
+        on_batch_end=lambda b, logs: seen.append(model.layers[1].buffers["running_mean"].copy()))])
+    assert history.interrupted and len(seen) == 3
+    np.testing.assert_array_equal(model.layers[1].buffers["running_mean"], seen[-1])
+
+
 # -- progress output ------------------------------------------------------------------
 def test_verbose_two_prints_one_line_per_epoch_on_stderr(capsys):
     X, y = spiral(n=10)
