@@ -1,0 +1,243 @@
+"""Fused kernels for the per-step element-wise work, on two interchangeable paths.
+
+Every hot element-wise operation of training and inference has two implementations with
+one signature:
+
+* :mod:`numnet._kernels.numpy_kernels`, the **reference**: complete, readable NumPy, a
+  few in-place passes; always available;
+* :mod:`numnet._kernels.numba_kernels`, the **fast path**: each operation fused into one
+  compiled pass (numba), split across the cores for large arrays; used automatically when
+  numba is installed (``pip install numnet[fast]``).
+
+The functions below pick the active path and prepare the arguments (coefficients rounded
+to the dtype once, optional arrays resolved), so both paths compute the same values: the
+optimiser updates bit for bit, the rest to float rounding. The test suite runs both.
+
+Switching the fast path off: ``NUMNET_FAST=0`` in the environment (``1`` insists on it,
+``auto`` or unset picks it when numba imports), or :func:`set_fast_path`; which path is
+active is :func:`fast_path`.
+
+The optimiser updates take the trainer's weight backup and finiteness check with them:
+``backup`` (when given) receives the parameters before the update, and the return value
+says whether every updated parameter is finite (a NaN or infinite gradient makes its
+parameter so too, so this one check covers the gradients as well).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from types import ModuleType
+
+import numpy as np
+
+from numnet._kernels import numpy_kernels
+from numnet._kernels.common import (
+    ACTIVATIONS,
+    adam_coefficients,
+    decay_coefficients,
+    decay_mode,
+    rmsprop_coefficients,
+    sgd_coefficients,
+)
+
+ENV_VAR = "NUMNET_FAST"
+_OFF = ("0", "false", "no", "off", "numpy")
+_ON = ("1", "true", "yes", "on", "numba")
+_AUTO = ("", "auto")
+
+
+class _State:
+    choice: bool | None = None        # set_fast_path: None = follow the environment
+    backend: ModuleType | None = None  # the resolved path, None until first use
+    numba_error: str | None = None     # why numba could not be used, once known
+
+
+def set_fast_path(enabled: bool | None = True) -> None:
+    """Use the compiled fast path (True), the NumPy path (False), or choose automatically
+    from ``$NUMNET_FAST`` and whether numba is installed (None).
+
+    Raises
+    ------
+    ImportError
+        ``set_fast_path(True)`` when numba is not installed (``pip install numnet[fast]``).
+    """
+    if enabled is not None and not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"set_fast_path expects True, False or None, got {enabled!r}")
+    _State.choice = None if enabled is None else bool(enabled)
+    _State.backend = None
+    if _State.choice and load_numba() is None:
+        _State.choice = None
+        raise ImportError(f"the compiled fast path needs numba: pip install 'numnet[fast]' "
+                          f"({_State.numba_error})")
+
+
+def fast_path() -> str:
+    """The active path: ``"numba"`` (compiled) or ``"numpy"`` (the reference)."""
+    return "numba" if _backend() is not numpy_kernels else "numpy"
+
+
+def _wanted() -> bool | None:
+    """True/False when the fast path is asked for or refused, None to decide by numba."""
+    if _State.choice is not None:
+        return _State.choice
+    value = os.environ.get(ENV_VAR, "").strip().lower()
+    if value in _AUTO:
+        return None
+    if value in _OFF:
+        return False
+    if value in _ON:
+        return True
+    raise ValueError(f"{ENV_VAR}={os.environ[ENV_VAR]!r} is not understood: expected 0 (NumPy "
+                     f"path), 1 (compiled fast path) or auto")
+
+
+def _backend() -> ModuleType:
+    if _State.backend is None:
+        wanted = _wanted()
+        compiled = None if wanted is False else load_numba()
+        if compiled is None and wanted:
+            warnings.warn(f"{ENV_VAR} asks for the compiled fast path but numba cannot be "
+                          f"used ({_State.numba_error}); running the NumPy path",
+                          RuntimeWarning, stacklevel=3)
+        _State.backend = compiled or numpy_kernels
+    return _State.backend
+
+
+def load_numba() -> ModuleType | None:
+    """The compiled kernels' module, or None when numba is missing or broken."""
+    try:
+        # numba is optional (the "fast" extra) and takes tenths of a second to import:
+        # only on the first kernel call, never at ``import numnet``
+        from numnet._kernels import numba_kernels  # noqa: PLC0415
+    except ImportError as exc:
+        _State.numba_error = f"{type(exc).__name__}: {exc}"
+        return None
+    return numba_kernels
+
+
+# -- optimiser updates --------------------------------------------------------------------
+
+
+def adam_step(params: np.ndarray, grads: np.ndarray, exp_avg: np.ndarray,
+              exp_avg_sq: np.ndarray, *, lr: float, betas: Sequence[float], eps: float,
+              step: int, weight_decay: float = 0.0, decoupled: bool = False,
+              decay: np.ndarray | None = None, backup: np.ndarray | None = None,
+              check: bool = True, work: list[np.ndarray] | None = None) -> bool:
+    """One Adam (``decoupled=False``) or AdamW step on flat vectors, in place.
+
+    ``params``, ``grads``, ``exp_avg`` and ``exp_avg_sq`` are 1-d contiguous vectors of one
+    float dtype; ``step`` counts from 1. ``decay`` is None (every entry decays when
+    ``weight_decay > 0``) or a 0/1 vector of the dtype. ``backup`` receives the parameters
+    from before the step. ``work`` is a list the caller keeps for the NumPy path's scratch
+    vectors. Returns whether every updated parameter is finite (True when ``check`` is
+    False). The formulas are :class:`numnet.optim.Adam`'s and :class:`~numnet.optim.AdamW`'s.
+    """
+    dtype = params.dtype
+    coef = adam_coefficients(lr, betas[0], betas[1], eps, step, dtype)
+    return bool(_backend().adam(
+        params, grads, exp_avg, exp_avg_sq, coef, decay_coefficients(lr, weight_decay, dtype),
+        decay_mode(weight_decay, decay, decoupled), decay, backup, check,
+        [] if work is None else work))
+
+
+def sgd_step(params: np.ndarray, grads: np.ndarray, momentum_buffer: np.ndarray | None, *,
+             lr: float, momentum: float = 0.0, nesterov: bool = False, first_step: bool = False,
+             weight_decay: float = 0.0, decay: np.ndarray | None = None,
+             backup: np.ndarray | None = None, check: bool = True,
+             work: list[np.ndarray] | None = None) -> bool:
+    """One SGD step (:class:`numnet.optim.SGD`); ``momentum_buffer`` is None without
+    momentum, and ``first_step`` makes it a copy of the gradient. Other arguments and the
+    result as in :func:`adam_step`."""
+    dtype = params.dtype
+    return bool(_backend().sgd(
+        params, grads, momentum_buffer, sgd_coefficients(lr, momentum, dtype), first_step,
+        nesterov, decay_coefficients(lr, weight_decay, dtype),
+        decay_mode(weight_decay, decay, False), decay, backup, check,
+        [] if work is None else work))
+
+
+def rmsprop_step(params: np.ndarray, grads: np.ndarray, square_avg: np.ndarray,
+                 grad_avg: np.ndarray | None, momentum_buffer: np.ndarray | None, *,
+                 lr: float, alpha: float, eps: float, momentum: float = 0.0,
+                 weight_decay: float = 0.0, decay: np.ndarray | None = None,
+                 backup: np.ndarray | None = None, check: bool = True,
+                 work: list[np.ndarray] | None = None) -> bool:
+    """One RMSProp step (:class:`numnet.optim.RMSProp`); ``grad_avg`` is given when
+    centred, ``momentum_buffer`` with momentum. Other arguments as in :func:`adam_step`."""
+    dtype = params.dtype
+    return bool(_backend().rmsprop(
+        params, grads, square_avg, grad_avg, momentum_buffer,
+        rmsprop_coefficients(lr, alpha, eps, momentum, dtype), decay_coefficients(
+            lr, weight_decay, dtype), decay_mode(weight_decay, decay, False), decay, backup,
+        check, [] if work is None else work))
+
+
+# -- layers and loss ------------------------------------------------------------------------
+
+
+def bias_act(y: np.ndarray, bias: np.ndarray | None, activation: str = "linear",
+             alpha: float = 0.0) -> np.ndarray:
+    """``y <- activation(y + bias)`` in place and return ``y``, shape ``(N, C)``, C-contiguous.
+
+    ``activation`` is ``"linear"``, ``"relu"`` (``max(t, 0)``, NaN kept) or ``"leaky_relu"``
+    (``alpha * t`` where ``t <= 0``).
+    """
+    return _backend().bias_act(y, bias, ACTIVATIONS[activation], alpha)  # type: ignore[no-any-return]
+
+
+def relu_backward(grad_out: np.ndarray, y: np.ndarray, alpha: float = 0.0,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """``grad_out`` where ``y > 0``, ``alpha * grad_out`` elsewhere (``alpha = 0``: ReLU).
+
+    ``y`` may be the activation's input or its output (same sign for ``alpha >= 0``).
+    ``out`` may be ``grad_out`` itself when the caller owns it.
+    """
+    if out is None:
+        out = np.empty_like(grad_out)
+    return _backend().relu_backward(grad_out, y, alpha, out)  # type: ignore[no-any-return]
+
+
+def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray,
+                          weights: np.ndarray | None = None,
+                          grad: np.ndarray | None = None) -> float:
+    """Mean softmax cross-entropy of ``logits`` (N, C) for integer ``labels`` (N,) in [0, C).
+
+    ``l_n = log(sum_c exp(z_nc - m_n)) - (z_{n,y_n} - m_n)``, ``m_n = max_c z_nc``; returns
+    ``mean(w * l)`` (``w = 1`` by default). When ``grad`` (N, C) is given it receives
+    ``dL/dz = (softmax(z) - onehot(y)) * w_n / N`` in the same pass. Non-finite logits give
+    a non-finite loss (no exception: the caller checks the loss).
+    """
+    return float(_backend().softmax_xent(logits, labels, weights, grad))
+
+
+def gather_rows(x: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[:m] = x[index]`` (rows; ``m = len(index)``), returning the view ``out[:m]``.
+
+    ``x`` and ``out`` are C-contiguous with the same row shape; ``index`` holds valid row
+    numbers (not checked).
+    """
+    return _backend().gather_rows(x, index, out)  # type: ignore[no-any-return]
+
+
+def all_finite(x: np.ndarray) -> bool:
+    """Whether the C-contiguous float array ``x`` holds only finite numbers."""
+    return bool(_backend().all_finite(x))
+
+
+__all__ = [
+    "ENV_VAR",
+    "adam_step",
+    "all_finite",
+    "bias_act",
+    "fast_path",
+    "gather_rows",
+    "load_numba",
+    "relu_backward",
+    "rmsprop_step",
+    "set_fast_path",
+    "sgd_step",
+    "softmax_cross_entropy",
+]
+

@@ -1,0 +1,379 @@
+"""The fused kernels: the compiled path equals the NumPy reference, and the reference equals
+today's optimisers and loss.
+
+Every test that takes the ``path`` fixture runs once per path (``numpy``, and ``numba`` when
+numba is installed). Equality is asserted to a few units in the last place: the optimiser
+updates repeat the NumPy order of operations (bit for bit on x86-64), while the loss sums
+a row in another order. Sizes above ``2 * MIN_PARALLEL`` take the multi-threaded drivers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from numnet import _kernels as K
+from numnet.losses import CrossEntropy
+from numnet.optim import SGD, Adam, AdamW, Optimizer, RMSProp
+
+HAS_NUMBA = importlib.util.find_spec("numba") is not None
+PATHS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(
+    not HAS_NUMBA, reason="numba is not installed (pip install 'numnet[fast]')"))]
+# small, odd, and large enough for two threads (2 * MIN_PARALLEL = 65,536)
+SIZES = (1, 7, 1001, 70_001)
+DTYPES = (np.float32, np.float64)
+
+
+@pytest.fixture(params=PATHS)
+def path(request: pytest.FixtureRequest) -> Iterator[str]:
+    K.set_fast_path(request.param == "numba")
+    assert K.fast_path() == request.param
+    yield request.param
+    K.set_fast_path(None)
+
+
+def run_on(path_name: str, fn: Callable[[], Any]) -> Any:
+    """``fn()`` with the kernels forced onto one path."""
+    K.set_fast_path(path_name == "numba")
+    try:
+        return fn()
+    finally:
+        K.set_fast_path(None)
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, ulps: int = 4) -> None:
+    """Equal to float rounding: within ``ulps`` units in the last place (NaN equals NaN)."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    np.testing.assert_array_max_ulp(actual, expected, maxulp=ulps)
+
+
+class FlatModel:
+    """What an optimiser sees of a model: flat parameters, gradients and the decay mask."""
+
+    def __init__(self, params: np.ndarray, grads: np.ndarray, mask: np.ndarray) -> None:
+        self.flat_params, self.flat_grads, self.decay_mask = params, grads, mask
+
+
+def problem(size: int, dtype: type, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray],
+                                                            np.ndarray]:
+    """Parameters, three steps' gradients and a decay mask with both values."""
+    rng = np.random.default_rng(seed)
+    params: np.ndarray = rng.standard_normal(size).astype(dtype)
+    grads = [rng.standard_normal(size).astype(dtype) * dtype(10.0 ** -k) for k in range(3)]
+    mask = rng.random(size) < 0.8
+    return params, grads, mask
+
+
+# each case: the optimiser and the kernel call that must reproduce it
+OPTIMISERS: dict[str, Callable[[], Optimizer]] = {
+    "adam": lambda: Adam(1e-2),
+    "adam_wd": lambda: Adam(1e-2, weight_decay=0.1),
+    "adam_wd_all": lambda: Adam(1e-2, weight_decay=0.1, decay_all=True),
+    "adamw": lambda: AdamW(1e-2, weight_decay=0.1),
+    "adamw_all": lambda: AdamW(1e-2, betas=(0.8, 0.99), weight_decay=0.1, decay_all=True),
+    "sgd": lambda: SGD(0.1),
+    "sgd_wd": lambda: SGD(0.1, weight_decay=0.01),
+    "momentum": lambda: SGD(0.1, momentum=0.9),
+    "nesterov_wd": lambda: SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    "rmsprop": lambda: RMSProp(1e-2),
+    "rmsprop_centered": lambda: RMSProp(1e-2, centered=True, weight_decay=0.01),
+    "rmsprop_momentum": lambda: RMSProp(1e-2, momentum=0.9, decay_all=True, weight_decay=0.1),
+    "rmsprop_all": lambda: RMSProp(1e-2, alpha=0.9, eps=1e-6, momentum=0.5, centered=True),
+}
+
+
+def kernel_step(opt: Optimizer, model: FlatModel, state: dict[str, np.ndarray], step: int,
+                backup: np.ndarray | None = None, work: list[np.ndarray] | None = None) -> bool:
+    """One step of ``opt``'s rule through the kernels, with ``state`` as its moments."""
+    p, g = model.flat_params, model.flat_grads
+    decay = None if opt.decay_all or model.decay_mask.all() else \
+        model.decay_mask.astype(p.dtype)
+    common: dict[str, Any] = {"weight_decay": opt.weight_decay, "decay": decay, "backup": backup,
+              "work": work}
+    if isinstance(opt, Adam):
+        return K.adam_step(p, g, state["exp_avg"], state["exp_avg_sq"], lr=opt.lr,
+                           betas=opt.betas, eps=opt.eps, step=step,
+                           decoupled=isinstance(opt, AdamW), **common)
+    if isinstance(opt, SGD):
+        return K.sgd_step(p, g, state.get("momentum_buffer"), lr=opt.lr,
+                          momentum=opt.momentum, nesterov=opt.nesterov, first_step=step == 1,
+                          **common)
+    assert isinstance(opt, RMSProp)
+    return K.rmsprop_step(p, g, state["square_avg"], state.get("grad_avg"),
+                          state.get("momentum_buffer"), lr=opt.lr, alpha=opt.alpha,
+                          eps=opt.eps, momentum=opt.momentum, **common)
+
+
+def run_kernel(name: str, size: int, dtype: type) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    params, grads, mask = problem(size, dtype)
+    opt = OPTIMISERS[name]()
+    model = FlatModel(params, np.empty_like(params), mask)
+    state = {key: np.zeros_like(params) for key in opt.state_names}
+    work: list[np.ndarray] = []
+    for step, g in enumerate(grads, start=1):
+        np.copyto(model.flat_grads, g)
+        assert kernel_step(opt, model, state, step, work=work)
+    return params, state
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMISERS))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", SIZES)
+def test_update_equals_todays_optimiser(path: str, name: str, dtype: type, size: int) -> None:
+    params, grads, mask = problem(size, dtype)
+    opt = OPTIMISERS[name]()
+    model = FlatModel(params.copy(), np.empty_like(params), mask)
+    for g in grads:
+        np.copyto(model.flat_grads, g)
+        opt.step(model)
+    got, state = run_kernel(name, size, dtype)
+    assert_close(got, model.flat_params)
+    for key, value in opt.state.items():
+        assert_close(state[key], value)
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("name", sorted(OPTIMISERS))
+@pytest.mark.parametrize("size", (7, 70_001))
+def test_compiled_update_is_bitwise_the_reference(name: str, size: int) -> None:
+    ref = run_on("numpy", lambda: run_kernel(name, size, np.float32))
+    fast = run_on("numba", lambda: run_kernel(name, size, np.float32))
+    np.testing.assert_array_equal(fast[0], ref[0])
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "nesterov_wd", "rmsprop_all"])
+@pytest.mark.parametrize("size", (5, 70_001))
+def test_update_saves_backup_and_reports_non_finite(path: str, name: str, size: int) -> None:
+    params, grads, mask = problem(size, np.float32)
+    opt = OPTIMISERS[name]()
+    before = params.copy()
+    grad = grads[0].copy()
+    grad[size // 2] = np.nan
+    if size > 5:
+        grad[-1] = np.inf
+    model = FlatModel(params, grad, mask)
+    state = {key: np.zeros_like(params) for key in opt.state_names}
+    backup = np.full_like(params, -1.0)
+    assert not kernel_step(opt, model, state, 1, backup=backup)
+    np.testing.assert_array_equal(backup, before)
+    assert np.isnan(params[size // 2])
+    np.copyto(model.flat_grads, grads[0])  # a finite gradient passes the check
+    np.copyto(params, before)
+    state = {key: np.zeros_like(params) for key in opt.state_names}
+    assert kernel_step(opt, model, state, 1, backup=backup)
+
+
+def test_overflowing_update_is_reported(path: str) -> None:
+    params = np.full(9, 3e38, dtype=np.float32)
+    grads = np.full(9, -1.0, dtype=np.float32)
+    model = FlatModel(params, grads, np.ones(9, dtype=bool))
+    state = {"momentum_buffer": np.zeros(9, dtype=np.float32)}
+    # 3e38 + 1e38 overflows float32
+    assert not kernel_step(SGD(1e38), model, state, 1)
+    assert np.isinf(params).all()
+
+
+def test_unchecked_update_returns_true(path: str) -> None:
+    p = np.array([1.0, np.nan], dtype=np.float32)
+    assert K.sgd_step(p, np.ones(2, dtype=np.float32), None, lr=0.1, check=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(DTYPES))
+def test_adam_paths_agree_on_any_values(data: st.DataObject, dtype: type) -> None:
+    """Any finite parameters and gradients, including zeros, tiny and huge values."""
+    size = data.draw(st.integers(1, 300))
+    elements = st.floats(-1e6, 1e6, width=32 if dtype is np.float32 else 64)
+    params: np.ndarray = data.draw(hnp.arrays(dtype, size, elements=elements))
+    grads = data.draw(hnp.arrays(dtype, size, elements=elements))
+    mask = data.draw(hnp.arrays(np.bool_, size))
+    wd = data.draw(st.sampled_from([0.0, 0.01]))
+    decoupled = data.draw(st.booleans())
+
+    def run() -> tuple[np.ndarray, ...]:
+        p, m, v = params.copy(), np.zeros_like(params), np.zeros_like(params)
+        for step in (1, 2):
+            K.adam_step(p, grads, m, v, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, step=step,
+                        weight_decay=wd, decoupled=decoupled, decay=mask.astype(dtype))
+        return p, m, v
+
+    if not HAS_NUMBA:
+        pytest.skip("numba is not installed")
+    for fast, ref in zip(run_on("numba", run), run_on("numpy", run), strict=True):
+        assert_close(fast, ref)
+
+
+# -- layers and loss ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("activation,alpha", [("linear", 0.0), ("relu", 0.0),
+                                              ("leaky_relu", 0.1)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (129, 257), (600, 256)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_bias_act(path: str, activation: str, alpha: float, dtype: type,
+                  shape: tuple[int, int], with_bias: bool) -> None:
+    rng = np.random.default_rng(1)
+    y: np.ndarray = rng.standard_normal(shape).astype(dtype)
+    y.flat[::5] = 0
+    y.flat[3::11] = np.nan
+    bias: np.ndarray | None = rng.standard_normal(shape[1]).astype(dtype) if with_bias else None
+    t = y + bias if with_bias else y.copy()
+    expected = {"linear": t, "relu": np.maximum(t, 0),
+                "leaky_relu": np.where(t > 0, t, t * dtype(alpha))}[activation]
+    out = K.bias_act(y, bias, activation, alpha)
+    assert out is y
+    assert_close(y, expected, ulps=0)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", SIZES)
+def test_relu_backward(path: str, alpha: float, dtype: type, size: int) -> None:
+    rng = np.random.default_rng(2)
+    x: np.ndarray = rng.standard_normal((size, 3)).astype(dtype)
+    x[::4] = 0
+    g: np.ndarray = rng.standard_normal((size, 3)).astype(dtype)
+    expected = np.where(x > 0, g, g * dtype(alpha))
+    assert_close(K.relu_backward(g, x, alpha), expected, ulps=0)
+    in_place = g.copy()
+    assert K.relu_backward(in_place, x, alpha, out=in_place) is in_place
+    assert_close(in_place, expected, ulps=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (128, 10), (33, 1000)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_softmax_cross_entropy_equals_the_loss(path: str, dtype: type, shape: tuple[int, int],
+                                               weighted: bool) -> None:
+    rng = np.random.default_rng(3)
+    n, c = shape
+    z: np.ndarray = (rng.standard_normal(shape) * 5).astype(dtype)
+    z[0, 0] = 1e4  # log-sum-exp keeps it finite
+    labels = rng.integers(0, c, n)
+    w: np.ndarray | None = rng.random(n).astype(dtype) if weighted else None
+    loss = CrossEntropy()
+    expected = loss.forward(z, labels, w)
+    expected_grad = loss.backward()
+    grad = np.full_like(z, np.nan)
+    got = K.softmax_cross_entropy(z, labels, w, grad)
+    tol = 2e-6 if dtype is np.float32 else 1e-14
+    assert got == pytest.approx(expected, rel=tol, abs=tol)
+    np.testing.assert_allclose(grad, expected_grad, rtol=10 * tol, atol=tol / n)
+    assert K.softmax_cross_entropy(z, labels, w) == got  # no gradient asked for
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_softmax_cross_entropy_of_non_finite_logits_is_not_finite(path: str,
+                                                                 bad: float) -> None:
+    z = np.zeros((4, 3), dtype=np.float32)
+    z[2, 2] = bad  # the label of row 2: -inf there is an infinite loss
+    grad = np.empty_like(z)
+    assert not np.isfinite(K.softmax_cross_entropy(z, np.array([0, 1, 2, 0]), None, grad))
+
+
+@pytest.mark.parametrize("row_shape", [(5,), (784,), (1, 4, 4)])
+@pytest.mark.parametrize("batch", [1, 7, 128, 700])
+def test_gather_rows(path: str, row_shape: tuple[int, ...], batch: int) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1000,) + row_shape).astype(np.float32)
+    index = rng.permutation(1000)[:batch]
+    out = np.full((batch + 3,) + row_shape, np.nan, dtype=np.float32)
+    got = K.gather_rows(x, index, out)
+    assert got.shape == (batch,) + row_shape and np.shares_memory(got, out)
+    np.testing.assert_array_equal(got, x[index])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", SIZES)
+def test_all_finite(path: str, dtype: type, size: int) -> None:
+    x: np.ndarray = np.random.default_rng(5).standard_normal((size, 2)).astype(dtype)
+    assert K.all_finite(x)
+    x[-1, -1] = np.finfo(dtype).max  # its square overflows: still finite
+    assert K.all_finite(x)
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[size // 2, 0] = bad
+        assert not K.all_finite(y)
+
+
+# -- the switch ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_switch(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    K.set_fast_path(None)
+    yield monkeypatch
+    monkeypatch.delenv(K.ENV_VAR, raising=False)
+    K.set_fast_path(None)
+
+
+@pytest.mark.parametrize("value", ["0", "off", "False", "numpy"])
+def test_environment_turns_the_fast_path_off(fresh_switch: pytest.MonkeyPatch,
+                                             value: str) -> None:
+    fresh_switch.setenv(K.ENV_VAR, value)
+    K.set_fast_path(None)
+    assert K.fast_path() == "numpy"
+
+
+def test_automatic_choice_follows_numba(fresh_switch: pytest.MonkeyPatch) -> None:
+    fresh_switch.delenv(K.ENV_VAR, raising=False)
+    K.set_fast_path(None)
+    assert K.fast_path() == ("numba" if HAS_NUMBA else "numpy")
+
+
+def test_function_overrides_environment(fresh_switch: pytest.MonkeyPatch) -> None:
+    fresh_switch.setenv(K.ENV_VAR, "1")
+    K.set_fast_path(False)
+    assert K.fast_path() == "numpy"
+
+
+def test_unknown_environment_value_is_an_error(fresh_switch: pytest.MonkeyPatch) -> None:
+    fresh_switch.setenv(K.ENV_VAR, "fastest")
+    K.set_fast_path(None)
+    with pytest.raises(ValueError, match=r"NUMNET_FAST='fastest'.*expected 0"):
+        K.fast_path()
+
+
+def test_missing_numba(fresh_switch: pytest.MonkeyPatch) -> None:
+    """Without numba: auto falls back silently, ``1`` warns, ``set_fast_path(True)`` raises."""
+    def no_numba() -> None:
+        K._State.numba_error = "ModuleNotFoundError: No module named 'numba'"
+        return None
+
+    fresh_switch.setattr(K, "load_numba", no_numba)
+    K.set_fast_path(None)
+    assert K.fast_path() == "numpy"
+    fresh_switch.setenv(K.ENV_VAR, "1")
+    K.set_fast_path(None)
+    with pytest.warns(RuntimeWarning, match="numba cannot be used"):
+        assert K.fast_path() == "numpy"
+    fresh_switch.delenv(K.ENV_VAR)
+    with pytest.raises(ImportError, match=r"numnet\[fast\]"):
+        K.set_fast_path(True)
+    assert K.fast_path() == "numpy"
+
+
+def test_set_fast_path_rejects_other_values() -> None:
+    with pytest.raises(TypeError, match="True, False or None"):
+        K.set_fast_path("yes")  # type: ignore[arg-type]
+
+
+def test_numba_is_not_imported_by_numnet() -> None:
+    """``import numnet`` stays light: numba loads at the first kernel call only."""
+    import subprocess
+    import sys
+
+    code = "import sys, numnet; print('numba' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip() == "False"
