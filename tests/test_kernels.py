@@ -245,8 +245,11 @@ def test_relu_backward(path: str, alpha: float, dtype: type, size: int) -> None:
     expected = np.where(x > 0, g, g * dtype(alpha))
     assert_close(K.relu_backward(g, x, alpha), expected, ulps=0)
     in_place = g.copy()
-    assert K.relu_backward(in_place, x, alpha, out=in_place) is in_place
+    bias_grad: np.ndarray = np.full(3, np.nan, dtype=dtype)
+    assert K.relu_backward(in_place, x, alpha, out=in_place, bias_grad=bias_grad) is in_place
     assert_close(in_place, expected, ulps=0)
+    tol = 1e-5 if dtype is np.float32 else 1e-13
+    np.testing.assert_allclose(bias_grad, expected.sum(axis=0), rtol=tol, atol=tol * size)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -261,14 +264,16 @@ def test_softmax_cross_entropy_equals_the_loss(path: str, dtype: type, shape: tu
     labels = rng.integers(0, c, n)
     w: np.ndarray | None = rng.random(n).astype(dtype) if weighted else None
     loss = CrossEntropy()
+    z[-1, :] = z[-1, 0]  # a tie: the first of equal maxima counts, as np.argmax
     expected = loss.forward(z, labels, w)
     expected_grad = loss.backward()
     grad = np.full_like(z, np.nan)
-    got = K.softmax_cross_entropy(z, labels, w, grad)
+    got, correct = K.softmax_cross_entropy(z, labels, w, grad)
     tol = 2e-6 if dtype is np.float32 else 1e-14
     assert got == pytest.approx(expected, rel=tol, abs=tol)
     np.testing.assert_allclose(grad, expected_grad, rtol=10 * tol, atol=tol / n)
-    assert K.softmax_cross_entropy(z, labels, w) == got  # no gradient asked for
+    assert correct == np.count_nonzero(z.argmax(axis=1) == labels)
+    assert K.softmax_cross_entropy(z, labels, w) == (got, correct)  # no gradient asked for
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -277,7 +282,8 @@ def test_softmax_cross_entropy_of_non_finite_logits_is_not_finite(path: str,
     z = np.zeros((4, 3), dtype=np.float32)
     z[2, 2] = bad  # the label of row 2: -inf there is an infinite loss
     grad = np.empty_like(z)
-    assert not np.isfinite(K.softmax_cross_entropy(z, np.array([0, 1, 2, 0]), None, grad))
+    loss, _ = K.softmax_cross_entropy(z, np.array([0, 1, 2, 0]), None, grad)
+    assert not np.isfinite(loss)
 
 
 @pytest.mark.parametrize("row_shape", [(5,), (784,), (1, 4, 4)])
@@ -330,6 +336,30 @@ def test_automatic_choice_follows_numba(fresh_switch: pytest.MonkeyPatch) -> Non
     assert K.fast_path() == ("numba" if HAS_NUMBA else "numpy")
 
 
+@pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed")
+def test_automatic_mode_imports_numba_for_large_calls_only() -> None:
+    """A small model never pays numba's start-up; the first large call does."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from numnet import _kernels as K\n"
+        "def step(n):\n"
+        "    p = np.ones(n, np.float32)\n"
+        "    K.adam_step(p, p.copy(), np.zeros_like(p), np.zeros_like(p), lr=1e-3,\n"
+        "                betas=(0.9, 0.999), eps=1e-8, step=1)\n"
+        "step(K.AUTO_MIN_SIZE - 1)\n"
+        "print(K.fast_path(), 'numba' in sys.modules)\n"
+        "step(K.AUTO_MIN_SIZE)\n"
+        "print('numba' in sys.modules)\n")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env.pop(K.ENV_VAR, None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.split() == ["numba", "False", "True"]
+
+
 def test_function_overrides_environment(fresh_switch: pytest.MonkeyPatch) -> None:
     fresh_switch.setenv(K.ENV_VAR, "1")
     K.set_fast_path(False)
@@ -350,6 +380,7 @@ def test_missing_numba(fresh_switch: pytest.MonkeyPatch) -> None:
         return None
 
     fresh_switch.setattr(K, "load_numba", no_numba)
+    fresh_switch.setattr(K, "numba_installed", lambda: False)
     K.set_fast_path(None)
     assert K.fast_path() == "numpy"
     fresh_switch.setenv(K.ENV_VAR, "1")
@@ -360,6 +391,23 @@ def test_missing_numba(fresh_switch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ImportError, match=r"numnet\[fast\]"):
         K.set_fast_path(True)
     assert K.fast_path() == "numpy"
+
+
+def test_broken_numba_falls_back_with_a_warning(fresh_switch: pytest.MonkeyPatch) -> None:
+    def broken() -> None:
+        K._State.numba_error = "ImportError: Numba needs NumPy 2.3 or less"
+        return None
+
+    fresh_switch.delenv(K.ENV_VAR, raising=False)
+    fresh_switch.setattr(K, "load_numba", broken)
+    fresh_switch.setattr(K, "numba_installed", lambda: True)
+    fresh_switch.setattr(K._State, "compiled", None)
+    K.set_fast_path(None)
+    p = np.ones(K.AUTO_MIN_SIZE, dtype=np.float32)
+    with pytest.warns(RuntimeWarning, match="Numba needs NumPy"):
+        assert K.sgd_step(p, p.copy(), None, lr=0.5)
+    assert K.fast_path() == "numpy"
+    np.testing.assert_array_equal(p, 0.5)
 
 
 def test_set_fast_path_rejects_other_values() -> None:
@@ -377,3 +425,9 @@ def test_numba_is_not_imported_by_numnet() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env)
     assert out.stdout.strip() == "False"
+
+
+def test_switch_is_public() -> None:
+    import numnet
+
+    assert numnet.set_fast_path is K.set_fast_path and numnet.fast_path is K.fast_path

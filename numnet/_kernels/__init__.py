@@ -13,9 +13,16 @@ The functions below pick the active path and prepare the arguments (coefficients
 to the dtype once, optional arrays resolved), so both paths compute the same values: the
 optimiser updates bit for bit, the rest to float rounding. The test suite runs both.
 
-Switching the fast path off: ``NUMNET_FAST=0`` in the environment (``1`` insists on it,
-``auto`` or unset picks it when numba imports), or :func:`set_fast_path`; which path is
-active is :func:`fast_path`.
+Choosing the path: ``NUMNET_FAST=0`` in the environment (or :func:`set_fast_path(False)
+<set_fast_path>`) runs the NumPy path; ``NUMNET_FAST=1`` (``set_fast_path(True)``) the
+compiled one for every call; unset or ``auto`` (``set_fast_path(None)``), the compiled path
+runs the calls on at least :data:`AUTO_MIN_SIZE` entries when numba is installed, and the
+NumPy path the smaller ones. Importing numba and loading its compiled kernels costs about
+half a second once per process (and compiling them a few seconds once per machine: they
+are cached on disk), which only large problems repay: a small model, such as the README's
+digits MLP, never imports numba. The rule depends on each call's size only, so a run
+gives the same result whatever ran before it in the process. :func:`fast_path` says which
+path large calls take.
 
 The optimiser updates take the trainer's weight backup and finiteness check with them:
 ``backup`` (when given) receives the parameters before the update, and the return value
@@ -25,6 +32,7 @@ parameter so too, so this one check covers the gradients as well).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 from collections.abc import Sequence
@@ -46,17 +54,21 @@ ENV_VAR = "NUMNET_FAST"
 _OFF = ("0", "false", "no", "off", "numpy")
 _ON = ("1", "true", "yes", "on", "numba")
 _AUTO = ("", "auto")
+#: in automatic mode, the fewest entries (parameters, or batch x features) of a call that
+#: the compiled path takes (measured in bench/profile_kernels.py and bench/compile_cost.py)
+AUTO_MIN_SIZE = 32_768
 
 
 class _State:
-    choice: bool | None = None        # set_fast_path: None = follow the environment
-    backend: ModuleType | None = None  # the resolved path, None until first use
-    numba_error: str | None = None     # why numba could not be used, once known
+    choice: bool | None = None         # set_fast_path: None = follow the environment
+    mode: str | None = None            # "numpy", "numba" (every call) or "auto" (large)
+    compiled: ModuleType | None = None  # numnet._kernels.numba_kernels, once imported
+    numba_error: str | None = None      # why numba could not be used, once known
 
 
 def set_fast_path(enabled: bool | None = True) -> None:
-    """Use the compiled fast path (True), the NumPy path (False), or choose automatically
-    from ``$NUMNET_FAST`` and whether numba is installed (None).
+    """Run every kernel compiled (True), every kernel in NumPy (False), or choose from
+    ``$NUMNET_FAST`` and, by default, by size (None; see the module docstring).
 
     Raises
     ------
@@ -66,7 +78,7 @@ def set_fast_path(enabled: bool | None = True) -> None:
     if enabled is not None and not isinstance(enabled, (bool, np.bool_)):
         raise TypeError(f"set_fast_path expects True, False or None, got {enabled!r}")
     _State.choice = None if enabled is None else bool(enabled)
-    _State.backend = None
+    _State.mode = None
     if _State.choice and load_numba() is None:
         _State.choice = None
         raise ImportError(f"the compiled fast path needs numba: pip install 'numnet[fast]' "
@@ -74,12 +86,16 @@ def set_fast_path(enabled: bool | None = True) -> None:
 
 
 def fast_path() -> str:
-    """The active path: ``"numba"`` (compiled) or ``"numpy"`` (the reference)."""
-    return "numba" if _backend() is not numpy_kernels else "numpy"
+    """The path of large calls: ``"numba"`` (compiled) or ``"numpy"`` (the reference).
+
+    In automatic mode this does not import numba: it says whether numba is installed (and
+    not known to be broken).
+    """
+    return "numpy" if _mode() == "numpy" else "numba"
 
 
 def _wanted() -> bool | None:
-    """True/False when the fast path is asked for or refused, None to decide by numba."""
+    """True/False when the fast path is asked for or refused, None to decide by size."""
     if _State.choice is not None:
         return _State.choice
     value = os.environ.get(ENV_VAR, "").strip().lower()
@@ -93,27 +109,52 @@ def _wanted() -> bool | None:
                      f"path), 1 (compiled fast path) or auto")
 
 
-def _backend() -> ModuleType:
-    if _State.backend is None:
+def _mode() -> str:
+    if _State.mode is None:
         wanted = _wanted()
-        compiled = None if wanted is False else load_numba()
-        if compiled is None and wanted:
+        if wanted is None:
+            _State.mode = "auto" if numba_installed() else "numpy"
+        elif wanted and load_numba() is None:
             warnings.warn(f"{ENV_VAR} asks for the compiled fast path but numba cannot be "
                           f"used ({_State.numba_error}); running the NumPy path",
-                          RuntimeWarning, stacklevel=3)
-        _State.backend = compiled or numpy_kernels
-    return _State.backend
+                          RuntimeWarning, stacklevel=4)
+            _State.mode = "numpy"
+        else:
+            _State.mode = "numba" if wanted else "numpy"
+    return _State.mode
+
+
+def _backend(size: int) -> ModuleType:
+    """The kernels for a call on ``size`` entries."""
+    mode = _State.mode or _mode()
+    if mode == "numpy" or (mode == "auto" and size < AUTO_MIN_SIZE):
+        return numpy_kernels
+    compiled = _State.compiled or load_numba()
+    if compiled is None:  # installed, but it does not import
+        warnings.warn(f"numba is installed but cannot be used ({_State.numba_error}); "
+                      "running the NumPy path", RuntimeWarning, stacklevel=3)
+        _State.mode = "numpy"
+        return numpy_kernels
+    return compiled
+
+
+def numba_installed() -> bool:
+    """Whether numba can be found (without importing it)."""
+    return _State.compiled is not None or importlib.util.find_spec("numba") is not None
 
 
 def load_numba() -> ModuleType | None:
     """The compiled kernels' module, or None when numba is missing or broken."""
+    if _State.compiled is not None:
+        return _State.compiled
     try:
         # numba is optional (the "fast" extra) and takes tenths of a second to import:
-        # only on the first kernel call, never at ``import numnet``
+        # only on the first large kernel call, never at ``import numnet``
         from numnet._kernels import numba_kernels  # noqa: PLC0415
     except ImportError as exc:
         _State.numba_error = f"{type(exc).__name__}: {exc}"
         return None
+    _State.compiled = numba_kernels
     return numba_kernels
 
 
@@ -136,7 +177,7 @@ def adam_step(params: np.ndarray, grads: np.ndarray, exp_avg: np.ndarray,
     """
     dtype = params.dtype
     coef = adam_coefficients(lr, betas[0], betas[1], eps, step, dtype)
-    return bool(_backend().adam(
+    return bool(_backend(params.size).adam(
         params, grads, exp_avg, exp_avg_sq, coef, decay_coefficients(lr, weight_decay, dtype),
         decay_mode(weight_decay, decay, decoupled), decay, backup, check,
         [] if work is None else work))
@@ -151,7 +192,7 @@ def sgd_step(params: np.ndarray, grads: np.ndarray, momentum_buffer: np.ndarray 
     momentum, and ``first_step`` makes it a copy of the gradient. Other arguments and the
     result as in :func:`adam_step`."""
     dtype = params.dtype
-    return bool(_backend().sgd(
+    return bool(_backend(params.size).sgd(
         params, grads, momentum_buffer, sgd_coefficients(lr, momentum, dtype), first_step,
         nesterov, decay_coefficients(lr, weight_decay, dtype),
         decay_mode(weight_decay, decay, False), decay, backup, check,
@@ -167,7 +208,7 @@ def rmsprop_step(params: np.ndarray, grads: np.ndarray, square_avg: np.ndarray,
     """One RMSProp step (:class:`numnet.optim.RMSProp`); ``grad_avg`` is given when
     centred, ``momentum_buffer`` with momentum. Other arguments as in :func:`adam_step`."""
     dtype = params.dtype
-    return bool(_backend().rmsprop(
+    return bool(_backend(params.size).rmsprop(
         params, grads, square_avg, grad_avg, momentum_buffer,
         rmsprop_coefficients(lr, alpha, eps, momentum, dtype), decay_coefficients(
             lr, weight_decay, dtype), decay_mode(weight_decay, decay, False), decay, backup,
@@ -184,32 +225,40 @@ def bias_act(y: np.ndarray, bias: np.ndarray | None, activation: str = "linear",
     ``activation`` is ``"linear"``, ``"relu"`` (``max(t, 0)``, NaN kept) or ``"leaky_relu"``
     (``alpha * t`` where ``t <= 0``).
     """
-    return _backend().bias_act(y, bias, ACTIVATIONS[activation], alpha)  # type: ignore[no-any-return]
+    kernels = _backend(y.size)
+    return kernels.bias_act(y, bias, ACTIVATIONS[activation], alpha)  # type: ignore[no-any-return]
 
 
 def relu_backward(grad_out: np.ndarray, y: np.ndarray, alpha: float = 0.0,
-                  out: np.ndarray | None = None) -> np.ndarray:
+                  out: np.ndarray | None = None,
+                  bias_grad: np.ndarray | None = None) -> np.ndarray:
     """``grad_out`` where ``y > 0``, ``alpha * grad_out`` elsewhere (``alpha = 0``: ReLU).
 
-    ``y`` may be the activation's input or its output (same sign for ``alpha >= 0``).
-    ``out`` may be ``grad_out`` itself when the caller owns it.
+    ``y`` may be the activation's input or its output (same sign for ``alpha >= 0``);
+    arrays are C-contiguous with the batch first. ``out`` may be ``grad_out`` itself when the
+    caller owns it. ``bias_grad`` (optional, shape ``grad_out.shape[1:]`` flattened)
+    receives ``out.sum(axis=0)`` from the same pass: the bias gradient of a Dense layer
+    just before the activation.
     """
     if out is None:
         out = np.empty_like(grad_out)
-    return _backend().relu_backward(grad_out, y, alpha, out)  # type: ignore[no-any-return]
+    return _backend(grad_out.size).relu_backward(  # type: ignore[no-any-return]
+        grad_out, y, alpha, out, bias_grad)
 
 
 def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray,
                           weights: np.ndarray | None = None,
-                          grad: np.ndarray | None = None) -> float:
-    """Mean softmax cross-entropy of ``logits`` (N, C) for integer ``labels`` (N,) in [0, C).
+                          grad: np.ndarray | None = None) -> tuple[float, int]:
+    """Mean softmax cross-entropy of ``logits`` (N, C) for integer ``labels`` (N,) in [0, C),
+    and the number of rows whose largest logit (the first, on ties) is at the label.
 
-    ``l_n = log(sum_c exp(z_nc - m_n)) - (z_{n,y_n} - m_n)``, ``m_n = max_c z_nc``; returns
-    ``mean(w * l)`` (``w = 1`` by default). When ``grad`` (N, C) is given it receives
+    ``l_n = log(sum_c exp(z_nc - m_n)) - (z_{n,y_n} - m_n)``, ``m_n = max_c z_nc``; the loss
+    is ``mean(w * l)`` (``w = 1`` by default). When ``grad`` (N, C) is given it receives
     ``dL/dz = (softmax(z) - onehot(y)) * w_n / N`` in the same pass. Non-finite logits give
     a non-finite loss (no exception: the caller checks the loss).
     """
-    return float(_backend().softmax_xent(logits, labels, weights, grad))
+    loss, correct = _backend(logits.size).softmax_xent(logits, labels, weights, grad)
+    return float(loss), int(correct)
 
 
 def gather_rows(x: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -218,15 +267,17 @@ def gather_rows(x: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray
     ``x`` and ``out`` are C-contiguous with the same row shape; ``index`` holds valid row
     numbers (not checked).
     """
-    return _backend().gather_rows(x, index, out)  # type: ignore[no-any-return]
+    size = index.shape[0] * (x.size // x.shape[0] if x.shape[0] else 0)
+    return _backend(size).gather_rows(x, index, out)  # type: ignore[no-any-return]
 
 
 def all_finite(x: np.ndarray) -> bool:
     """Whether the C-contiguous float array ``x`` holds only finite numbers."""
-    return bool(_backend().all_finite(x))
+    return bool(_backend(x.size).all_finite(x))
 
 
 __all__ = [
+    "AUTO_MIN_SIZE",
     "ENV_VAR",
     "adam_step",
     "all_finite",

@@ -307,42 +307,60 @@ def bias_act(y: np.ndarray, bias: np.ndarray | None, act: int, alpha: float) -> 
 
 
 @_serial
-def relu_backward_range(lo, hi, g, y, alpha, out):
+def relu_backward_rows(lo, hi, g, y, alpha, out, col_sum, want_sum):
     g, y, out = g[lo:hi], y[lo:hi], out[lo:hi]
     one = g.dtype.type(1)
-    for i in range(g.shape[0]):
-        out[i] = g[i] * one if y[i] > 0 else g[i] * alpha
+    if want_sum:
+        col_sum[:] = 0
+    for r in range(g.shape[0]):
+        g_row, y_row, out_row = g[r], y[r], out[r]
+        for j in range(g_row.shape[0]):
+            d = g_row[j] * one if y_row[j] > 0 else g_row[j] * alpha
+            out_row[j] = d
+            if want_sum:
+                col_sum[j] += d
 
 
 @_parallel
-def relu_backward_par(chunks, g, y, alpha, out):
+def relu_backward_par(chunks, g, y, alpha, out, col_sums, want_sum):
     for c in prange(chunks):
-        relu_backward_range(_bound(c, chunks, g.size), _bound(c + 1, chunks, g.size), g, y,
-                            alpha, out)
+        relu_backward_rows(_bound(c, chunks, g.shape[0]), _bound(c + 1, chunks, g.shape[0]), g,
+                           y, alpha, out, col_sums[c], want_sum)
 
 
-def relu_backward(grad_out: np.ndarray, y: np.ndarray, alpha: float,
-                  out: np.ndarray) -> np.ndarray:
-    args = (grad_out.reshape(-1), y.reshape(-1), y.dtype.type(alpha), out.reshape(-1))
-    chunks = _chunks(grad_out.size)
+def relu_backward(grad_out: np.ndarray, y: np.ndarray, alpha: float, out: np.ndarray,
+                  col_sum: np.ndarray | None) -> np.ndarray:
+    rows = grad_out.shape[0]
+    g2, y2, out2 = (a.reshape(rows, -1) for a in (grad_out, y, out))
+    chunks = min(_chunks(grad_out.size), max(1, rows // 16))
+    want = col_sum is not None
     if chunks == 1:
-        relu_backward_range(0, grad_out.size, *args)
-    else:
-        relu_backward_par(chunks, *args)
+        sums = _dummy(y.dtype) if col_sum is None else col_sum
+        relu_backward_rows(0, rows, g2, y2, y.dtype.type(alpha), out2, sums, want)
+        return out
+    partial = np.empty((chunks, g2.shape[1] if want else 1), dtype=y.dtype)
+    relu_backward_par(chunks, g2, y2, y.dtype.type(alpha), out2, partial, want)
+    if col_sum is not None:
+        np.sum(partial, axis=0, out=col_sum)
     return out
 
 
 @_serial
-def softmax_xent_rows(lo, hi, z, labels, w, weighted, grad, want_grad, n):
+def softmax_xent_rows(z, labels, w, weighted, grad, want_grad, n):
     one = z.dtype.type(1)
     inv_n = one / n
     total = 0.0
-    for r in range(lo, hi):
+    correct = 0
+    for r in range(z.shape[0]):
         row = z[r]
         label = labels[r]
         top = row[0]
+        best = 0
         for j in range(1, row.shape[0]):
-            top = row[j] if row[j] > top else top
+            if row[j] > top:  # the first of equal maxima, as np.argmax
+                top = row[j]
+                best = j
+        correct += best == label
         s = z.dtype.type(0)
         for j in range(row.shape[0]):
             s += math.exp(row[j] - top)
@@ -354,17 +372,17 @@ def softmax_xent_rows(lo, hi, z, labels, w, weighted, grad, want_grad, n):
             for j in range(row.shape[0]):
                 p = math.exp(row[j] - top) / s
                 out[j] = (p - one if j == label else p) * scale
-    return total
+    return total, correct
 
 
 def softmax_xent(z: np.ndarray, labels: np.ndarray, weights: np.ndarray | None,
-                 grad: np.ndarray | None) -> float:
+                 grad: np.ndarray | None) -> tuple[float, int]:
     n = int(z.shape[0])
     w = _dummy(z.dtype) if weights is None else weights
     g = z if grad is None else grad  # never written when want_grad is False
-    total = softmax_xent_rows(0, n, z, labels, w, weights is not None, g, grad is not None,
-                              z.dtype.type(n))
-    return float(total) / n
+    total, correct = softmax_xent_rows(z, labels, w, weights is not None, g, grad is not None,
+                                       z.dtype.type(n))
+    return float(total) / n, int(correct)
 
 
 @_serial

@@ -189,23 +189,27 @@ def bias_act(y: np.ndarray, bias: np.ndarray | None, act: int, alpha: float) -> 
     return y
 
 
-def relu_backward(grad_out: np.ndarray, y: np.ndarray, alpha: float,
-                  out: np.ndarray) -> np.ndarray:
-    """``out = grad_out * [y > 0]`` (``alpha * grad_out`` where ``y <= 0`` for leaky)."""
+def relu_backward(grad_out: np.ndarray, y: np.ndarray, alpha: float, out: np.ndarray,
+                  col_sum: np.ndarray | None) -> np.ndarray:
+    """``out = grad_out * [y > 0]`` (``alpha * grad_out`` where ``y <= 0`` for leaky);
+    ``col_sum`` (optional) receives the sums of ``out`` over the batch axis."""
     positive = y > 0
     if alpha == 0:
         np.multiply(grad_out, positive, out=out)
-        return out
-    np.multiply(grad_out, y.dtype.type(alpha), out=out, where=~positive)
-    if out is not grad_out:
-        np.copyto(out, grad_out, where=positive)
+    else:
+        np.multiply(grad_out, y.dtype.type(alpha), out=out, where=~positive)
+        if out is not grad_out:
+            np.copyto(out, grad_out, where=positive)
+    if col_sum is not None:
+        np.sum(out.reshape(out.shape[0], -1), axis=0, out=col_sum)
     return out
 
 
 @_quiet
 def softmax_xent(z: np.ndarray, labels: np.ndarray, weights: np.ndarray | None,
-                 grad: np.ndarray | None) -> float:
-    """Mean softmax cross-entropy of logits ``z`` (N, C) for integer ``labels``.
+                 grad: np.ndarray | None) -> tuple[float, int]:
+    """Mean softmax cross-entropy of logits ``z`` (N, C) for integer ``labels``, and how many
+    rows have their label as the (first) largest logit.
 
     ``l_n = log(sum_c exp(z_nc - m_n)) - (z_{n,y_n} - m_n)`` with ``m_n = max_c z_nc``; the
     loss is ``mean(w * l)``. When ``grad`` is given it receives
@@ -213,6 +217,7 @@ def softmax_xent(z: np.ndarray, labels: np.ndarray, weights: np.ndarray | None,
     """
     n = z.shape[0]
     rows = np.arange(n)
+    correct = int(np.count_nonzero(z.argmax(axis=1) == labels))
     top = z.max(axis=1, keepdims=True)
     e = np.subtract(z, top, out=grad) if grad is not None else z - top
     picked = e[rows, labels]  # z_y - m, before e is exponentiated in place
@@ -230,7 +235,7 @@ def softmax_xent(z: np.ndarray, labels: np.ndarray, weights: np.ndarray | None,
             e *= z.dtype.type(1 / n)
         else:
             e *= (weights / z.dtype.type(n))[:, None]
-    return loss
+    return loss, correct
 
 
 def gather_rows(x: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray:
