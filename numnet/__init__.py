@@ -1,6 +1,7 @@
 """numnet: a neural-network library written from scratch on NumPy."""
 
 from numnet import callbacks, gradcheck, init, io, losses, metrics, optim, training
+from numnet._kernels import fast_path, set_fast_path
 from numnet.callbacks import (
     Callback,
     CSVLogger,
@@ -69,6 +70,7 @@ __all__ = [
     "TrainingDiverged",
     "callbacks",
     "clip_grad_norm",
+    "fast_path",
     "get_optimizer",
     "gradcheck",
     "init",
@@ -76,5 +78,6 @@ __all__ = [
     "losses",
     "metrics",
     "optim",
+    "set_fast_path",
     "training",
 ]
