@@ -1,0 +1,100 @@
+"""Wall time of whole ``numnet`` commands with and without the compiled kernels, cold and
+warm: what numba's import and compilation cost a short run.
+
+    python bench/compile_cost.py [--repeats 5] [--commands digits,mnist1]
+
+Each command runs in a fresh process, the variants interleaved, ``--repeats`` times:
+
+* ``today``: ``python -m numnet ...`` as it is (no kernels);
+* ``numpy``: the kernel prototype (bench/prototype_cli.py) with ``NUMNET_FAST=0``;
+* ``auto``: the prototype in automatic mode (compiled kernels for calls of at least
+  ``AUTO_MIN_SIZE`` entries, warm cache);
+* ``numba warm``: the prototype with ``NUMNET_FAST=1`` (every call compiled), its kernels
+  already in numba's on-disk cache;
+* ``numba cold``: the same with an empty cache directory (``NUMBA_CACHE_DIR``): every
+  kernel the run uses is compiled.
+
+Commands: ``digits`` is the README's main command (``numnet train --out ... --plot off``:
+the built-in 8x8 digits, MLP 64-128-10, 20 epochs); ``mnist1`` is one epoch of the
+benchmark MLP on MNIST (``--data mnist --model mlp:256,128 --epochs 1 --batch-size 128``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _common
+
+PROTOTYPE = _common.BENCH / "prototype_cli.py"
+VARIANTS = ("today", "numpy", "auto", "numba warm", "numba cold")
+
+
+def command(name: str, out: Path) -> list[str]:
+    if name == "digits":
+        return ["train", "--out", str(out), "--plot", "off", "--quiet"]
+    mnist = os.environ.get("NUMNET_MNIST_DIR", str(_common.DEFAULT_DATA))
+    return ["train", "--data", "mnist", "--data-dir", mnist, "--model", "mlp:256,128",
+            "--epochs", "1", "--batch-size", "128", "--out", str(out), "--plot", "off",
+            "--quiet"]
+
+
+def run(variant: str, args: list[str], cache: Path) -> float:
+    env = {**os.environ, "PYTHONPATH": str(_common.ROOT), "NUMBA_CACHE_DIR": str(cache)}
+    if variant == "today":
+        cmd = [sys.executable, "-m", "numnet", *args]
+    else:
+        cmd = [sys.executable, str(PROTOTYPE), *args]
+        env["NUMNET_FAST"] = {"numpy": "0", "auto": "auto"}.get(variant, "1")
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{variant}: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return wall
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--commands", default="digits,mnist1")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--wait-idle", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    variants = args.variants.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        warm = root / "warm-cache"
+        times: dict[tuple[str, str], list[float]] = {}
+        for name in args.commands.split(","):
+            cmd = command(name, root / "model.npz")
+            run("numba warm", cmd, warm)  # fill the warm cache
+            for repeat in range(args.repeats):
+                for variant in variants:
+                    if args.wait_idle:
+                        _common.wait_until_idle(args.wait_idle)
+                    cache = root / f"cold-{name}-{repeat}" if variant == "numba cold" \
+                        else warm
+                    times.setdefault((name, variant), []).append(run(variant, cmd, cache))
+    info = _common.machine_info()
+    print(f"CPU: {info['cpu']} ({info['cpu_count']} CPUs); wall seconds per command, "
+          f"median (min-max) of {args.repeats}; load {_common.load_avg()}")
+    for name in args.commands.split(","):
+        print(f"\n{name}: numnet {' '.join(command(name, Path('M.npz')))}")
+        base = statistics.median(times[(name, "today")]) if (name, "today") in times else None
+        for variant in variants:
+            values = times[(name, variant)]
+            med = statistics.median(values)
+            extra = f"  (+{med - base:.2f} s)" if base is not None and variant != "today" \
+                else ""
+            print(f"  {variant:11s} {med:6.2f} ({min(values):.2f}-{max(values):.2f}){extra}")
+
+
+if __name__ == "__main__":
+    main()
