@@ -41,7 +41,8 @@ import numpy as np  # noqa: E402
 VARIANTS = ("today", "fast", "fast-numpy", "torch")
 
 
-def run_numnet(args: argparse.Namespace, data: tuple[np.ndarray, ...], result: dict[str, Any]) -> None:
+def run_numnet(args: argparse.Namespace, data: tuple[np.ndarray, ...],
+               result: dict[str, Any]) -> None:
     import peers
 
     from numnet import _kernels as K
