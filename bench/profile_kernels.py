@@ -1,14 +1,17 @@
 """Per-operation micro-benchmarks of the fused kernels (numnet._kernels) against today's
 code and PyTorch, at the sizes of the benchmark MLP.
 
-    python bench/profile_kernels.py [--rounds 9] [--ops adam,sgd,...] [--threads 2]
-                                    [--json PATH]
+    python bench/profile_kernels.py [--rounds 9] [--inner-rounds 3] [--ops optim,layers]
+                                    [--threads 2] [--wait-idle S] [--json PATH]
 
 The sizes are the suite's (784-256-128-10: 235,146 float32 parameters, batch 128; the
-inference batch 1000). For each operation, every variant below is timed in turn, round
-after round (interleaved, so drift hits all alike); a round times ``calls`` calls and keeps
-the mean; the table shows the median over the rounds, in microseconds, and the paired
-ratio to torch (per round, then the median):
+inference batch 1000). numnet and torch run in alternating processes (``--rounds`` pairs):
+their thread pools spin after parallel work and would take the cores from each other's
+timings. Within a process every variant below is timed in turn, ``--inner-rounds`` times
+(interleaved, so drift hits all alike); a round times ``calls`` calls (about ``--budget``
+seconds) and keeps the mean. The table shows the median and the minimum over all rounds,
+in microseconds, and the minimum's ratio to torch's minimum: on a shared, busy machine
+the minimum is the least disturbed estimate.
 
 * ``today``: what numnet runs now (``numnet.optim``, ``Dense``/``ReLU``/``CrossEntropy``,
   ``np.take``, ``all_finite``), including the trainer's backup copy and finiteness check
@@ -279,7 +282,7 @@ def render(results: dict[str, dict[str, list[float]]]) -> str:
     names: list[str] = []
     for times in results.values():
         names += [n for n in times if n not in names]
-    header = ["operation (us per call, median)"] + names
+    header = ["operation (us per call: median / min)"] + names
     rows = [header]
     for op, times in results.items():
         ref = times.get("torch") or times.get("torch foreach")
@@ -288,10 +291,10 @@ def render(results: dict[str, dict[str, list[float]]]) -> str:
             if name not in times:
                 cells.append("-")
                 continue
-            med = statistics.median(times[name])
+            med, best = statistics.median(times[name]), min(times[name])
             ratio = "" if ref is None or name.startswith("torch") else \
-                f" ({statistics.median(a / b for a, b in zip(times[name], ref, strict=True)):.2f}x)"
-            cells.append(f"{med:.1f}{ratio}")
+                f" ({best / min(ref):.2f}x)"
+            cells.append(f"{med:.1f} / {best:.1f}{ratio}")
         rows.append(cells)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
@@ -340,11 +343,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS)
     parser.add_argument("--wait-idle", type=float, default=0.0,
                         help="before each process, wait up to this many seconds for quiet")
+    parser.add_argument("--inner-rounds", type=int, default=3,
+                        help="rounds within each process")
     parser.add_argument("--json", default=None)
     parser.add_argument("--side", choices=("numnet", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.side:
-        args.rounds = 1
+        args.rounds = args.inner_rounds
         print(json.dumps(child(args)))
         return
     # each side in its own process: torch's OpenMP workers and numba's spin after their
@@ -356,7 +361,8 @@ def main(argv: list[str] | None = None) -> None:
             if args.wait_idle:
                 _common.wait_until_idle(args.wait_idle)
             cmd = [sys.executable, __file__, "--side", side, "--ops", args.ops, "--budget",
-                   str(args.budget), "--threads", str(args.threads)]
+                   str(args.budget), "--threads", str(args.threads), "--inner-rounds",
+                   str(args.inner_rounds)]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             got = json.loads(out.stdout.strip().splitlines()[-1])
             infos.update(got["info"])
@@ -368,8 +374,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{infos.get('path')}; numba {infos.get('numba')} ({infos.get('threading_layer')} "
           f"layer); torch {infos.get('torch')} ({infos.get('torch_threads')} threads); BLAS "
           f"threads {args.threads}; load {_common.load_avg()}")
-    print(f"{args.rounds} rounds, numnet and torch in alternating processes; in brackets: "
-          "paired ratio to torch (foreach for the optimisers)\n")
+    print(f"{args.rounds} x {args.inner_rounds} rounds, numnet and torch in alternating "
+          "processes; in brackets: min / torch's min (foreach for the optimisers)\n")
     print(render(results))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

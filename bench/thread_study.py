@@ -9,7 +9,9 @@ the core the other needs. This measures, per numba threading layer (each in its 
 process, processes alternated over the rounds):
 
 * ``adam 1t`` / ``adam 2t``: the fused Adam update of the benchmark MLP's 235,146 float32
-  parameters alone, on one thread or split over two (``prange``);
+  parameters alone, on one thread or split over two (``prange``); ``adam numpy``: the
+  NumPy kernel; ``adam numpy 2 py-threads``: the NumPy kernel on each half of the
+  vectors, one half on a second Python thread (NumPy releases the GIL);
 * ``step ...``: what a training step does - the 8 matrix products of one batch of 128
   (``bench/gemm_floor.py``'s products, OpenBLAS with 2 threads) followed by the update -
   with the update on 1 or 2 numba threads, or the NumPy reference update;
@@ -34,6 +36,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -93,6 +96,23 @@ def child(calls: int, rounds: int) -> dict[str, Any]:
                         backup=backup, work=work)
         return run
 
+    pool = ThreadPoolExecutor(max_workers=1)
+    half = N_PARAMS // 2 // 16 * 16
+    halves: list[tuple[slice, list[np.ndarray]]] = [(slice(0, half), []), (slice(half, None), [])]
+
+    def numpy_two_threads() -> None:
+        """The NumPy kernel on each half, one half on a worker thread (NumPy drops the GIL)."""
+        K.set_fast_path(False)
+
+        def part(entries: slice, scratch: list[np.ndarray]) -> bool:
+            return K.adam_step(p[entries], g[entries], m[entries], v[entries], lr=1e-3,
+                               betas=(0.9, 0.999), eps=1e-8, step=10,
+                               backup=backup[entries], work=scratch)
+
+        other = pool.submit(part, *halves[1])
+        part(*halves[0])
+        other.result()
+
     def then(*fns: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
             for fn in fns:
@@ -103,10 +123,12 @@ def child(calls: int, rounds: int) -> dict[str, Any]:
         "adam 1t": (adam(1), None),
         "adam 2t": (adam(2), None),
         "adam numpy": (adam(1, "numpy"), None),
+        "adam numpy 2 py-threads": (numpy_two_threads, None),
         "gemm only": (gemm, None),
         "step 1t": (then(gemm, adam(1)), None),
         "step 2t": (then(gemm, adam(2)), None),
         "step numpy": (then(gemm, adam(1, "numpy")), None),
+        "step numpy 2 py-threads": (then(gemm, numpy_two_threads), None),
         "step blas1 1t": (then(gemm, adam(1)), 1),
         "step blas1 2t": (then(gemm, adam(2)), 1),
         "gemm blas1": (gemm, 1),

@@ -27,7 +27,7 @@ from numnet.optim import SGD, Adam, AdamW, Optimizer, RMSProp
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
 PATHS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(
     not HAS_NUMBA, reason="numba is not installed (pip install 'numnet[fast]')"))]
-# small, odd, and large enough for two threads (2 * MIN_PARALLEL = 65,536)
+# small, odd, and large enough for two kernel threads (2 * MIN_PARALLEL = 65,536)
 SIZES = (1, 7, 1001, 70_001)
 DTYPES = (np.float32, np.float64)
 
@@ -209,6 +209,72 @@ def test_adam_paths_agree_on_any_values(data: st.DataObject, dtype: type) -> Non
         pytest.skip("numba is not installed")
     for fast, ref in zip(run_on("numba", run), run_on("numpy", run), strict=True):
         assert_close(fast, ref)
+
+
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    if not HAS_NUMBA:
+        pytest.skip("numba is not installed")
+    K.set_fast_path(True)
+    yield
+    K.set_kernel_threads(None)
+    K.set_fast_path(None)
+
+
+def on_threads(threads: int, fn: Callable[[], Any]) -> Any:
+    K.set_kernel_threads(threads)
+    return fn()
+
+
+@pytest.mark.parametrize("name", ["adamw", "nesterov_wd", "rmsprop_all"])
+def test_parallel_updates_equal_serial(two_threads: None, name: str) -> None:
+    """The ``prange`` drivers split the vectors, and nothing else (float32: each driver
+    compiles once per dtype, and the loop bodies are the serial ones)."""
+    serial = on_threads(1, lambda: run_kernel(name, 70_001, np.float32))
+    split = on_threads(2, lambda: run_kernel(name, 70_001, np.float32))
+    np.testing.assert_array_equal(split[0], serial[0])
+    for key, value in serial[1].items():
+        np.testing.assert_array_equal(split[1][key], value)
+
+
+def test_parallel_layer_kernels_equal_serial(two_threads: None) -> None:
+    rng = np.random.default_rng(6)
+    y = rng.standard_normal((700, 200)).astype(np.float32)
+    b = rng.standard_normal(200).astype(np.float32)
+    g = rng.standard_normal((700, 200)).astype(np.float32)
+    index = rng.permutation(700)[:500]
+
+    def run() -> tuple[np.ndarray, ...]:
+        act = K.bias_act(y.copy(), b, "leaky_relu", 0.1)
+        col_sum = np.empty(200, dtype=np.float32)
+        grad = K.relu_backward(g, act, 0.1, bias_grad=col_sum)
+        rows = K.gather_rows(y, index, np.empty((500, 200), dtype=np.float32))
+        bad = y.copy()
+        bad[650, 3] = np.inf
+        return act, grad, col_sum, rows, np.array([K.all_finite(y), K.all_finite(bad)])
+
+    serial, split = on_threads(1, run), on_threads(2, run)
+    for a, b_ in zip(split, serial, strict=True):
+        np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-4)
+    assert list(split[-1]) == [True, False]
+
+
+def test_kernel_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(K.THREADS_ENV_VAR, "2")
+    K.set_kernel_threads(None)
+    assert K.kernel_threads() == 2
+    K.set_kernel_threads(1)
+    assert K.kernel_threads() == 1
+    K.set_kernel_threads(None)
+    monkeypatch.setenv(K.THREADS_ENV_VAR, "many")
+    with pytest.raises(ValueError, match="NUMNET_KERNEL_THREADS='many'"):
+        K.kernel_threads()
+    monkeypatch.delenv(K.THREADS_ENV_VAR)
+    K.set_kernel_threads(None)
+    assert K.kernel_threads() == 1
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="integer >= 1"):
+            K.set_kernel_threads(bad)  # type: ignore[arg-type]
 
 
 # -- layers and loss ------------------------------------------------------------------------

@@ -22,7 +22,8 @@ half a second once per process (and compiling them a few seconds once per machin
 are cached on disk), which only large problems repay: a small model, such as the README's
 digits MLP, never imports numba. The rule depends on each call's size only, so a run
 gives the same result whatever ran before it in the process. :func:`fast_path` says which
-path large calls take.
+path large calls take. Compiled kernels run on the calling thread unless
+:func:`set_kernel_threads` (``NUMNET_KERNEL_THREADS``) lets them split large arrays.
 
 The optimiser updates take the trainer's weight backup and finiteness check with them:
 ``backup`` (when given) receives the parameters before the update, and the return value
@@ -51,6 +52,7 @@ from numnet._kernels.common import (
 )
 
 ENV_VAR = "NUMNET_FAST"
+THREADS_ENV_VAR = "NUMNET_KERNEL_THREADS"
 _OFF = ("0", "false", "no", "off", "numpy")
 _ON = ("1", "true", "yes", "on", "numba")
 _AUTO = ("", "auto")
@@ -64,6 +66,7 @@ class _State:
     mode: str | None = None            # "numpy", "numba" (every call) or "auto" (large)
     compiled: ModuleType | None = None  # numnet._kernels.numba_kernels, once imported
     numba_error: str | None = None      # why numba could not be used, once known
+    threads: int | None = None          # set_kernel_threads; None = from the environment
 
 
 def set_fast_path(enabled: bool | None = True) -> None:
@@ -83,6 +86,37 @@ def set_fast_path(enabled: bool | None = True) -> None:
         _State.choice = None
         raise ImportError(f"the compiled fast path needs numba: pip install 'numnet[fast]' "
                           f"({_State.numba_error})")
+
+
+def set_kernel_threads(threads: int | None) -> None:
+    """How many threads a compiled kernel may split a large array over (None: from
+    ``$NUMNET_KERNEL_THREADS``, default 1).
+
+    One is the default because a second thread did not pay on a 2-core machine (measured
+    in bench/thread_study.py): the fused kernels are limited by memory traffic, the wake-up
+    costs tens of microseconds, and after every matrix product OpenBLAS's own worker spins
+    on the other core for a while. On a busy machine a second thread makes each kernel
+    wait for a core. The NumPy path always runs on the calling thread.
+    """
+    if threads is not None and (isinstance(threads, bool)
+                                or not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise ValueError(f"set_kernel_threads expects an integer >= 1 or None, got {threads!r}")
+    _State.threads = None if threads is None else int(threads)
+    if _State.compiled is not None:
+        _State.compiled.set_threads(kernel_threads())
+
+
+def kernel_threads() -> int:
+    """The threads a compiled kernel may use (see :func:`set_kernel_threads`)."""
+    if _State.threads is not None:
+        return _State.threads
+    value = os.environ.get(THREADS_ENV_VAR, "").strip()
+    if not value:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_ENV_VAR}={value!r} is not understood: expected a whole "
+                         "number of threads >= 1")
+    return int(value)
 
 
 def fast_path() -> str:
@@ -154,6 +188,7 @@ def load_numba() -> ModuleType | None:
     except ImportError as exc:
         _State.numba_error = f"{type(exc).__name__}: {exc}"
         return None
+    numba_kernels.set_threads(kernel_threads())
     _State.compiled = numba_kernels
     return numba_kernels
 
@@ -279,15 +314,18 @@ def all_finite(x: np.ndarray) -> bool:
 __all__ = [
     "AUTO_MIN_SIZE",
     "ENV_VAR",
+    "THREADS_ENV_VAR",
     "adam_step",
     "all_finite",
     "bias_act",
     "fast_path",
     "gather_rows",
+    "kernel_threads",
     "load_numba",
     "relu_backward",
     "rmsprop_step",
     "set_fast_path",
+    "set_kernel_threads",
     "sgd_step",
     "softmax_cross_entropy",
 ]

@@ -3,9 +3,10 @@
 Imported only through :func:`numnet._kernels.load_numba`, never at ``import numnet``:
 numba is an optional dependency, and importing it costs a few tenths of a second.
 
-Each operation is written once as a plain loop over a range of entries (``*_range``),
-which is what runs for a small problem; a ``parallel=True`` driver (``*_par``) splits a
-large one into one contiguous chunk per thread with ``prange``. The loop bodies repeat the
+Each operation is written once as a plain loop over a range of entries (``*_range``);
+with more than one kernel thread allowed (``numnet._kernels.set_kernel_threads``; the
+default is one, see there), a ``parallel=True`` driver (``*_par``) splits a large problem
+into one contiguous chunk per thread with ``prange``. The loop bodies repeat the
 NumPy kernels' order of operations with scalars already rounded to the dtype, and
 ``fastmath`` stays off, so results are equal to the NumPy path to float rounding (for the
 optimiser updates, bit for bit). A non-finite check is folded into the loops that write
@@ -39,8 +40,8 @@ from numnet._kernels.common import (
     SGDCoefficients,
 )
 
-#: below this many entries per thread a kernel runs on the calling thread alone: waking a
-#: second thread costs more than it saves (measured in bench/profile_kernels.py)
+#: below this many entries per thread a kernel runs on the calling thread alone, even when
+#: more threads are allowed: waking a second thread costs more than it saves
 MIN_PARALLEL = 32768
 
 _serial = njit(cache=True, nogil=True, error_model="numpy")
@@ -52,11 +53,12 @@ _MAX_THREADS: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
 
 class _Threads:
     #: the most threads a kernel uses (``set_threads``)
-    limit: int = _MAX_THREADS
+    limit: int = 1
 
 
 def set_threads(n: int) -> None:
-    """Let kernels use at most ``n`` threads (1: every kernel runs on the calling thread)."""
+    """Let kernels use at most ``n`` threads (1: every kernel runs on the calling thread;
+    at most numba's ``NUMBA_NUM_THREADS``)."""
     _Threads.limit = max(1, min(int(n), _MAX_THREADS))
 
 
