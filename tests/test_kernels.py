@@ -377,6 +377,25 @@ def test_all_finite(path: str, dtype: type, size: int) -> None:
         assert not K.all_finite(y)
 
 
+def test_strided_arrays(path: str) -> None:
+    """Views that are not C-contiguous give the same results (the NumPy path takes them)."""
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((300, 400)).astype(np.float32)
+    y = base[:, ::2]  # (300, 200), every other column
+    bias = rng.standard_normal(200).astype(np.float32)
+    expected = np.maximum(y + bias, 0)
+    assert K.bias_act(y, bias, "relu") is y
+    np.testing.assert_array_equal(y, expected)
+    g = rng.standard_normal((200, 300)).astype(np.float32).T  # (300, 200), Fortran order
+    np.testing.assert_array_equal(K.relu_backward(g, y), np.where(y > 0, g, 0))
+    index = rng.permutation(300)[:100]
+    np.testing.assert_array_equal(K.gather_rows(y, index, np.empty((100, 200), np.float32)),
+                                  y[index])
+    assert K.all_finite(y)
+    base[5, 6] = np.nan
+    assert not K.all_finite(base[:, ::2])
+
+
 # -- the switch ------------------------------------------------------------------------------
 
 

@@ -158,10 +158,12 @@ def _mode() -> str:
     return _State.mode
 
 
-def _backend(size: int) -> ModuleType:
-    """The kernels for a call on ``size`` entries."""
+def _backend(size: int, *arrays: np.ndarray) -> ModuleType:
+    """The kernels for a call on ``size`` entries; ``arrays`` must be C-contiguous for the
+    compiled path (which views them as rows), else the NumPy path takes any layout."""
     mode = _State.mode or _mode()
-    if mode == "numpy" or (mode == "auto" and size < AUTO_MIN_SIZE):
+    if mode == "numpy" or (mode == "auto" and size < AUTO_MIN_SIZE) \
+            or not all(a.flags.c_contiguous for a in arrays):
         return numpy_kernels
     compiled = _State.compiled or load_numba()
     if compiled is None:  # installed, but it does not import
@@ -255,12 +257,12 @@ def rmsprop_step(params: np.ndarray, grads: np.ndarray, square_avg: np.ndarray,
 
 def bias_act(y: np.ndarray, bias: np.ndarray | None, activation: str = "linear",
              alpha: float = 0.0) -> np.ndarray:
-    """``y <- activation(y + bias)`` in place and return ``y``, shape ``(N, C)``, C-contiguous.
+    """``y <- activation(y + bias)`` in place and return ``y``, shape ``(N, C)``.
 
     ``activation`` is ``"linear"``, ``"relu"`` (``max(t, 0)``, NaN kept) or ``"leaky_relu"``
     (``alpha * t`` where ``t <= 0``).
     """
-    kernels = _backend(y.size)
+    kernels = _backend(y.size, y)
     return kernels.bias_act(y, bias, ACTIVATIONS[activation], alpha)  # type: ignore[no-any-return]
 
 
@@ -270,14 +272,14 @@ def relu_backward(grad_out: np.ndarray, y: np.ndarray, alpha: float = 0.0,
     """``grad_out`` where ``y > 0``, ``alpha * grad_out`` elsewhere (``alpha = 0``: ReLU).
 
     ``y`` may be the activation's input or its output (same sign for ``alpha >= 0``);
-    arrays are C-contiguous with the batch first. ``out`` may be ``grad_out`` itself when the
-    caller owns it. ``bias_grad`` (optional, shape ``grad_out.shape[1:]`` flattened)
+    arrays have the batch first. ``out`` may be ``grad_out`` itself when the caller owns
+    it. ``bias_grad`` (optional, shape ``grad_out.shape[1:]`` flattened)
     receives ``out.sum(axis=0)`` from the same pass: the bias gradient of a Dense layer
     just before the activation.
     """
     if out is None:
         out = np.empty_like(grad_out)
-    return _backend(grad_out.size).relu_backward(  # type: ignore[no-any-return]
+    return _backend(grad_out.size, grad_out, y, out).relu_backward(  # type: ignore[no-any-return]
         grad_out, y, alpha, out, bias_grad)
 
 
@@ -299,16 +301,16 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray,
 def gather_rows(x: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[:m] = x[index]`` (rows; ``m = len(index)``), returning the view ``out[:m]``.
 
-    ``x`` and ``out`` are C-contiguous with the same row shape; ``index`` holds valid row
-    numbers (not checked).
+    ``x`` and ``out`` have the same row shape; ``index`` holds valid row numbers (not
+    checked). (The compiled path takes C-contiguous arrays; others run the NumPy path.)
     """
     size = index.shape[0] * (x.size // x.shape[0] if x.shape[0] else 0)
-    return _backend(size).gather_rows(x, index, out)  # type: ignore[no-any-return]
+    return _backend(size, x, out).gather_rows(x, index, out)  # type: ignore[no-any-return]
 
 
 def all_finite(x: np.ndarray) -> bool:
-    """Whether the C-contiguous float array ``x`` holds only finite numbers."""
-    return bool(_backend(x.size).all_finite(x))
+    """Whether the float array ``x`` holds only finite numbers."""
+    return bool(_backend(x.size, x).all_finite(x))
 
 
 __all__ = [
