@@ -302,15 +302,19 @@ def gather_rows(x: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray
     """``out[:m] = x[index]`` (rows; ``m = len(index)``), returning the view ``out[:m]``.
 
     ``x`` and ``out`` have the same row shape; ``index`` holds valid row numbers (not
-    checked). (The compiled path takes C-contiguous arrays; others run the NumPy path.)
+    checked). NumPy's ``take`` on both paths: a compiled row copy was no faster
+    (bench/profile_kernels.py).
     """
-    size = index.shape[0] * (x.size // x.shape[0] if x.shape[0] else 0)
-    return _backend(size, x, out).gather_rows(x, index, out)  # type: ignore[no-any-return]
+    return numpy_kernels.gather_rows(x, index, out)
 
 
 def all_finite(x: np.ndarray) -> bool:
-    """Whether the float array ``x`` holds only finite numbers."""
-    return bool(_backend(x.size, x).all_finite(x))
+    """Whether the float array ``x`` holds only finite numbers.
+
+    One BLAS dot on both paths (``numnet._checks.all_finite``): a compiled pass was no
+    faster, both being bound by memory (bench/profile_kernels.py).
+    """
+    return numpy_kernels.all_finite(x)
 
 
 __all__ = [
