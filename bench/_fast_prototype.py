@@ -8,6 +8,9 @@ integrates for real:
 * **optimiser**: ``fused_step(model, backup) -> finite`` runs the update through
   ``numnet._kernels.adam_step`` with the trainer's weight backup and finiteness check in
   the same pass (today: a copy, the update, then a BLAS dot over the parameters);
+* **scope**: ``fit``'s epochs and ``predict_logits`` run in ``K.model_scope(num_params)``,
+  so in automatic mode a large model's small calls (the loss on 128 x 10 logits) run
+  compiled too;
 * **trainer**: the step uses ``fused_step`` (a failed check restores the backup and names
   the culprit exactly as today); the accuracy count comes from the loss kernel; the batch
   gather is ``gather_rows``;
@@ -216,15 +219,31 @@ def _step_or_raise(self: Any, xb: np.ndarray, yb: np.ndarray,
     return loss, right, counted
 
 
+_loop = training._loop
+
+
+def _loop_in_scope(trainer: Any, history: Any) -> None:
+    """The epochs run in the model's kernel scope (automatic mode: a large model's work
+    runs compiled, however small each call)."""
+    with K.model_scope(trainer.model.num_params):
+        _loop(trainer, history)
+
+
 def patch_trainer() -> None:
     training._Trainer._batches = _batches  # type: ignore[method-assign]
     training._Trainer._step_or_raise = _step_or_raise  # type: ignore[method-assign]
+    training._loop = _loop_in_scope
 
 
 # -- inference ------------------------------------------------------------------------------
 
 
 def predict_logits(model: Any, x: Any, batch_size: int = 1024) -> np.ndarray:
+    with K.model_scope(model.num_params):
+        return _predict_logits(model, x, batch_size)
+
+
+def _predict_logits(model: Any, x: Any, batch_size: int) -> np.ndarray:
     x = model._input(x)
     if not K.all_finite(x):
         check_finite(x, "predict input")  # names the first bad entry

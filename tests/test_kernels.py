@@ -437,12 +437,20 @@ def test_automatic_mode_imports_numba_for_large_calls_only() -> None:
         "step(K.AUTO_MIN_SIZE - 1)\n"
         "print(K.fast_path(), 'numba' in sys.modules)\n"
         "step(K.AUTO_MIN_SIZE)\n"
-        "print('numba' in sys.modules)\n")
+        "print('numba' in sys.modules)\n"
+        "from numnet._kernels import numba_kernels as NK\n"
+        "calls = []\n"
+        "NK.sgd = lambda *args: calls.append(args[0].size) or True\n"
+        "with K.model_scope(K.AUTO_MIN_SIZE):\n"
+        "    K.sgd_step(np.ones(5, np.float32), np.ones(5, np.float32), None, lr=0.1)\n"
+        "K.sgd_step(np.ones(6, np.float32), np.ones(6, np.float32), None, lr=0.1)\n"
+        "print(calls)\n")
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     env.pop(K.ENV_VAR, None)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env)
-    assert out.stdout.split() == ["numba", "False", "True"]
+    # a small call of a large model runs compiled; the same call outside it does not
+    assert out.stdout.split() == ["numba", "False", "True", "[5]"]
 
 
 def test_function_overrides_environment(fresh_switch: pytest.MonkeyPatch) -> None:

@@ -16,13 +16,15 @@ optimiser updates bit for bit, the rest to float rounding. The test suite runs b
 Choosing the path: ``NUMNET_FAST=0`` in the environment (or :func:`set_fast_path(False)
 <set_fast_path>`) runs the NumPy path; ``NUMNET_FAST=1`` (``set_fast_path(True)``) the
 compiled one for every call; unset or ``auto`` (``set_fast_path(None)``), the compiled path
-runs the calls on at least :data:`AUTO_MIN_SIZE` entries when numba is installed, and the
-NumPy path the smaller ones. Importing numba and loading its compiled kernels costs about
-half a second once per process (and compiling them a few seconds once per machine: they
-are cached on disk), which only large problems repay: a small model, such as the README's
-digits MLP, never imports numba. The rule depends on each call's size only, so a run
-gives the same result whatever ran before it in the process. :func:`fast_path` says which
-path large calls take. Compiled kernels run on the calling thread unless
+runs the work of a large model - training or predicting with a model of at least
+:data:`AUTO_MIN_SIZE` parameters, declared by :func:`model_scope` - and any single call on
+that many entries, when numba is installed; the NumPy path runs the rest. Importing numba
+and loading its compiled kernels costs about half a second and 120 MB once per process
+(and compiling them a few seconds once per machine: they are cached on disk), which only
+large problems repay: a small model, such as the README's digits MLP, never imports
+numba. The rule depends on the model and each call's size only, so a run gives the same
+result whatever ran before it in the process. :func:`fast_path` says which path large
+work takes. Compiled kernels run on the calling thread unless
 :func:`set_kernel_threads` (``NUMNET_KERNEL_THREADS``) lets them split large arrays.
 
 The optimiser updates take the trainer's weight backup and finiteness check with them:
@@ -36,7 +38,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import ModuleType
 
 import numpy as np
@@ -56,8 +60,9 @@ THREADS_ENV_VAR = "NUMNET_KERNEL_THREADS"
 _OFF = ("0", "false", "no", "off", "numpy")
 _ON = ("1", "true", "yes", "on", "numba")
 _AUTO = ("", "auto")
-#: in automatic mode, the fewest entries (parameters, or batch x features) of a call that
-#: the compiled path takes (measured in bench/profile_kernels.py and bench/compile_cost.py)
+#: in automatic mode, the fewest parameters of a model (or entries of a single call) for
+#: which the compiled path runs (bench/compile_cost.py: numba's start-up against the
+#: savings per step measured in bench/profile_kernels.py)
 AUTO_MIN_SIZE = 32_768
 
 
@@ -158,11 +163,27 @@ def _mode() -> str:
     return _State.mode
 
 
+_MODEL_SIZE: ContextVar[int] = ContextVar("numnet_kernels_model_size", default=0)
+
+
+@contextmanager
+def model_scope(num_params: int) -> Iterator[None]:
+    """Calls inside run for a model of ``num_params`` parameters: in automatic mode they
+    take the compiled path when the model is large, however small each call (a loss on
+    128 x 10 logits, a layer 128 units wide). ``fit`` and ``predict`` open one."""
+    token = _MODEL_SIZE.set(int(num_params))
+    try:
+        yield
+    finally:
+        _MODEL_SIZE.reset(token)
+
+
 def _backend(size: int, *arrays: np.ndarray) -> ModuleType:
     """The kernels for a call on ``size`` entries; ``arrays`` must be C-contiguous for the
     compiled path (which views them as rows), else the NumPy path takes any layout."""
     mode = _State.mode or _mode()
-    if mode == "numpy" or (mode == "auto" and size < AUTO_MIN_SIZE) \
+    small = size < AUTO_MIN_SIZE and _MODEL_SIZE.get() < AUTO_MIN_SIZE
+    if mode == "numpy" or (mode == "auto" and small) \
             or not all(a.flags.c_contiguous for a in arrays):
         return numpy_kernels
     compiled = _State.compiled or load_numba()
@@ -328,6 +349,7 @@ __all__ = [
     "gather_rows",
     "kernel_threads",
     "load_numba",
+    "model_scope",
     "relu_backward",
     "rmsprop_step",
     "set_fast_path",
