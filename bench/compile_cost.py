@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,19 +46,26 @@ def command(name: str, out: Path) -> list[str]:
             "--quiet"]
 
 
-def run(variant: str, args: list[str], cache: Path) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(variant: str, args: list[str], cache: Path, threads: int) -> tuple[float, float]:
+    """``(wall, cpu)`` seconds of one command (cpu: user + system of the child)."""
     env = {**os.environ, "PYTHONPATH": str(_common.ROOT), "NUMBA_CACHE_DIR": str(cache)}
+    env.update({var: str(threads) for var in _common.THREAD_VARS})
     if variant == "today":
         cmd = [sys.executable, "-m", "numnet", *args]
     else:
         cmd = [sys.executable, str(PROTOTYPE), *args]
         env["NUMNET_FAST"] = {"numpy": "0", "auto": "auto"}.get(variant, "1")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{variant}: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    return wall
+    return wall, _children_cpu() - cpu
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,34 +74,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--commands", default="digits,mnist1")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--wait-idle", type=float, default=0.0)
+    parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS,
+                        help="BLAS/OpenMP threads of the commands (1 makes CPU seconds "
+                             "comparable on a busy machine: no spinning workers)")
     args = parser.parse_args(argv)
     variants = args.variants.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         warm = root / "warm-cache"
-        times: dict[tuple[str, str], list[float]] = {}
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for name in args.commands.split(","):
             cmd = command(name, root / "model.npz")
-            run("numba warm", cmd, warm)  # fill the warm cache
+            run("numba warm", cmd, warm, args.threads)  # fill the warm cache
             for repeat in range(args.repeats):
                 for variant in variants:
                     if args.wait_idle:
                         _common.wait_until_idle(args.wait_idle)
                     cache = root / f"cold-{name}-{repeat}" if variant == "numba cold" \
                         else warm
-                    times.setdefault((name, variant), []).append(run(variant, cmd, cache))
+                    times.setdefault((name, variant), []).append(
+                        run(variant, cmd, cache, args.threads))
     info = _common.machine_info()
-    print(f"CPU: {info['cpu']} ({info['cpu_count']} CPUs); wall seconds per command, "
-          f"median (min-max) of {args.repeats}; load {_common.load_avg()}")
+    print(f"CPU: {info['cpu']} ({info['cpu_count']} CPUs); {args.threads} BLAS thread(s); "
+          f"seconds per command, median (min-max) of {args.repeats}, wall and CPU (user + "
+          f"system); load {_common.load_avg()}")
     for name in args.commands.split(","):
         print(f"\n{name}: numnet {' '.join(command(name, Path('M.npz')))}")
-        base = statistics.median(times[(name, "today")]) if (name, "today") in times else None
+        base = [statistics.median(v) for v in zip(*times[(name, "today")], strict=True)] \
+            if (name, "today") in times else None
         for variant in variants:
-            values = times[(name, variant)]
-            med = statistics.median(values)
-            extra = f"  (+{med - base:.2f} s)" if base is not None and variant != "today" \
-                else ""
-            print(f"  {variant:11s} {med:6.2f} ({min(values):.2f}-{max(values):.2f}){extra}")
+            cells = []
+            for k, values in enumerate(zip(*times[(name, variant)], strict=True)):
+                med = statistics.median(values)
+                extra = f" (+{med - base[k]:.2f})" if base is not None and variant != "today" \
+                    else ""
+                cells.append(f"{med:5.2f} ({min(values):.2f}-{max(values):.2f}){extra}")
+            print(f"  {variant:11s} wall {cells[0]:28s} cpu {cells[1]}")
 
 
 if __name__ == "__main__":

@@ -444,12 +444,16 @@ def test_automatic_mode_imports_numba_for_large_calls_only() -> None:
         "with K.model_scope(K.AUTO_MIN_SIZE):\n"
         "    K.sgd_step(np.ones(5, np.float32), np.ones(5, np.float32), None, lr=0.1)\n"
         "K.sgd_step(np.ones(6, np.float32), np.ones(6, np.float32), None, lr=0.1)\n"
+        "with K.model_scope(10):\n"
+        "    big = np.ones(K.AUTO_MIN_SIZE, np.float32)\n"
+        "    K.sgd_step(big, big.copy(), None, lr=0.1)\n"
         "print(calls)\n")
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     env.pop(K.ENV_VAR, None)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env)
-    # a small call of a large model runs compiled; the same call outside it does not
+    # a small call of a large model runs compiled, the same call outside it does not, and
+    # a large call of a small model does not either
     assert out.stdout.split() == ["numba", "False", "True", "[5]"]
 
 

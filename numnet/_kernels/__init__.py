@@ -17,8 +17,9 @@ Choosing the path: ``NUMNET_FAST=0`` in the environment (or :func:`set_fast_path
 <set_fast_path>`) runs the NumPy path; ``NUMNET_FAST=1`` (``set_fast_path(True)``) the
 compiled one for every call; unset or ``auto`` (``set_fast_path(None)``), the compiled path
 runs the work of a large model - training or predicting with a model of at least
-:data:`AUTO_MIN_SIZE` parameters, declared by :func:`model_scope` - and any single call on
-that many entries, when numba is installed; the NumPy path runs the rest. Importing numba
+:data:`AUTO_MIN_SIZE` parameters, declared by :func:`model_scope` - and, outside such a
+scope, any call on that many entries, when numba is installed; the NumPy path runs the
+rest. Importing numba
 and loading its compiled kernels costs about half a second and 120 MB once per process
 (and compiling them a few seconds once per machine: they are cached on disk), which only
 large problems repay: a small model, such as the README's digits MLP, never imports
@@ -170,7 +171,8 @@ _MODEL_SIZE: ContextVar[int] = ContextVar("numnet_kernels_model_size", default=0
 def model_scope(num_params: int) -> Iterator[None]:
     """Calls inside run for a model of ``num_params`` parameters: in automatic mode they
     take the compiled path when the model is large, however small each call (a loss on
-    128 x 10 logits, a layer 128 units wide). ``fit`` and ``predict`` open one."""
+    128 x 10 logits, a layer 128 units wide), and the NumPy path when it is small, however
+    large each call (predicting 10,000 rows at once). ``fit`` and ``predict`` open one."""
     token = _MODEL_SIZE.set(int(num_params))
     try:
         yield
@@ -182,7 +184,7 @@ def _backend(size: int, *arrays: np.ndarray) -> ModuleType:
     """The kernels for a call on ``size`` entries; ``arrays`` must be C-contiguous for the
     compiled path (which views them as rows), else the NumPy path takes any layout."""
     mode = _State.mode or _mode()
-    small = size < AUTO_MIN_SIZE and _MODEL_SIZE.get() < AUTO_MIN_SIZE
+    small = (_MODEL_SIZE.get() or size) < AUTO_MIN_SIZE
     if mode == "numpy" or (mode == "auto" and small) \
             or not all(a.flags.c_contiguous for a in arrays):
         return numpy_kernels
