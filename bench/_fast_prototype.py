@@ -8,7 +8,8 @@ integrates for real:
 * **optimiser**: ``fused_step(model, backup) -> finite`` runs the update through
   ``numnet._kernels.adam_step`` with the trainer's weight backup and finiteness check in
   the same pass (today: a copy, the update, then a BLAS dot over the parameters);
-* **scope**: ``fit``'s epochs and ``predict_logits`` run in ``K.model_scope(num_params)``,
+* **scope**: ``fit``'s epochs, ``evaluate`` and ``predict_logits`` run in
+  ``K.model_scope(num_params)``,
   so in automatic mode a large model's small calls (the loss on 128 x 10 logits) run
   compiled too;
 * **trainer**: the step uses ``fused_step`` (a failed check restores the backup and names
@@ -220,6 +221,7 @@ def _step_or_raise(self: Any, xb: np.ndarray, yb: np.ndarray,
 
 
 _loop = training._loop
+_evaluate = training._evaluate
 
 
 def _loop_in_scope(trainer: Any, history: Any) -> None:
@@ -229,10 +231,16 @@ def _loop_in_scope(trainer: Any, history: Any) -> None:
         _loop(trainer, history)
 
 
+def _evaluate_in_scope(model: Any, targets: Any, data: Any, batch_size: int) -> Any:
+    with K.model_scope(model.num_params):
+        return _evaluate(model, targets, data, batch_size)
+
+
 def patch_trainer() -> None:
     training._Trainer._batches = _batches  # type: ignore[method-assign]
     training._Trainer._step_or_raise = _step_or_raise  # type: ignore[method-assign]
     training._loop = _loop_in_scope
+    training._evaluate = _evaluate_in_scope
 
 
 # -- inference ------------------------------------------------------------------------------
