@@ -6,27 +6,30 @@ one signature:
 * :mod:`numnet._kernels.numpy_kernels`, the **reference**: complete, readable NumPy, a
   few in-place passes; always available;
 * :mod:`numnet._kernels.numba_kernels`, the **fast path**: each operation fused into one
-  compiled pass (numba), split across the cores for large arrays; used automatically when
-  numba is installed (``pip install numnet[fast]``).
+  compiled pass (numba); installed with ``pip install numnet[fast]``.
 
-The functions below pick the active path and prepare the arguments (coefficients rounded
-to the dtype once, optional arrays resolved), so both paths compute the same values: the
-optimiser updates bit for bit, the rest to float rounding. The test suite runs both.
+The functions below pick the path and prepare the arguments (coefficients rounded to the
+dtype once, absent arrays resolved), so both paths compute the same values: the optimiser
+updates and the activations bit for bit, the loss and the bias-gradient sums to float
+rounding. The test suite runs both.
 
-Choosing the path: ``NUMNET_FAST=0`` in the environment (or :func:`set_fast_path(False)
-<set_fast_path>`) runs the NumPy path; ``NUMNET_FAST=1`` (``set_fast_path(True)``) the
-compiled one for every call; unset or ``auto`` (``set_fast_path(None)``), the compiled path
-runs the work of a large model - training or predicting with a model of at least
-:data:`AUTO_MIN_SIZE` parameters, declared by :func:`model_scope` - and, outside such a
-scope, any call on that many entries, when numba is installed; the NumPy path runs the
-rest. Importing numba
-and loading its compiled kernels costs about half a second and 120 MB once per process
-(and compiling them a few seconds once per machine: they are cached on disk), which only
-large problems repay: a small model, such as the README's digits MLP, never imports
-numba. The rule depends on the model and each call's size only, so a run gives the same
-result whatever ran before it in the process. :func:`fast_path` says which path large
-work takes. Compiled kernels run on the calling thread unless
-:func:`set_kernel_threads` (``NUMNET_KERNEL_THREADS``) lets them split large arrays.
+Which path runs
+---------------
+``NUMNET_FAST=0`` in the environment, or :func:`set_fast_path(False) <set_fast_path>`:
+the NumPy path. ``NUMNET_FAST=1`` / ``set_fast_path(True)``: the compiled path for every
+call. Unset, ``auto`` or ``set_fast_path(None)``, when numba is installed: the compiled
+path for the work of a large model - ``fit``, ``evaluate`` and ``predict`` of a model of at
+least :data:`AUTO_MIN_SIZE` parameters, which declare it with :func:`model_scope` - and,
+outside any scope, for single calls on that many entries; the NumPy path for the rest.
+Importing numba and loading its cached kernels costs about 0.6 s and 120 MB once per
+process (compiling them about 2 s once per machine: they are cached on disk), which only
+large problems repay: a small model, such as the README's digits MLP, never imports numba.
+The choice depends on the model and the call alone, never on what ran before, so a run
+gives the same result bit for bit whatever else the process did. :func:`fast_path` says
+which path large work takes.
+
+Compiled kernels run on the calling thread unless :func:`set_kernel_threads`
+(``NUMNET_KERNEL_THREADS``) lets them split large arrays; see there why one is the default.
 
 The optimiser updates take the trainer's weight backup and finiteness check with them:
 ``backup`` (when given) receives the parameters before the update, and the return value
@@ -98,11 +101,12 @@ def set_kernel_threads(threads: int | None) -> None:
     """How many threads a compiled kernel may split a large array over (None: from
     ``$NUMNET_KERNEL_THREADS``, default 1).
 
-    One is the default because a second thread did not pay on a 2-core machine (measured
-    in bench/thread_study.py): the fused kernels are limited by memory traffic, the wake-up
-    costs tens of microseconds, and after every matrix product OpenBLAS's own worker spins
-    on the other core for a while. On a busy machine a second thread makes each kernel
-    wait for a core. The NumPy path always runs on the calling thread.
+    One is the default because a second thread did not pay on a 2-core machine (bench/
+    thread_study.py): Adam's update alone went from about 105 to 85 us at best, but after
+    the step's matrix products, whose OpenBLAS worker then spins on the other core, two
+    threads were never faster (1.12 against 1.20 ms for the products and the update, at
+    best); on a busy machine a second thread makes each kernel wait for a core, often for
+    milliseconds. The NumPy path always runs on the calling thread.
     """
     if threads is not None and (isinstance(threads, bool)
                                 or not isinstance(threads, (int, np.integer)) or threads < 1):
