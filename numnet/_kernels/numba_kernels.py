@@ -1,4 +1,4 @@
-"""The compiled kernels (numba): one fused pass per operation, split across the cores.
+"""The compiled kernels (numba): one fused pass per operation.
 
 Imported only through :func:`numnet._kernels.load_numba`, never at ``import numnet``:
 numba is an optional dependency, and importing it costs a few tenths of a second.
@@ -79,7 +79,7 @@ def _dummy(dtype: np.dtype) -> np.ndarray:
 
 @_serial
 def _bound(chunk: int, chunks: int, size: int) -> int:
-    """Start of ``chunk`` of ``chunks`` over ``size`` entries, on a 64-byte boundary."""
+    """Start of ``chunk`` of ``chunks`` over ``size`` entries, on a 16-entry boundary."""
     if chunk >= chunks:
         return size
     return min(size, (size * chunk // chunks) // 16 * 16)
