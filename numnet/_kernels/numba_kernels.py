@@ -364,15 +364,18 @@ def softmax_xent_rows(z, labels, w, weighted, grad, want_grad, n):
                 best = j
         correct += best == label
         s = z.dtype.type(0)
+        out = grad[r]
         for j in range(row.shape[0]):
-            s += math.exp(row[j] - top)
+            e = math.exp(row[j] - top)
+            s += e
+            if want_grad:
+                out[j] = e  # kept, not recomputed, for the gradient below
         loss = math.log(s) - (row[label] - top)
         total += loss * w[r] if weighted else loss
         if want_grad:
             scale = w[r] / n if weighted else inv_n
-            out = grad[r]
             for j in range(row.shape[0]):
-                p = math.exp(row[j] - top) / s
+                p = out[j] / s
                 out[j] = (p - one if j == label else p) * scale
     return total, correct
 
