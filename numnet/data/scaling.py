@@ -69,6 +69,12 @@ class _Scaler:
             )
         return X
 
+    @property
+    def n_features_in_(self) -> int:
+        """How many features the scaler was fitted on (the size of one sample)."""
+        self._require_fitted("n_features_in_")
+        return int(np.prod(getattr(self, self._fitted_attr).shape))
+
     def _require_fitted(self, method: str) -> None:
         name = type(self).__name__
         if getattr(self, self._fitted_attr, None) is None:

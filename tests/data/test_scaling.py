@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+import numnet.data.scaling as scaling
 from numnet.data import MinMaxScaler, NotFittedError, Rescale, Standardizer
 
 
@@ -35,11 +36,9 @@ def test_standardizer_uses_training_statistics_only() -> None:
 
 
 def test_standardizer_small_blocks_match(monkeypatch: pytest.MonkeyPatch) -> None:
-    import numnet.data.scaling as pre
-
     X = data()
     full = Standardizer().fit(X)
-    monkeypatch.setattr(pre, "_STAT_BLOCK_VALUES", 20)  # blocks of 6 rows of 3 features
+    monkeypatch.setattr(scaling, "_STAT_BLOCK_VALUES", 20)  # blocks of 6 rows of 3 features
     blocked = Standardizer().fit(X)
     np.testing.assert_allclose(blocked.var_, full.var_, rtol=1e-12)
 
@@ -199,3 +198,10 @@ def test_from_config_errors(cls, config, words) -> None:
 def test_config_before_fit(scaler) -> None:
     with pytest.raises(NotFittedError, match="get_config: .*not fitted"):
         scaler.get_config()
+
+
+def test_n_features_in() -> None:
+    assert Standardizer().fit(data()).n_features_in_ == 3
+    assert MinMaxScaler().fit(np.zeros((4, 2, 5))).n_features_in_ == 10
+    with pytest.raises(NotFittedError, match="n_features_in_"):
+        _ = Standardizer().n_features_in_
