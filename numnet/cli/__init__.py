@@ -55,10 +55,34 @@ from collections.abc import Sequence
 
 from numnet import __version__
 from numnet.cli import datasets, evaluate, gradcheck, predict, summary, trace, train
-from numnet.cli._common import PROG, CLIError, Formatter, LineTracker, Parser, describe
+from numnet.cli._common import (
+    PROG,
+    CLIError,
+    Formatter,
+    LineTracker,
+    Parser,
+    describe,
+    fit_input,
+    open_model,
+)
+from numnet.cli._data import Prepared, apply_preprocessing, load_data
+from numnet.cli.predict import read_inputs
+from numnet.cli.train import build_model
 from numnet.errors import TrainingDiverged
 
-__all__ = ["CLIError", "build_parser", "main"]
+# build_parser and main, and the helpers numnet.cli offered when it was one module
+__all__ = [
+    "CLIError",
+    "Prepared",
+    "apply_preprocessing",
+    "build_model",
+    "build_parser",
+    "fit_input",
+    "load_data",
+    "main",
+    "open_model",
+    "read_inputs",
+]
 
 #: the sub-commands, in the order ``numnet --help`` lists them
 COMMANDS = (train, evaluate, predict, summary, gradcheck, trace, datasets)
