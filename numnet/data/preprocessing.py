@@ -47,6 +47,11 @@ _BY_TYPE: dict[str, type[Rescale] | type[Standardizer] | type[MinMaxScaler]] = {
 def preprocessing_from_config(config: Mapping[str, Any]) -> Preprocessor:
     """The scaling a ``get_config()`` dict describes, ready to ``transform`` raw inputs.
 
+    ::
+
+        scaling = preprocessing_from_config(io.load_metadata(path)["preprocessing"])
+        labels = model.predict(scaling.transform(X_raw))
+
     Parameters
     ----------
     config : mapping

@@ -11,11 +11,7 @@
     {"type": "minmax", "feature_range": [0.0, 1.0], "data_min": [...], "data_max": [...]}
 
 ``numnet train`` stores this dict in the model file's metadata as ``"preprocessing"``, so
-that ``evaluate``, ``predict`` and library users scale new raw inputs exactly as the
-training data was::
-
-    scaling = numnet.data.preprocessing_from_config(io.load_metadata(path)["preprocessing"])
-    labels = model.predict(scaling.transform(X_raw))
+that ``evaluate``, ``predict`` and library users scale new raw inputs as the training data.
 """
 
 from __future__ import annotations
@@ -399,7 +395,6 @@ class MinMaxScaler(_Scaler):
         return scaler
 
 
-
 class Rescale:
     """Multiply by a constant: raw values in ``[0, raw_max]`` become ``[0, 1]``.
 
@@ -411,13 +406,8 @@ class Rescale:
     Parameters
     ----------
     raw_max : float
-        The largest raw value, > 0.
-
-    Attributes
-    ----------
-    raw_max : float
-    factor : float
-        ``1 / raw_max`` (or the exact factor a stored config gives).
+        The largest raw value, > 0. The attribute ``factor`` is ``1 / raw_max`` (or the
+        exact factor a stored config gives).
     """
 
     config_type: ClassVar[str] = "scale"

@@ -8,6 +8,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from numnet.data import LabelEncoder, NotFittedError, UnknownLabelError, from_one_hot, one_hot
 
@@ -218,3 +220,25 @@ def test_from_config_errors(config, words) -> None:
     with pytest.raises(ValueError) as info:
         LabelEncoder.from_config(config)
     assert words in str(info.value) and "LabelEncoder.from_config" in str(info.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.one_of(
+    st.lists(st.integers(-2**62, 2**62), min_size=1, max_size=40),
+    # NumPy's str arrays drop trailing NUL characters: not a label anyone writes
+    st.lists(st.text(st.characters(blacklist_characters="\x00"), max_size=4), min_size=1,
+             max_size=40),
+    st.lists(st.integers(-1000, 1000).map(float), min_size=1, max_size=40),
+))
+def test_label_encoder_round_trips_any_labels(labels) -> None:
+    encoder = LabelEncoder()
+    codes = encoder.fit_transform(labels)
+    expected_classes = sorted(set(int(v) if isinstance(v, float) else v for v in labels))
+    assert encoder.get_config()["classes"] == expected_classes
+    assert codes.tolist() == [expected_classes.index(int(v) if isinstance(v, float) else v)
+                              for v in labels]
+    np.testing.assert_array_equal(encoder.transform(labels), codes)
+    decoded = encoder.inverse_transform(codes).tolist()
+    assert decoded == [int(v) if isinstance(v, float) else v for v in labels]
+    again = LabelEncoder.from_config(json.loads(json.dumps(encoder.get_config())))
+    np.testing.assert_array_equal(again.transform(labels), codes)
