@@ -87,8 +87,17 @@ def test_snake_case(name: str, snake: str) -> None:
     assert snake_case(name) == snake
 
 
+def test_registry_keys_with_a_namespace_give_the_same_choices(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    before = activations()
+    monkeypatch.setattr(Layer, "registry", {
+        key if "." in key else f"numnet.{key}": cls for key, cls in Layer.registry.items()})
+    assert activations() == before
+
+
 def test_a_new_activation_layer_needs_no_cli_edit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Layer, "registry", dict(Layer.registry))  # forget it afterwards
+    registry = dict(Layer.registry)
+    monkeypatch.setattr(Layer, "registry", registry)  # forget the classes afterwards
 
     class Swish(Layer):
         """``y = x * sigmoid(x)``."""
@@ -105,6 +114,9 @@ def test_a_new_activation_layer_needs_no_cli_edit(monkeypatch: pytest.MonkeyPatc
         def __init__(self, factor: float) -> None:
             super().__init__()
 
+    # registered by hand: classes defined in a function may not register themselves
+    for cls in (Swish, _Private, Scaled):
+        registry[f"tests.{cls.__name__}"] = cls
     assert activations()["swish"] is Swish
     assert "_private" not in activations() and "scaled" not in activations()
     args = build_parser().parse_args(["train", "--activation", "swish"])
