@@ -66,6 +66,13 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def non_negative_int(value: Any, name: str) -> int:
+    """Validate an integer argument >= 0 (a patience, a count of epochs)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
 def real_number(value: Any, name: str, low: float | None = None, high: float | None = None,
                 low_open: bool = False, high_open: bool = False) -> float:
     """Validate a finite real number within optional bounds."""

@@ -1,0 +1,56 @@
+"""``numnet trace``: shapes and statistics of every activation and gradient of one batch."""
+
+from __future__ import annotations
+
+import argparse
+
+from numnet.cli._common import (
+    CLIError,
+    Parser,
+    Subparsers,
+    add_command,
+    add_data_options,
+    check_output,
+    fit_input,
+    integer,
+    open_model,
+    positive_int,
+)
+from numnet.cli._data import SPLITS, data_for_model
+
+EXAMPLES = ("  numnet trace numnet-model.npz\n"
+            "  numnet trace examples/architecture.json --data digits --batch-size 64\n")
+
+
+def add_parser(commands: Subparsers[Parser]) -> None:
+    sub = add_command(commands, "trace", "Trace one batch through a model: shapes and "
+                                         "statistics of every activation and gradient.",
+                      EXAMPLES, run)
+    sub.add_argument("model", metavar="MODEL", help="a model file (.npz) or architecture (.json)")
+    add_data_options(sub, None)
+    sub.add_argument("--split", choices=SPLITS, default="test", help="(default: test)")
+    sub.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
+    sub.add_argument("--training", action="store_true",
+                     help="trace in training mode (dropout on, batch statistics)")
+    sub.add_argument("--seed", type=integer, default=None,
+                     help="seed of the data split (default: the model's, else 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``numnet trace``."""
+    model, metadata = open_model(args.model)
+    if args.data is None and not metadata.get("source"):
+        raise CLIError(f"{args.model} does not record a dataset: pass --data")
+    prepared = data_for_model(args, metadata, seed=args.seed)
+    X, y = prepared.split(args.split)
+    X, y = X[:args.batch_size], y[:args.batch_size]
+    if len(y) == 0:
+        raise CLIError(f"the {args.split} split of {prepared.name} is empty")
+    X = fit_input(X, model, f"the {prepared.name} data")
+    if model.loss is not None:
+        check_output(model, prepared.num_classes, args.model)
+    model.train() if args.training else model.eval()
+    print(f"trace of {len(y)} samples from {prepared.name} ({args.split} split), "
+          f"{'training' if args.training else 'evaluation'} mode")
+    print(model.trace(X, y if model.loss is not None else None))
+    return 0
