@@ -408,6 +408,10 @@ def test_the_file_is_written_atomically(tmp_path, monkeypatch):
         to_onnx(mlp((4,), 3, 2), tmp_path / "missing" / "m.onnx")
 
 
+def test_the_public_names_in_numnet_io():
+    assert numnet.io.to_onnx is to_onnx and numnet.io.from_onnx is from_onnx
+
+
 def test_onnx_is_imported_only_when_used():
     code = "import numnet, numnet.onnx_io, sys; assert 'onnx' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
