@@ -32,6 +32,7 @@ from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
 
 import numnet  # noqa: E402
 from numnet.onnx_io import to_onnx  # noqa: E402
@@ -71,8 +72,6 @@ def build(args: argparse.Namespace, x_tr: np.ndarray, y_tr: np.ndarray) -> numne
 
 
 def ort_predictor(proto: Any, threads: int) -> tuple[Predict, str]:
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
