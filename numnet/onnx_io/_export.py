@@ -139,7 +139,8 @@ class ExportContext:
             self.nodes.append(helper.make_node("Identity", [tensor], [name], name=name))
             return
         for node in self.nodes:
-            node.output[:] = [name if out == tensor else out for out in node.output]
+            for names in (node.input, node.output):
+                names[:] = [name if value == tensor else value for value in names]
 
 
 # -- the exporters ----------------------------------------------------------------------------
