@@ -533,7 +533,7 @@ def test_reshape_that_fixes_the_batch_or_keeps_a_grid_is_refused(target):
                    {"shape": np.array(target, dtype=np.int64)}, n_out=6,
                    inputs_=[h.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
                                                      ["N", 2, 3])])
-    with pytest.raises(OnnxImportError, match=r"'r' \(Reshape\) reshapes to"):
+    with pytest.raises(OnnxImportError, match=r"'r' \(Reshape\) reshapes "):
         from_onnx(proto)
 
 
@@ -727,3 +727,37 @@ def test_throughput_benchmark_runs(tmp_path):
     assert "CPU:" in done.stdout and "outputs agree" in done.stdout
     rows = json.loads(out.read_text())["rows"]
     assert [row["batch"] for row in rows] == [1000, 1200]
+
+
+def test_torch_variants_view_images_no_bias_softmax(tmp_path):
+    """``x.view(x.size(0), -1)`` (a Reshape to a shape computed from Shape(x)), images
+    flattened, a Linear without bias, Softmax(dim=1); an op numnet lacks is named."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    nn = torch.nn
+
+    class View(nn.Module):
+        def forward(self, x):
+            return x.view(x.size(0), -1)
+
+    torch.manual_seed(0)
+    module = nn.Sequential(View(), nn.Linear(16, 8, bias=False), nn.ReLU(),
+                           nn.Linear(8, 5), nn.Softmax(dim=1)).eval()
+    x = inputs((1, 4, 4), "float32")
+    path = tmp_path / "view.onnx"
+    _torch_export(torch, module, torch.from_numpy(x[:2]), path, 17)
+    assert "Shape" in [n.op_type for n in onnx.load(path).graph.node]
+    model = from_onnx(path)
+    assert [type(layer) for layer in model.layers] == [Flatten, Dense, ReLU, Dense, Softmax]
+    assert model.input_shape == (1, 4, 4) and not model.layers[1].bias
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.predict_logits(x), expected, rtol=1e-5, atol=1e-6)
+
+    _torch_export(torch, nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.GELU()).eval(),
+                  torch.from_numpy(x[:2]), path, 17)
+    with pytest.raises(OnnxImportError, match=r"tensor '.*Gemm.*' feeds 2 nodes"):
+        from_onnx(path)  # GELU written out as Div, Erf, Add, Mul, Mul
+    _torch_export(torch, nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.ELU()).eval(),
+                  torch.from_numpy(x[:2]), path, 17)
+    with pytest.raises(OnnxImportError, match=r"\(Elu\): the op Elu is not supported"):
+        from_onnx(path)

@@ -37,7 +37,14 @@ from numnet.layers import (
 )
 from numnet.losses import Loss, get_loss
 from numnet.model import Sequential  # numnet.io re-exports from_onnx; this module is lazy
-from numnet.onnx_io._common import DTYPES, LOSS_KEY, load_proto, read_metadata, short_float32
+from numnet.onnx_io._common import (
+    DTYPES,
+    ELEM_TYPES,
+    LOSS_KEY,
+    load_proto,
+    read_metadata,
+    short_float32,
+)
 from numnet.onnx_io.errors import OnnxImportError
 
 Shape = tuple[int | None, ...]
@@ -113,6 +120,7 @@ class ImportContext:
         nodes = list(graph.node)  # one Python object per node: identities stay valid
         self.index = {id(node): i for i, node in enumerate(nodes)}
         self.nodes = [node for node in nodes if not self._fold(node)]
+        self.producer = {out: node for node in self.nodes for out in node.output if out}
         self.consumers: dict[str, list[NodeProto]] = {}
         for node in self.nodes:
             for name in dict.fromkeys(node.input):  # a node reading x twice consumes it once
@@ -330,14 +338,21 @@ def _flatten(ctx: ImportContext, node: NodeProto) -> Step:
 @register_importer("Reshape")
 def _reshape(ctx: ImportContext, node: NodeProto) -> Step:
     target = [int(d) for d in ctx.const(node, 1, "shape").reshape(-1)]
+    return _reshape_to(ctx, node, target)
+
+
+def _reshape_to(ctx: ImportContext, node: NodeProto, target: list[int]) -> Step:
+    """A Reshape to ``target`` (ONNX's: 0 copies a size, -1 is inferred) as a layer."""
     keeps_batch = target and (target[0] == 0 or (target[0] == -1 and all(
         d > 0 for d in target[1:])))
     if not keeps_batch or (ctx.attrs(node).get("allowzero", 0) and 0 in target):
         raise ctx.fail(node, f"reshapes to {target}; numnet needs the batch axis kept "
                              "(0 or -1 first), as (N, -1) does")
-    if len(target) != 2:
-        raise ctx.fail(node, f"reshapes to {target}; numnet imports a reshape to (N, "
-                             "features) only (as Flatten)")
+    known = _known(ctx.shape)
+    size = None if known is None else int(np.prod(known))
+    if len(target) != 2 or (size is not None and target[1] not in (-1, size)):
+        raise ctx.fail(node, f"reshapes per-sample shape {ctx.shape} to {target}; numnet "
+                             "imports a reshape to (N, features) only (as Flatten)")
     return Step([(Flatten(dtype=ctx.dtype), {})], node.output[0], [node])
 
 
@@ -511,6 +526,66 @@ def _normalised(ctx: ImportContext, centred: str, std: str, scale: NodeProto,
         return None
     nodes += [invert, scale]
     return str(scale.output[0])
+
+
+@register_pattern
+def _reshape_by_own_shape(ctx: ImportContext, tensor: str) -> Step | None:
+    """``x.view(x.size(0), -1)`` as PyTorch writes it: a Reshape of ``x`` to a target
+    computed from ``Shape(x)`` (Gather, Unsqueeze, Concat...). The target is evaluated for
+    two batch sizes; when it keeps the batch and fixes the rest, it is a fixed reshape."""
+    consumers = ctx.consumers.get(tensor, [])
+    reshapes = [n for n in consumers if n.op_type == "Reshape" and n.input[0] == tensor]
+    known = _known(ctx.shape)
+    if len(reshapes) != 1 or known is None or len(reshapes[0].input) < 2:
+        return None
+    reshape = reshapes[0]
+    nodes = _shape_subgraph(ctx, reshape.input[1], tensor)
+    if nodes is None or not {id(n) for n in consumers} <= {id(n) for n in [*nodes, reshape]}:
+        return None
+    targets = [_evaluate(ctx, nodes, tensor, reshape.input[1], (batch, *known))
+               for batch in (2, 3)]
+    if [t[0] for t in targets] not in ([2, 3], [-1, -1]) or targets[0][1:] != targets[1][1:]:
+        return None
+    step = _reshape_to(ctx, reshape, [0, *targets[0][1:]])
+    step.nodes = nodes + step.nodes
+    return step
+
+
+def _shape_subgraph(ctx: ImportContext, target: str, tensor: str) -> list[NodeProto] | None:
+    """The nodes computing ``target`` from constants and ``Shape(tensor)`` alone (in graph
+    order), each output used only among them; None if there is no such subgraph."""
+    found: dict[int, NodeProto] = {}
+    pending = [target]
+    while pending:
+        name = pending.pop()
+        node = ctx.producer.get(name)
+        if node is None:
+            return None  # the graph input, or something else that is not a constant
+        if id(node) in found:
+            continue
+        if tensor in node.input and node.op_type != "Shape":
+            return None
+        found[id(node)] = node
+        pending += [i for i in node.input if i and i != tensor and i not in ctx.constants]
+    nodes = sorted(found.values(), key=lambda n: ctx.index[id(n)])
+    for node in nodes:
+        for out in node.output:
+            if out != target and any(id(c) not in found for c in ctx.consumers.get(out, [])):
+                return None
+    return nodes
+
+
+def _evaluate(ctx: ImportContext, nodes: list[NodeProto], tensor: str, target: str,
+              shape: tuple[int, ...]) -> list[int]:
+    """Run ``nodes`` on zeros of ``shape`` fed as ``tensor``; the value of ``target``."""
+    used = {i for node in nodes for i in node.input if i in ctx.constants}
+    graph = helper.make_graph(
+        nodes, "shape", [helper.make_tensor_value_info(tensor, ELEM_TYPES[ctx.dtype], shape)],
+        [helper.make_tensor_value_info(target, onnx.TensorProto.INT64, None)],
+        initializer=[numpy_helper.from_array(ctx.constants[name], name) for name in used])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ctx.opset)])
+    (value,) = ReferenceEvaluator(model).run([target], {tensor: np.zeros(shape, ctx.dtype)})
+    return [int(d) for d in np.asarray(value).reshape(-1)]
 
 
 # -- the model --------------------------------------------------------------------------------
