@@ -28,13 +28,16 @@ LayerNorm               ``LayerNormalization(axis=-1)``; in float64, or below op
                         ``ReduceMean, Sub, Mul, ReduceMean, Add, Sqrt, Div, Mul, Mul, Add``
 ======================  ==============================================================
 
-``from_onnx`` accepts those graphs and the usual variants: ``Gemm`` with any
-``transB``/``alpha``/``beta``, ``MatMul`` (+ ``Add``), ``LeakyRelu``, ``Softmax`` over the
-last axis, ``Dropout`` (dropped), ``Flatten(axis=1)`` and ``Reshape`` to ``(N, -1)``,
+``from_onnx`` accepts those graphs and the usual variants (what ``torch.onnx.export``
+writes for an MLP at opsets 13 to 20): ``Gemm`` with any ``transB``/``alpha``/``beta``,
+``MatMul`` (+ ``Add``), ``LeakyRelu``, ``Softmax`` over the last axis, ``Dropout``
+(dropped), ``Flatten(axis=1)``, ``Reshape`` to ``(N, features)`` whether its target is a
+constant or computed from ``Shape(x)`` (PyTorch's ``x.view(x.size(0), -1)``),
 ``BatchNormalization`` in inference mode, ``LayerNormalization`` over the last axis and its
 decomposition (``Pow`` or ``Mul`` for the square, ``Div`` or ``Reciprocal`` for the
 scale), with constants given as initializers, ``Constant`` nodes or any subgraph of
-constants (folded with ``onnx.reference``).
+constants (folded with ``onnx.reference``). Anything else is an :class:`OnnxImportError`
+naming the node and its op type.
 
 Float attributes (``epsilon``, ``alpha``, ``momentum``) are float32 in ONNX. float64
 models keep their exact ``eps`` anyway: BatchNorm1d stores ``running_var + (eps -
