@@ -17,7 +17,8 @@ numnet layer            ONNX nodes written by ``to_onnx``
 Dense                   ``Gemm(x, W, b)`` (``W`` stored ``(in, out)``, ``transB=0``)
 ReLU, Sigmoid, Tanh     ``Relu``, ``Sigmoid``, ``Tanh``
 LeakyReLU               ``LeakyRelu``; in float64 ``Max(x, alpha*x)`` (``Min`` when
-                        ``alpha > 1``): ONNX Runtime has no float64 ``LeakyRelu`` kernel
+                        ``alpha > 1``): ONNX Runtime 1.32 runs a float64 ``LeakyRelu``
+                        at opsets 16-18 only
 Softmax                 ``Softmax(axis=-1)``
 Identity                ``Identity``
 Dropout                 nothing (the identity in evaluation)

@@ -167,9 +167,9 @@ for _layer_type, _op_type in ((ReLU, "Relu"), (Sigmoid, "Sigmoid"), (Tanh, "Tanh
 def _leaky_relu(ctx: ExportContext, layer: LeakyReLU, x: str) -> str:
     if ctx.dtype == np.float32:
         return ctx.node("LeakyRelu", [x], alpha=layer.alpha)
-    # ONNX Runtime (1.32) has no float64 LeakyRelu kernel at most opsets; for alpha <= 1
-    # the function is max(x, alpha x), for alpha >= 1 min(x, alpha x), both with alpha
-    # kept in float64 (an attribute would round it to float32)
+    # ONNX Runtime 1.32 has a float64 LeakyRelu kernel for opsets 16-18 only. For
+    # alpha <= 1 the function is max(x, alpha x), for alpha >= 1 min(x, alpha x), with
+    # alpha kept in float64 (an attribute would round it to float32)
     scaled = ctx.node("Mul", [x, ctx.constant("alpha", layer.alpha)])
     return ctx.node("Max" if layer.alpha <= 1 else "Min", [x, scaled])
 
