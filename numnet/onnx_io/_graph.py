@@ -205,7 +205,7 @@ class ImportContext:
         return axes.size == 1 and int(axes[0]) % self.rank == self.rank - 1
 
 
-# -- helpers for importers and patterns --------------------------------------------------
+# -- helpers for importers and patterns ------------------------------------------------------
 def known_shape(shape: Shape) -> tuple[int, ...] | None:
     """``shape`` if every size is known, else None."""
     sizes = tuple(d for d in shape if d is not None)
@@ -213,7 +213,7 @@ def known_shape(shape: Shape) -> tuple[int, ...] | None:
 
 
 def vector(ctx: ImportContext, node: NodeProto, value: np.ndarray, size: int,
-            what: str) -> np.ndarray:
+           what: str) -> np.ndarray:
     """``value`` as a ``(size,)`` vector: a scalar, ``(size,)`` or ``(1, size)``."""
     if value.size == 1:
         return np.full(size, value.reshape(-1)[0], dtype=ctx.dtype)
