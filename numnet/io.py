@@ -46,6 +46,9 @@ The API
     The whole JSON header (format, numnet version, descriptions, metadata).
 ``load_architecture(path) -> Sequential`` / ``save_architecture(model, path)``
     A model description as a plain JSON file (freshly initialised weights).
+``to_onnx(model, path)`` / ``from_onnx(path) -> Sequential``
+    ONNX files, for ONNX Runtime and other frameworks (see :mod:`numnet.onnx_io`; needs
+    the optional ``onnx`` package).
 
 To resume training exactly, save the optimiser too and call ``fit`` without ``seed``
 (``fit(seed=s)`` restarts every random stream from ``s``; without it the model's restored
@@ -77,17 +80,20 @@ import numpy as np
 
 from numnet.errors import DataError
 from numnet.model import Sequential
+from numnet.onnx_io import from_onnx, to_onnx  # re-exported: ONNX files (optional onnx)
 
 __all__ = [
     "FILE_FORMAT",
     "ModelFileError",
     "file_info",
+    "from_onnx",
     "load",
     "load_architecture",
     "load_metadata",
     "load_optimizer",
     "save",
     "save_architecture",
+    "to_onnx",
 ]
 
 #: Version of the file layout written by :func:`save`; files with a larger number are
