@@ -486,7 +486,7 @@ def load_data(spec: str, *, label_column: int | str | None = None, data_dir: str
         if not path.exists():
             raise FileNotFoundError(2, "no such data file", str(path))
         column = 0 if label_column is None else label_column
-        X, y = data.load_csv(path, label_column=column)
+        X, y = data.load_csv(path, label_column=column, finite=True)
         source.update(path=str(path.resolve()), label_column=column)
         raw_max = None
         y, classes = _encode_labels(y, classes, path)
@@ -1025,7 +1025,7 @@ def read_inputs(paths: Sequence[str], model: Any, metadata: dict[str, Any],
         return X.astype(np.float64), None
     from numnet import data
 
-    X, _ = data.load_csv(path, label_column=label_column, dtype=np.float64)
+    X, _ = data.load_csv(path, label_column=label_column, dtype=np.float64, finite=True)
     width = int(np.prod(model.input_shape)) if model.input_shape is not None else None
     if label_column is None and width is not None and X.shape[1] == width + 1:
         raise CLIError(f"{path} has {X.shape[1]} columns, the model takes {width} features: "
