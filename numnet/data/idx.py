@@ -195,6 +195,17 @@ def _parse_header(path: Path, handle: IO[bytes]) -> tuple[np.dtype, tuple[int, .
             path,
         )
     shape = tuple(int(d) for d in np.frombuffer(raw_dims, dtype=">u4"))
+    # NumPy refuses a shape whose non-zero dimensions multiply past its index range, even
+    # when another dimension is 0, so that no data bytes are declared and the size checks
+    # (which name a bigger shape's problem: too few bytes) pass: name it here.
+    span = math.prod(d for d in shape if d) * IDX_DTYPES[code].itemsize
+    if 0 in shape and span > np.iinfo(np.intp).max:
+        raise data_error(
+            f"{path}: the IDX header declares shape {shape} of {IDX_DTYPES[code].name}: "
+            f"its dimensions multiply to {span} bytes, beyond any array "
+            f"(at most {np.iinfo(np.intp).max})",
+            path,
+        )
     return IDX_DTYPES[code], shape, 4 + 4 * rank
 
 
