@@ -446,12 +446,14 @@ def _manual_instructions(name: str, dirs: list[tuple[Path, str]]) -> str:
 
 def _check_pair(
     arrays: Sequence[np.ndarray],
-    files: Sequence[PathLike],
+    files: Sequence[object],
     name: str,
     shape: tuple[int, int],
     count: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Check an (images, labels) pair read from ``files``; return it, labels as int64.
+
+    ``files`` are paths (or package resources) whose ``str()`` names them in errors.
 
     Images must be uint8 ``(count, *shape)`` (any N when ``count`` is None), labels
     uint8 ``(N,)`` with one per image and values 0..9. Errors name the file(s).

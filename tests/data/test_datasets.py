@@ -8,6 +8,7 @@ their MD5s. Nothing here goes beyond 127.0.0.1.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
 import socket
@@ -214,8 +215,6 @@ def test_flatten_and_scale(tmp_path: Path, files: dict[str, bytes]) -> None:
 
 
 def test_uncompressed_files_are_found(tmp_path: Path, files: dict[str, bytes]) -> None:
-    import gzip
-
     raw = {name.removesuffix(".gz"): gzip.decompress(body) for name, body in files.items()}
     (X, _), _ = load_mnist(path=put(tmp_path / "raw", raw), download=False)
     assert X.shape == (6, 28, 28)
