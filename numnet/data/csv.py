@@ -33,6 +33,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from io import BufferedIOBase
 from itertools import chain
 from pathlib import Path
@@ -93,7 +94,9 @@ def load_csv(
         line and column. numnet cannot train on them; the CLI sets this.
     engine : {"auto", "pyarrow", "numpy"}, default "auto"
         The parser: pyarrow's multi-threaded CSV reader when installed (``"auto"``),
-        else :func:`numpy.loadtxt`. Both give the same values and the same errors.
+        else :func:`numpy.loadtxt`. Both give the same errors and the same values (but
+        for the last bit of a float32, rarely: pyarrow rounds a decimal straight to
+        float32, NumPy through float64).
 
     Returns
     -------
@@ -194,9 +197,9 @@ class _Context:
         """Lines before the first data row: 1 with a header, else 0."""
         return int(self.names is not None)
 
-    @property
+    @cached_property
     def features(self) -> list[int]:
-        """0-based indices of the feature columns."""
+        """0-based indices of the feature columns (read once ``label`` is set)."""
         return [j for j in range(self.ncols) if j != self.label]
 
     @property
@@ -400,10 +403,10 @@ def _check_one_column(first: bytes, ctx: _Context) -> None:
     """One column, and another delimiter in every one of the first lines: say so."""
     if ctx.ncols != 1:
         return
-    lines = [line for line in first.decode("utf-8", errors="replace").split("\n")[:3]
-             if line.strip()]  # fmt: skip
+    lines = [line.strip() for line in first.decode("utf-8", errors="replace").split("\n")[:3]]
+    lines = [line for line in lines if line]
     for guess in _DELIMITER_GUESSES:
-        if guess != ctx.sep and all(guess in line.strip() for line in lines):
+        if guess != ctx.sep and all(guess in line for line in lines):
             raise data_error(
                 f"{ctx.path}: one column found with delimiter {ctx.sep!r}; is the "
                 f"delimiter {guess!r}? pass delimiter={guess!r}",
@@ -590,7 +593,7 @@ def _locate(block: bytes, ctx: _Context, first_line: int, reason: str) -> DataEr
     error = _first_problem(block, ctx, first_line)
     if error is not None:
         return error
-    # Not expected: the parser refused what the regular expression accepts.
+    # Not expected: the parser refused what _line_problem accepts.
     last = first_line + block.count(b"\n") - 1
     return ctx.error(first_line, None, f"cannot parse lines {first_line}..{last}: {reason}")
 

@@ -329,6 +329,16 @@ def test_numbers_of_hundreds_of_digits_parse_to_the_right_float(write, tiny_bloc
     assert y.tolist() == [7] * len(LONG_CELLS) + [1] * 30
 
 
+def test_integer_files_beyond_int32_and_negative_zero(write) -> None:
+    """Blocks of plain integers are parsed as int32 first: what int32 cannot hold (and
+    the sign of -0) must come out as a float parse gives it."""
+    cells = ["2147483648", "-2147483649", "9" * 400, "16777217", "-0", "0"]
+    X, _ = load_csv(write(",".join(cells) + "\n"), label_column=None, dtype=np.float64)
+    assert X[0].tolist() == [float(c) for c in cells] and np.signbit(X[0, 4])
+    X, _ = load_csv(write("16777217,2147483647\n"), label_column=None)
+    assert X[0].tolist() == [16777216.0, 2147483648.0]  # float32's nearest, as a float parse
+
+
 def test_overflow_to_inf_is_a_non_finite_value_where_refused(write) -> None:
     path = write("label,a,b\n1,2,3\n0," + "9" * 400 + ",4\n")
     X, _ = load_csv(path, dtype=np.float64)
