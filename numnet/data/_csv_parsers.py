@@ -93,7 +93,10 @@ def _integers_only(block: bytes, sep: str) -> bool:
     sign a float keeps, and an integer beyond int32 (400 digits) makes the integer
     parse fail, after which the block is parsed as floats.
     """
-    return not block.translate(None, _INTEGER_BYTES + sep.encode()) and b"-0" not in block
+    allowed = _INTEGER_BYTES + sep.encode()
+    if block[:4096].translate(None, allowed):
+        return False  # most float files are told by their first line
+    return not block.translate(None, allowed) and b"-0" not in block
 
 
 def label_cells(lines: list[str], label: int, sep: str, ncols: int) -> list[str]:
