@@ -552,14 +552,27 @@ def test_truncated_gzip(write) -> None:
 # ------------------------------------------------------------------------------ memory
 
 
-@pytest.mark.parametrize("labels", ["numbers", "text"])
-def test_values_are_held_once(write, monkeypatch: pytest.MonkeyPatch, engine: str,
-                              labels: str) -> None:
-    """Peak memory is the result plus block-sized temporaries, not several copies.
+def load_with_peak(path: Path, engine: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """load_csv(path) and the peak memory it allocated beyond its result, in bytes.
 
     NumPy reports its allocations to tracemalloc; pyarrow's own pool counts its peak
     (over the process's life: earlier tests only parse small files).
     """
+    tracemalloc.start()
+    try:
+        X, y = load_csv(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    if engine == "pyarrow":
+        peak += pytest.importorskip("pyarrow").default_memory_pool().max_memory()
+    return X, y, peak - X.nbytes - y.nbytes
+
+
+@pytest.mark.parametrize("labels", ["numbers", "text"])
+def test_values_are_held_once(write, monkeypatch: pytest.MonkeyPatch, engine: str,
+                              labels: str) -> None:
+    """Peak memory is the result plus block-sized temporaries, not several copies."""
     monkeypatch.setattr(parsers, "NUMPY_BLOCK_BYTES", 1 << 18)
     monkeypatch.setattr(parsers, "ARROW_BLOCK_BYTES", 1 << 18)
     monkeypatch.setattr(parsers, "ARROW_PIECE_BYTES", 1 << 16)
@@ -569,17 +582,9 @@ def test_values_are_held_once(write, monkeypatch: pytest.MonkeyPatch, engine: st
     if labels == "text":
         block[:, 0] = np.char.add("class", block[:, 0])
     path = write(("\n".join(",".join(row) for row in block) + "\n") * 24)
-    tracemalloc.start()
-    try:
-        X, y = load_csv(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    if engine == "pyarrow":
-        peak += pytest.importorskip("pyarrow").default_memory_pool().max_memory()
-    result = X.nbytes + y.nbytes
+    X, y, extra = load_with_peak(path, engine)
     assert X.shape == (12000, 199) and y.dtype.kind == ("U" if labels == "text" else "i")
-    assert peak - result < 0.5 * result, (peak, result)
+    assert extra < 0.5 * (X.nbytes + y.nbytes), extra
 
 
 def test_labels_of_a_narrow_file_are_held_compactly(write, monkeypatch: pytest.MonkeyPatch,
@@ -588,15 +593,6 @@ def test_labels_of_a_narrow_file_are_held_compactly(write, monkeypatch: pytest.M
     once. A Python object a row (about 58 bytes) would weigh over 4 times the result.
     (Blocks of 256 KiB: their temporaries are bounded, whatever the file's size.)"""
     monkeypatch.setattr(parsers, "ARROW_BLOCK_BYTES", 1 << 18)
-    path = write("1,2\n0,3\n" * 250_000)
-    tracemalloc.start()
-    try:
-        X, y = load_csv(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    if engine == "pyarrow":
-        peak += pytest.importorskip("pyarrow").default_memory_pool().max_memory()
-    result = X.nbytes + y.nbytes
+    X, y, extra = load_with_peak(write("1,2\n0,3\n" * 250_000), engine)
     assert y.dtype == np.int64 and X.shape == (500_000, 1)
-    assert peak - result < 2 * result, (peak, result)
+    assert extra < 2 * (X.nbytes + y.nbytes), extra
