@@ -16,7 +16,14 @@ class NonFiniteError(ValueError):
 
 
 class DataError(ValueError):
-    """A data file or dataset is malformed (bad header, ragged row, bad checksum, ...)."""
+    """A data file or dataset is malformed (bad header, ragged row, bad checksum, ...).
+
+    ``path``, ``line`` and ``column`` (1-based) say where, when known; else None.
+    """
+
+    path: str | None = None
+    line: int | None = None
+    column: int | None = None
 
 
 class TrainingDiverged(RuntimeError):

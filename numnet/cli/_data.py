@@ -97,7 +97,7 @@ def load_data(spec: str, *, label_column: int | str | None = None, data_dir: str
         if not path.exists():
             raise FileNotFoundError(2, "no such data file", str(path))
         label = 0 if label_column is None else label_column
-        X, labels = data.load_csv(path, label_column=label)
+        X, labels = data.load_csv(path, label_column=label, finite=True)
         source.update(path=str(path.resolve()), label_column=label)
         raw_max = None
         y, classes = encode_labels(labels, classes, path)

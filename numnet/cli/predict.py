@@ -116,7 +116,8 @@ def read_inputs(paths: Sequence[str], model: Sequential, metadata: dict[str, Any
     path = Path(paths[0])
     if path.suffix.lower() == ".npy":
         return _read_npy(path, model, metadata), None
-    X, _ = data.load_csv(path, label_column=label_column, dtype=np.float64)
+    X, _ = data.load_csv(path, label_column=label_column, dtype=np.float64,
+                          finite=True)
     width = int(np.prod(model.input_shape)) if model.input_shape is not None else None
     if label_column is None and width is not None and X.shape[1] == width + 1:
         raise CLIError(f"{path} has {X.shape[1]} columns, the model takes {width} features: "

@@ -318,3 +318,35 @@ def test_train_mnist(tmp_path: Path, mnist_dir: Path) -> None:
     assert float(re.search(r"test accuracy: ([\d.]+)%", out).group(1)) > 85
     assert "10000 samples" in out
     assert io.load_metadata(tmp_path / "numnet-model.npz")["preprocessing"]["raw_max"] == 255
+
+
+def test_train_csv_hostile_inputs(tmp_path: Path) -> None:
+    """Issue 13 (classes 4 and 5): a CSV case is named by its line in the file and what
+    was found there, before any training; huge class labels stay distinct."""
+    rng = np.random.default_rng(0)
+    rows = [f"{i % 3},{a:.3f},{b:.3f}" for i, (a, b) in enumerate(rng.normal(size=(60, 2)))]
+
+    def write(name: str, lines: list[str], sep: str = ",") -> Path:
+        path = tmp_path / name
+        path.write_text("\n".join(["label,a,b", *lines]).replace(",", sep) + "\n")
+        return path
+
+    semicolon = write("semi.csv", rows, sep=";")
+    assert_error(run("train", "--data", semicolon, cwd=tmp_path), "semi.csv",
+                 "one column found", "is the delimiter ';'?")
+    nan = write("nan.csv", rows[:40] + ["1,nan,0.5"] + rows[41:])
+    assert_error(run("train", "--data", nan, cwd=tmp_path),
+                 "nan.csv: line 42, column 2 ('a'): 'nan' is not a finite number")
+    inf = write("inf.csv", rows[:7] + ["inf,0.1,0.5"] + rows[8:])
+    assert_error(run("train", "--data", inf, cwd=tmp_path),
+                 "inf.csv: line 9, column 1 ('label'): label 'inf' is not a finite number")
+    huge = [f"{(i % 10 + 1) * 10**30}," + row.split(",", 1)[1] for i, row in
+            enumerate(rows + rows[:40])]  # fmt: skip
+    out = tmp_path / "huge.npz"
+    ok(run("train", "--data", write("huge.csv", huge), "--epochs", "1", "-q", "--out", out,
+           "--plot", "off", cwd=tmp_path))
+    classes = io.load_metadata(out)["classes"]
+    assert classes == sorted(str(k * 10**30) for k in range(1, 11))  # ten classes, exact
+    assert_error(run("predict", out, nan, "--label-column", "label", cwd=tmp_path),
+                 "nan.csv: line 42, column 2 ('a'): 'nan' is not a finite number")
+
