@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,11 @@ def resolve_dtype(dtype: Any) -> np.dtype[Any]:
     if resolved not in FLOAT_DTYPES:
         raise ValueError(f"unsupported dtype {resolved}: expected 'float32' or 'float64'")
     return resolved
+
+
+def fmt_shape(shape: Sequence[Any]) -> str:
+    """A shape as it reads in a message: ``(N, 784)``, ``(10,)``."""
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def first_bad_index(mask: np.ndarray) -> tuple[int, ...]:

@@ -23,16 +23,16 @@ import copy
 import os
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from numnet import io
-from numnet._checks import check_finite, positive_int, real_number, resolve_dtype
+from numnet import inspection, io
+from numnet._checks import check_finite, fmt_shape, positive_int, real_number, resolve_dtype
 from numnet.callbacks import Callback
 from numnet.errors import ShapeError
+from numnet.inspection import Trace
 from numnet.layers.activations import sigmoid, softmax
 from numnet.layers.base import NAMESPACE, Layer
 from numnet.losses import BinaryCrossEntropy, CrossEntropy, Loss, get_loss
@@ -124,15 +124,15 @@ class Sequential:
                 shape = expected  # sizes become known from here on
             elif expected is not None and tuple(expected) != shape:
                 raise ValueError(
-                    f"{here} expects input of size {_fmt(expected)}, but {previous} has "
-                    f"size {_fmt(shape)}"
+                    f"{here} expects input of size {fmt_shape(expected)}, but {previous} has "
+                    f"size {fmt_shape(shape)}"
                 )
             if shape is not None:
                 try:
                     shape = layer.output_shape(shape)
                 except ShapeError as exc:
                     raise ValueError(f"{here} cannot take {previous} of size "
-                                     f"{_fmt(shape)}: {exc}") from exc
+                                     f"{fmt_shape(shape)}: {exc}") from exc
             previous = f"the output of {here}"
         return model_input
 
@@ -172,6 +172,7 @@ class Sequential:
         self._first_trainable = next(
             (i for i, layer in enumerate(self.layers) if layer.params), 0)
         self._min_train_batch = max(layer.min_train_batch for layer in self.layers)
+        self._fitting_shape: tuple[int, ...] | None = None  # last sample shape that fitted
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Sequential:
         clone = copy.copy(self)
@@ -207,12 +208,13 @@ class Sequential:
         if self.input_shape is not None:
             if x.shape[1:] != self.input_shape or x.ndim == 0:
                 raise ShapeError(f"model expects input of shape "
-                                 f"{_fmt(('N', *self.input_shape))}, got {x.shape}")
+                                 f"{fmt_shape(('N', *self.input_shape))}, got {x.shape}")
         elif x.ndim == 0:
             raise ShapeError("model expects a batch (N, ...) with the samples along the first "
                              "axis, got a scalar")
-        else:
+        elif x.shape[1:] != self._fitting_shape:
             self.output_shape(x.shape[1:])  # each layer names what it cannot take
+            self._fitting_shape = x.shape[1:]  # so the next batch of this shape is not walked
         if training and x.shape[0] < self._min_train_batch:
             layer = max(self.layers, key=lambda layer: layer.min_train_batch)
             raise ValueError(f"{layer!r} needs at least {layer.min_train_batch} samples per "
@@ -404,23 +406,11 @@ class Sequential:
         return shape
 
     def summary(self, input_shape: Sequence[int] | None = None) -> str:
-        """A table: one row per layer with its output shape and parameter count; totals."""
-        shape = tuple(input_shape) if input_shape is not None else self.input_shape
-        if shape is None:
-            raise ValueError("summary needs an input shape: pass input_shape=(features,)")
-        rows = [("#", "layer", "output shape", "params")]
-        for index, layer in enumerate(self.layers):
-            shape = layer.output_shape(shape)
-            rows.append((str(index), repr(layer), _fmt(("N",) + shape), f"{layer.num_params:,}"))
-        trainable = self.num_params
-        buffers = sum(b.size for layer in self.layers for b in layer.buffers.values())
-        footer = [
-            f"total parameters: {trainable:,} ({trainable * self.dtype.itemsize / 1024:.1f} KiB, "
-            f"{self.dtype.name})",
-            f"non-trained buffers: {buffers:,}",
-            f"loss: {self.loss!r}",
-        ]
-        return _table(rows) + "\n" + "\n".join(footer)
+        """A table: one row per layer with its output shape and parameter count; totals.
+
+        See :func:`numnet.inspection.summary`.
+        """
+        return inspection.summary(self, input_shape)
 
     def trace(self, x: Any, y: Any = None) -> Trace:
         """Run one batch forward (and backward when ``y`` is given) and tabulate statistics.
@@ -430,32 +420,9 @@ class Sequential:
         input and of each parameter gradient. Shows where values explode or vanish.
 
         It runs on a copy of the model, so the model's gradients, running statistics and
-        random generators are left as they were.
+        random generators are left as they were (see :func:`numnet.inspection.trace`).
         """
-        return copy.deepcopy(self)._trace(x, y)
-
-    def _trace(self, x: Any, y: Any) -> Trace:
-        training = self.training
-        out = self._input(x)
-        forward_rows = [("input", out.shape, *_stats(out))]
-        for index, layer in enumerate(self.layers):
-            out = layer.forward(out, training=training)
-            forward_rows.append((f"{index} {type(layer).__name__}", out.shape, *_stats(out)))
-        backward_rows: list[tuple[Any, ...]] = []
-        loss_value = None
-        if y is not None:
-            loss = self._need_loss()
-            loss_value = loss(out, y)
-            grad = loss.backward()
-            backward_rows.append(("d loss/d output", grad.shape, _norm(grad)))
-            for index in reversed(range(len(self.layers))):
-                layer = self.layers[index]
-                grad = layer.backward(grad)
-                name = f"{index} {type(layer).__name__}"
-                backward_rows.append((f"{name} d/dinput", grad.shape, _norm(grad)))
-                for key, g in layer.grads.items():
-                    backward_rows.append((f"{name} d/d{key}", g.shape, _norm(g)))
-        return Trace(forward_rows, backward_rows, loss_value)
+        return inspection.trace(copy.deepcopy(self), x, y)
 
     # -- description and state ----------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -561,45 +528,3 @@ def _check_unshared(layers: list[Layer], index: int, model: Sequential) -> None:
             np.shares_memory(p, owner.flat_params) for p in layer.params.values()):
         raise ValueError(f"layer {index} {layer!r} already belongs to another model, whose "
                          "parameter buffer it uses; pass copy.deepcopy(layer) to reuse it")
-
-
-@dataclass
-class Trace:
-    """Rows of :meth:`Sequential.trace`; ``str(trace)`` prints them as tables."""
-
-    forward_rows: list[tuple[Any, ...]] = field(default_factory=list)
-    backward_rows: list[tuple[Any, ...]] = field(default_factory=list)
-    loss: float | None = None
-
-    def __str__(self) -> str:
-        head = ("forward", "shape", "mean", "std", "min", "max", "zeros")
-        rows = [head] + [(name, _fmt(shape), *(f"{v:.4g}" for v in stats))
-                         for name, shape, *stats in self.forward_rows]
-        text = _table(rows)
-        if self.backward_rows:
-            back = [("backward", "shape", "norm")] + [
-                (name, _fmt(shape), f"{norm:.4g}") for name, shape, norm in self.backward_rows]
-            text += f"\n\nloss: {self.loss:.6g}\n" + _table(back)
-        return text
-
-
-def _stats(a: np.ndarray) -> tuple[float, float, float, float, float]:
-    a64 = a.astype(np.float64, copy=False)
-    return (float(a64.mean()), float(a64.std()), float(a64.min()), float(a64.max()),
-            float(np.mean(a64 == 0)))
-
-
-def _norm(a: np.ndarray) -> float:
-    return float(np.linalg.norm(a.astype(np.float64, copy=False).ravel()))
-
-
-def _fmt(shape: Sequence[Any]) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _table(rows: list[tuple[Any, ...]]) -> str:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

@@ -69,7 +69,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from numnet import init as initializers
-from numnet._checks import resolve_dtype
+from numnet._checks import fmt_shape, resolve_dtype
 from numnet.errors import ShapeError
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ class Layer:
                              "first axis, got a scalar")
         expected = self.input_shape
         if expected is not None and shape[1:] != tuple(expected):
-            want = _fmt(("N", *expected))
+            want = fmt_shape(("N", *expected))
             if len(shape) != len(expected) + 1:
                 raise ShapeError(f"{self!r} expects input of rank {len(expected) + 1}, shape "
                                  f"{want}, got rank {len(shape)} shape {shape}")
@@ -383,6 +383,3 @@ class Layer:
         args = ", ".join(f"{k}={v!r}" for k, v in config.items() if k != "dtype")
         return f"{type(self).__name__}({args})"
 
-
-def _fmt(shape: tuple[Any, ...]) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
