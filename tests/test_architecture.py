@@ -22,13 +22,19 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _runtime_imports(tree: ast.Module, modules: set[str]) -> set[str]:
-    """numnet modules imported when the module runs (``if TYPE_CHECKING:`` blocks aside)."""
+def _runtime_imports(tree: ast.Module, lines: list[str], modules: set[str]) -> set[str]:
+    """numnet modules the module imports, at its top or inside a function (an import cycle
+    held together by imports inside functions is still a cycle); ``if TYPE_CHECKING:``
+    blocks and the imports marked as the optional-dependency exception aside."""
     found: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             continue
         for child in ast.walk(node):
+            if not isinstance(child, (ast.Import, ast.ImportFrom)):
+                continue
+            if child is not node and "noqa: PLC0415" in lines[child.lineno - 1]:
+                continue  # a module importing an optional dependency, loaded when used
             if isinstance(child, ast.Import):
                 found.update(alias.name for alias in child.names)
             elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
@@ -38,9 +44,10 @@ def _runtime_imports(tree: ast.Module, modules: set[str]) -> set[str]:
 
 
 def import_graph() -> dict[str, set[str]]:
-    files = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
-    return {name: _runtime_imports(ast.parse(path.read_text(encoding="utf-8")), set(files))
-            for name, path in files.items()}
+    files = {_module_name(path): path.read_text(encoding="utf-8")
+             for path in PACKAGE.rglob("*.py")}
+    return {name: _runtime_imports(ast.parse(text), text.splitlines(), set(files))
+            for name, text in files.items()}
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:

@@ -92,7 +92,7 @@ class GradCheckCase:
     modes: tuple[bool, ...] = (True, False)  # training=True, training=False
 
 
-def type_name(cls: type, name: str | None) -> str | None:
+def registry_name(cls: type, name: str | None) -> str | None:
     """The registry name of ``cls``: ``name`` if given, else ``numnet.<qualified name>`` for
     numnet's own classes and ``<module>.<qualified name>`` for others; None for a class that
     is not registered (private, or defined inside a function)."""
@@ -121,7 +121,7 @@ def register_class(registry: dict[str, Any], cls: Any, name: str | None, kind: s
         if name.startswith(NAMESPACE + ".") and not own:
             raise ValueError(f"{kind} name {name!r} of {cls.__qualname__}: the "
                              f"'{NAMESPACE}.' namespace is numnet's own; use your package's")
-    full = type_name(cls, name)
+    full = registry_name(cls, name)
     if full is None:
         return None
     holder = registry.get(full)
