@@ -28,7 +28,9 @@ def clean_registries():
 
 
 def _scale(name: str | None = None, module: str = "mypackage.layers") -> type[Layer]:
-    """A fresh layer class ``Scale`` as if defined in ``module`` (registered on creation)."""
+    """A fresh layer class ``ProbeScale`` as if defined in ``module`` (registered on
+    creation); a name no other test module gives a layer, so bare-name lookups here cannot
+    meet another module's class."""
 
     def forward(self, x, training=False):
         return 2 * x
@@ -36,10 +38,10 @@ def _scale(name: str | None = None, module: str = "mypackage.layers") -> type[La
     def backward(self, grad_out):
         return 2 * grad_out
 
-    namespace = {"__module__": module, "__qualname__": "Scale", "forward": forward,
+    namespace = {"__module__": module, "__qualname__": "ProbeScale", "forward": forward,
                  "backward": backward}
     kwargs = {} if name is None else {"name": name}
-    return type("Scale", (Layer,), namespace, **kwargs)
+    return type("ProbeScale", (Layer,), namespace, **kwargs)
 
 
 # -- what every registered class must pass -----------------------------------------------------
@@ -75,9 +77,9 @@ def test_every_builtin_layer_is_exported_and_checked_in_both_modes():
 
 def test_a_registered_layer_without_cases_fails_the_check(clean_registries):
     scale = _scale()
-    assert Layer.registry["mypackage.layers.Scale"] is scale
-    with pytest.raises(gradcheck.GradientCheckError, match=r"mypackage\.layers\.Scale .*gives no "
-                                                           r"gradient-check cases"):
+    assert Layer.registry["mypackage.layers.ProbeScale"] is scale
+    with pytest.raises(gradcheck.GradientCheckError,
+                       match=r"mypackage\.layers\.ProbeScale .*gives no gradient-check cases"):
         gradcheck.check_layer_class(scale)
     scale.gradcheck_cases = classmethod(  # type: ignore[method-assign]
         lambda cls: [GradCheckCase(cls(), np.ones((2, 3)))])
@@ -104,7 +106,7 @@ def test_builtins_are_registered_under_the_numnet_namespace():
 
 
 def test_a_user_layer_is_named_by_its_module_and_qualified_name(clean_registries):
-    assert _scale().type_name == "mypackage.layers.Scale"
+    assert _scale().type_name == "mypackage.layers.ProbeScale"
     assert _scale(name="mine.Scale", module="__main__").type_name == "mine.Scale"
 
 
@@ -129,14 +131,15 @@ def test_bad_or_reserved_names_are_refused(clean_registries, name, message):
 def test_a_name_taken_by_another_class_is_an_error(clean_registries):
     _scale(name="mine.Scale", module="one")
     with pytest.raises(ValueError, match=r"layer type name 'mine\.Scale' is already taken by "
-                                         r"one\.Scale; give two\.Scale a name of its own"):
+                                         r"one\.ProbeScale; give two\.ProbeScale a name of its "
+                                         r"own"):
         _scale(name="mine.Scale", module="two")
 
 
 def test_defining_the_same_class_again_replaces_it(clean_registries):
     """A notebook cell run twice, or a module reloaded, defines the class anew."""
     first, second = _scale(), _scale()
-    assert first is not second and Layer.registry["mypackage.layers.Scale"] is second
+    assert first is not second and Layer.registry["mypackage.layers.ProbeScale"] is second
 
 
 def test_private_local_and_opted_out_classes_are_not_registered(clean_registries):
@@ -156,13 +159,14 @@ def test_private_local_and_opted_out_classes_are_not_registered(clean_registries
 def test_bare_names_of_old_files_still_load(clean_registries):
     old = {"format": 1, "layers": [{"type": "Dense", "config": {"in_features": 2,
                                                                 "out_features": 3}},
-                                   {"type": "ReLU"}, {"type": "Scale"}]}
+                                   {"type": "ReLU"}, {"type": "ProbeScale"}]}
     scale = _scale()  # a user's layer, saved by its bare class name before namespaces
     model = Sequential.from_config(json.loads(json.dumps(old)))
     assert [type(layer) for layer in model.layers] == [Dense, ReLU, scale]
     _scale(module="otherpackage")
-    with pytest.raises(ValueError, match=r"layer type 'Scale' is ambiguous: it could be any of "
-                                         r"\['mypackage\.layers\.Scale', 'otherpackage\.Scale'\]"):
+    with pytest.raises(ValueError, match=r"layer type 'ProbeScale' is ambiguous: it could be any "
+                                         r"of \['mypackage\.layers\.ProbeScale', "
+                                         r"'otherpackage\.ProbeScale'\]"):
         Sequential.from_config(old)
     with pytest.raises(ValueError, match=r"layer 0: unknown layer type 'numnet\.Conv9d'"):
         Sequential.from_config({"layers": [{"type": "numnet.Conv9d"}]})
