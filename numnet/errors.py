@@ -27,4 +27,14 @@ class DataError(ValueError):
 
 
 class TrainingDiverged(RuntimeError):
-    """Training produced a NaN or infinite loss or gradient and was stopped."""
+    """Training produced a NaN or infinite loss or gradient and was stopped.
+
+    ``epoch`` and ``batch`` (from 0) say where; ``batch`` is None when the validation data
+    after an epoch went bad.
+    """
+
+    def __init__(self, message: str, epoch: int | None = None,
+                 batch: int | None = None) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.batch = batch

@@ -27,15 +27,28 @@ Layers are checked on the scalar ``L = sum(y * R)`` with a fixed random ``R``, s
 ``dL/dy = R``. Before every forward pass the layer's generator is reset to the same seed,
 so a random layer (dropout) draws the same mask each time and is checked as the fixed
 function it is for that mask.
+
+Every registered layer, loss and graph node gives examples of itself
+(``gradcheck_cases()`` / ``gradcheck_inputs()``); :func:`check_layer_class`,
+:func:`check_loss_class` and :func:`check_node_class` run them, and
+:func:`registered_classes` lists what there is to check, so the test suite and
+``bench/gradcheck_report.py`` check whatever is registered.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+
+from numnet.layers.base import Layer
+from numnet.layers.graph import Node
+from numnet.losses import Loss
+
+if TYPE_CHECKING:
+    from numnet.model import Sequential
 
 DEFAULT_TOL = 1e-6
 DEFAULT_EPS = 1e-6
@@ -104,7 +117,7 @@ def _raise_if_bad(errors: dict[str, float], tol: float, what: str) -> dict[str, 
     return errors
 
 
-def check_layer(layer: Any, x: np.ndarray, training: bool = True, seed: int = 0,
+def check_layer(layer: Layer, x: np.ndarray, training: bool = True, seed: int = 0,
                 tol: float = DEFAULT_TOL, eps: float = DEFAULT_EPS) -> dict[str, float]:
     """Check a layer's input gradient and every parameter gradient.
 
@@ -123,7 +136,7 @@ def check_layer(layer: Any, x: np.ndarray, training: bool = True, seed: int = 0,
     layer = copy.deepcopy(layer).astype(np.float64)
     x = np.array(x, dtype=np.float64)  # a private, contiguous copy to perturb
     rng = np.random.default_rng(seed)
-    probe = rng.standard_normal(layer.forward(x, training=training).shape)
+    probe = rng.standard_normal(layer(x, training=training).shape)  # x checked once
 
     def loss() -> float:
         layer.rng = np.random.default_rng(seed + 1)
@@ -138,7 +151,7 @@ def check_layer(layer: Any, x: np.ndarray, training: bool = True, seed: int = 0,
     return _raise_if_bad(errors, tol, f"{layer!r} (training={training})")
 
 
-def check_loss(loss: Any, prediction: np.ndarray, target: Any, sample_weight: Any = None,
+def check_loss(loss: Loss, prediction: np.ndarray, target: Any, sample_weight: Any = None,
                tol: float = DEFAULT_TOL, eps: float = DEFAULT_EPS) -> dict[str, float]:
     """Check ``loss.backward()`` against the numerical gradient w.r.t. the prediction."""
     prediction = np.array(prediction, dtype=np.float64)
@@ -147,7 +160,7 @@ def check_loss(loss: Any, prediction: np.ndarray, target: Any, sample_weight: An
         target = target.astype(np.float64)
 
     def value() -> float:
-        return loss.forward(prediction, target, sample_weight)
+        return loss(prediction, target, sample_weight)
 
     value()
     analytic = loss.backward()
@@ -155,8 +168,9 @@ def check_loss(loss: Any, prediction: np.ndarray, target: Any, sample_weight: An
     return _raise_if_bad(errors, tol, repr(loss))
 
 
-def check_model(model: Any, x: np.ndarray, y: Any, training: bool = True, seed: int = 0,
-                tol: float = DEFAULT_TOL, eps: float = DEFAULT_EPS) -> dict[str, float]:
+def check_model(model: Sequential, x: np.ndarray, y: Any, training: bool = True,
+                seed: int = 0, tol: float = DEFAULT_TOL,
+                eps: float = DEFAULT_EPS) -> dict[str, float]:
     """Check a whole model (its loss on ``(x, y)``) for the input and every parameter.
 
     The model is copied and converted to float64. Keys are ``"input"`` and
@@ -166,14 +180,15 @@ def check_model(model: Any, x: np.ndarray, y: Any, training: bool = True, seed: 
     if model.dtype != np.float64:
         model = model.astype(np.float64)
     x = np.array(x, dtype=np.float64)
+    loss = model._need_loss()
 
     def value() -> float:
         for index, layer in enumerate(model.layers):
             layer.rng = np.random.default_rng(seed + index)
-        return model.loss.forward(model.forward(x, training=training), y)
+        return loss(model.forward(x, training=training), y)
 
     value()
-    analytic = {"input": model.backward(model.loss.backward())}
+    analytic = {"input": cast(np.ndarray, model.backward(loss.backward()))}
     for index, layer in enumerate(model.layers):
         analytic.update({f"{index}.{k}": g.copy() for k, g in layer.grads.items()})
     errors = {"input": _error(value, x, analytic["input"], eps, tol)}
@@ -184,7 +199,7 @@ def check_model(model: Any, x: np.ndarray, y: Any, training: bool = True, seed: 
     return _raise_if_bad(errors, tol, f"model (training={training})")
 
 
-def check_node(node: Any, x: Any, y: Any, seed: int = 0, tol: float = DEFAULT_TOL,
+def check_node(node: Node, x: Any, y: Any, seed: int = 0, tol: float = DEFAULT_TOL,
                eps: float = DEFAULT_EPS) -> dict[str, float]:
     """Check a two-input graph node (:class:`numnet.layers.Add`, ``Mul``)."""
     x = np.array(x, dtype=np.float64)
@@ -198,3 +213,72 @@ def check_node(node: Any, x: Any, y: Any, seed: int = 0, tol: float = DEFAULT_TO
     dx, dy = node.backward(probe.copy())
     errors = {"x": _error(value, x, dx, eps, tol), "y": _error(value, y, dy, eps, tol)}
     return _raise_if_bad(errors, tol, repr(node))
+
+
+# -- everything registered ------------------------------------------------------------------
+def registered_classes() -> dict[str, list[type[Any]]]:
+    """Every registered layer, loss and graph node class, to be gradient-checked."""
+    return {"layer": sorted(Layer.registry.values(), key=_name),
+            "loss": sorted(Loss.registry.values(), key=_name),
+            "node": sorted(Node.registry.values(), key=_name)}
+
+
+def _name(cls: type[Any]) -> str:
+    return str(getattr(cls, "type_name", None) or cls.name)
+
+
+def _worst(into: dict[str, float], key: str, errors: dict[str, float]) -> None:
+    for tensor, err in errors.items():
+        name = f"{key}.{tensor}"
+        into[name] = max(into.get(name, 0.0), err)
+
+
+def _no_cases(cls: type[Any], method: str) -> GradientCheckError:
+    return GradientCheckError(
+        f"{_name(cls)} ({cls.__module__}.{cls.__qualname__}) gives no gradient-check cases: "
+        f"define the classmethod {method}() returning small examples (see CONTRIBUTING.md)")
+
+
+def check_layer_class(cls: type[Layer], tol: float = DEFAULT_TOL,
+                      eps: float = DEFAULT_EPS) -> dict[str, float]:
+    """Check every case of ``cls.gradcheck_cases()`` in each of its modes.
+
+    Returns the worst relative error per ``"<mode>.<tensor>"`` (``"train.input"``,
+    ``"eval.W"``, ...); raises :class:`GradientCheckError` for a failing tensor, or when
+    the class gives no cases.
+    """
+    cases = cls.gradcheck_cases()
+    if not cases:
+        raise _no_cases(cls, "gradcheck_cases")
+    worst: dict[str, float] = {}
+    for index, case in enumerate(cases):
+        for training in case.modes:
+            errors = check_layer(case.layer, case.x, training=training, seed=index, tol=tol,
+                                 eps=eps)
+            _worst(worst, "train" if training else "eval", errors)
+    return worst
+
+
+def check_loss_class(cls: type[Loss], tol: float = DEFAULT_TOL,
+                     eps: float = DEFAULT_EPS) -> dict[str, float]:
+    """Check every case of ``cls.gradcheck_cases()``; the worst error (key ``"prediction"``)."""
+    cases = cls.gradcheck_cases()
+    if not cases:
+        raise _no_cases(cls, "gradcheck_cases")
+    worst: dict[str, float] = {}
+    for case in cases:
+        _worst(worst, "loss", check_loss(case.loss, case.prediction, case.target,
+                                         case.sample_weight, tol=tol, eps=eps))
+    return worst
+
+
+def check_node_class(cls: type[Node], tol: float = DEFAULT_TOL,
+                     eps: float = DEFAULT_EPS) -> dict[str, float]:
+    """Check ``cls()`` on every pair of ``cls.gradcheck_inputs()``; the worst errors."""
+    pairs = cls.gradcheck_inputs()
+    if not pairs:
+        raise _no_cases(cls, "gradcheck_inputs")
+    worst: dict[str, float] = {}
+    for seed, (x, y) in enumerate(pairs):
+        _worst(worst, "node", check_node(cls(), x, y, seed=seed, tol=tol, eps=eps))
+    return worst

@@ -35,7 +35,7 @@ def _labels(values: Any, name: str) -> np.ndarray:
             raise ValueError(f"{name}[{i}] is {values[i]}, expected a whole class label")
     elif values.dtype.kind not in "biu":
         raise TypeError(f"{name} must hold integer class labels, got dtype {values.dtype}")
-    labels = values.astype(np.int64)
+    labels: np.ndarray = values.astype(np.int64)
     if (labels < 0).any():
         i = first_bad_index(labels < 0)[0]
         raise ValueError(f"{name}[{i}] is {labels[i]}, class labels must be >= 0")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from numnet import init
-from numnet.layers import Dense, ReLU, Tanh
+from numnet.layers import BatchNorm1d, Dense, Dropout, ReLU, Tanh
 from numnet.model import Sequential
 
 
@@ -81,8 +81,6 @@ def test_seeds_scale_kills_the_signal():
 
 
 def test_default_init_looks_past_batchnorm_and_dropout():
-    from numnet.layers import BatchNorm1d, Dropout
-
     model = Sequential([Dense(400, 400), BatchNorm1d(400), Dropout(0.1), ReLU(),
                         Dense(400, 400), Dense(400, 400), Tanh()], seed=0)
     assert model.layers[0].params["W"].var() == pytest.approx(2 / 400, rel=0.05)  # He

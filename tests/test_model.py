@@ -12,7 +12,18 @@ from hypothesis import strategies as st
 
 from numnet import SGD, gradcheck
 from numnet.errors import ShapeError
-from numnet.layers import Dense, Flatten, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from numnet.layers import (
+    BatchNorm1d,
+    Dense,
+    Dropout,
+    Flatten,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from numnet.model import Sequential
 
 
@@ -284,8 +295,6 @@ def test_a_layer_of_a_live_model_is_not_taken_over_by_another():
 
 
 def test_trace_leaves_the_model_untouched():
-    from numnet.layers import BatchNorm1d, Dropout
-
     model = Sequential([Dense(4, 8), BatchNorm1d(8), ReLU(), Dropout(0.5), Dense(8, 3)],
                        loss="cross_entropy", seed=0).train()
     x, y = data()

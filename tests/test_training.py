@@ -188,8 +188,12 @@ def test_the_same_optimizer_object_continues_its_state():
     np.testing.assert_array_equal(straight.flat_params, twice.flat_params)
 
 
-class DtypeProbe(Layer):
-    """Records the dtype of everything passing through, forwards and backwards."""
+class DtypeProbe(Layer, register=False):
+    """Records the dtype of everything passing through, forwards and backwards.
+
+    The probes of this module are not registered: they are never saved, and they do not
+    take part in the gradient checks every registered layer must pass.
+    """
 
     def __init__(self):
         super().__init__()
@@ -375,7 +379,7 @@ def test_evaluate_rejects_bad_arguments():
 
 
 # -- divergence -----------------------------------------------------------------------
-class FaultyScale(Layer):
+class FaultyScale(Layer, register=False):
     """``y = x * s`` that turns bad on its ``bad_at``-th call (forward or backward)."""
 
     def __init__(self, size, bad_at=None, where="grad", dtype=None):
@@ -637,7 +641,7 @@ def test_a_ctrl_c_inside_a_bad_update_still_undoes_it():
     np.testing.assert_array_equal(model.flat_params, before)
 
 
-class InterruptAt(Layer):
+class InterruptAt(Layer, register=False):
     """Identity that raises KeyboardInterrupt in its ``at``-th training forward pass."""
 
     def __init__(self, at=0):

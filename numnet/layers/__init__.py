@@ -1,4 +1,9 @@
-"""numnet layers: one module per family."""
+"""numnet layers: one module per family.
+
+This is the one list of the layers numnet exports: ``numnet/__init__.py`` re-exports
+``__all__`` from here. A new layer module adds its import and its name below (see
+CONTRIBUTING.md); defining the class is what registers it for model files.
+"""
 
 from numnet.layers.activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from numnet.layers.base import Layer

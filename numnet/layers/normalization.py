@@ -38,7 +38,7 @@ import numpy as np
 
 from numnet._checks import positive_int, real_number
 from numnet.errors import ShapeError
-from numnet.layers.base import Layer
+from numnet.layers.base import GradCheckCase, Layer
 
 
 def _fmt_shape(shape: tuple[int, ...]) -> str:
@@ -145,30 +145,18 @@ class BatchNorm1d(Layer):
             )
         return (self.num_features,)
 
-    def _check_input(self, x: Any) -> np.ndarray:
-        x = self._as_input(x)
-        if x.ndim != 2:
-            raise ShapeError(
-                f"{self!r} expects input of shape (N, {self.num_features}) (rank 2, batch "
-                f"first), got rank {x.ndim} shape {x.shape}; only 1-d features are supported"
+    def check_input(self, x: np.ndarray, training: bool) -> None:
+        if training and x.shape[0] < 2:
+            raise ValueError(
+                f"{self!r}: expected more than 1 value per channel when training, got "
+                f"input shape {x.shape}; a batch of one has zero variance. Use a batch "
+                "of at least 2, or evaluation mode (running statistics)"
             )
-        if x.shape[1] != self.num_features:
-            raise ShapeError(
-                f"{self!r} expects input of shape (N, {self.num_features}), got {x.shape}"
-            )
-        return x
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        x = self._check_input(x)
         eps = self.dtype.type(self.eps)
         if training:
             n = x.shape[0]
-            if n < 2:
-                raise ValueError(
-                    f"{self!r}: expected more than 1 value per channel when training, got "
-                    f"input shape {x.shape}; a batch of one has zero variance. Use a batch "
-                    "of at least 2, or evaluation mode (running statistics)"
-                )
             mean = x.mean(axis=0)
             centred = x - mean
             var = np.mean(centred * centred, axis=0)  # biased: what the batch is scaled by
@@ -196,7 +184,7 @@ class BatchNorm1d(Layer):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         x_hat = self._need_cache("x_hat")
         inv_std = self._need_cache("inv_std")
-        g = self._as_grad(grad_out, x_hat.shape)
+        g = grad_out
         sum_g = np.sum(g, axis=0, out=self.grads["beta"])
         sum_g_xhat = np.sum(g * x_hat, axis=0, out=self.grads["gamma"])
         scale = self.params["gamma"] * inv_std  # (C,)
@@ -216,6 +204,23 @@ class BatchNorm1d(Layer):
             "eps": self.eps,
             "dtype": self.dtype.name,
         }
+
+    @classmethod
+    def gradcheck_cases(cls) -> list[GradCheckCase]:
+        """Non-trivial gamma, beta and running statistics (so evaluation mode is too)."""
+        cases = []
+        for batch, features in ((2, 3), (5, 4), (9, 1)):
+            rng = np.random.default_rng(10 * batch + features)
+            # a batch of two normalises to +-1 whatever x is: a larger eps makes its tiny
+            # input gradient measurable by central differences
+            layer = cls(features, eps=0.5 if batch == 2 else 1e-5)
+            layer.params["gamma"][...] = (rng.uniform(0.5, 2.0, features)
+                                          * rng.choice([-1, 1], features))
+            layer.params["beta"][...] = rng.standard_normal(features)
+            layer.buffers["running_mean"][...] = rng.standard_normal(features)
+            layer.buffers["running_var"][...] = rng.uniform(0.2, 3.0, features)
+            cases.append(GradCheckCase(layer, 2 * rng.standard_normal((batch, features)) + 0.3))
+        return cases
 
 
 class LayerNorm(Layer):
@@ -273,18 +278,13 @@ class LayerNorm(Layer):
         shape = tuple(input_shape)
         if not shape or shape[-1] != self.normalized_shape:
             raise ShapeError(
-                f"{self!r} expects a last axis of size {self.normalized_shape}, got input "
+                f"{self!r} expects a last axis of size {self.normalized_shape}: input of shape "
+                f"(N, ..., {self.normalized_shape}) (batch first, rank >= 2), got samples of "
                 f"shape {_fmt_shape(shape)}"
             )
         return shape
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        x = self._as_input(x)
-        if x.ndim < 2 or x.shape[-1] != self.normalized_shape:
-            raise ShapeError(
-                f"{self!r} expects input of shape (N, ..., {self.normalized_shape}) (batch "
-                f"first, rank >= 2), got {x.shape}"
-            )
         mean = x.mean(axis=-1, keepdims=True)
         centred = x - mean
         var = np.mean(centred * centred, axis=-1, keepdims=True)
@@ -297,7 +297,7 @@ class LayerNorm(Layer):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         x_hat = self._need_cache("x_hat")
         inv_std = self._need_cache("inv_std")
-        g = self._as_grad(grad_out, x_hat.shape)
+        g = grad_out
         batch_axes = tuple(range(g.ndim - 1))
         np.sum(g, axis=batch_axes, out=self.grads["beta"])
         np.sum(g * x_hat, axis=batch_axes, out=self.grads["gamma"])
@@ -316,3 +316,15 @@ class LayerNorm(Layer):
             "eps": self.eps,
             "dtype": self.dtype.name,
         }
+
+    @classmethod
+    def gradcheck_cases(cls) -> list[GradCheckCase]:
+        cases = []
+        for shape in ((1, 5), (4, 3), (3, 2, 6)):
+            d = shape[-1]
+            rng = np.random.default_rng(d)
+            layer = cls(d)
+            layer.params["gamma"][...] = rng.uniform(-2, 2, d)
+            layer.params["beta"][...] = rng.standard_normal(d)
+            cases.append(GradCheckCase(layer, 2 * rng.standard_normal(shape) + 0.3))
+        return cases

@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from numnet.errors import ShapeError
-from numnet.layers.base import Layer
+from numnet.layers.base import GradCheckCase, Layer
 
 
 class Flatten(Layer):
@@ -25,16 +24,17 @@ class Flatten(Layer):
         return (int(np.prod(input_shape, dtype=np.int64)),)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        x = self._as_input(x)
-        if x.ndim < 1:
-            raise ShapeError(f"Flatten expects a batch (N, ...), got a scalar of shape {x.shape}")
         self.in_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        in_shape = self._need_cache("in_shape")
-        flat = (in_shape[0], int(np.prod(in_shape[1:], dtype=np.int64)))
-        return self._as_grad(grad_out, flat).reshape(in_shape)
+        return grad_out.reshape(self._need_cache("in_shape"))
 
     def get_config(self) -> dict[str, Any]:
         return {"dtype": self.dtype.name}
+
+    @classmethod
+    def gradcheck_cases(cls) -> list[GradCheckCase]:
+        rng = np.random.default_rng(4)
+        return [GradCheckCase(cls(), rng.standard_normal(shape))
+                for shape in ((1, 4), (3, 2, 5), (2, 3, 2, 2))]
