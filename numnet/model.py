@@ -112,15 +112,16 @@ class Sequential:
             if shape is None:
                 shape = expected  # sizes become known from here on
             elif expected is not None and tuple(expected) != shape:
-                raise ValueError(
+                raise ShapeError(
                     f"{here} expects input of size {_fmt(expected)}, but {previous} has "
-                    f"size {_fmt(shape)}"
+                    f"size {_fmt(shape)}: the size that fits here is {_fmt(shape)}"
+                    f"{_fitting_hint(layer, shape)}"
                 )
             if shape is not None:
                 try:
                     shape = layer.output_shape(shape)
                 except ShapeError as exc:
-                    raise ValueError(f"{here} cannot take {previous} of size "
+                    raise ShapeError(f"{here} cannot take {previous} of size "
                                      f"{_fmt(shape)}: {exc}") from exc
             previous = f"the output of {here}"
         return model_input
@@ -520,6 +521,13 @@ def _stats(a: np.ndarray) -> tuple[float, float, float, float, float]:
 
 def _norm(a: np.ndarray) -> float:
     return float(np.linalg.norm(a.astype(np.float64, copy=False).ravel()))
+
+
+def _fitting_hint(layer: Layer, shape: tuple[int, ...]) -> str:
+    """How to write ``layer`` so that it takes ``shape`` (for layers with a size argument)."""
+    if isinstance(layer, Dense) and len(shape) == 1:
+        return f" (Dense({shape[0]}, {layer.out_features}))"
+    return ""
 
 
 def _fmt(shape: Sequence) -> str:
