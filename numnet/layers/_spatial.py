@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from numnet.errors import ShapeError
 
@@ -148,6 +149,20 @@ def offset_view(xp: np.ndarray, i: int, j: int, out_hw: Pair, stride: Pair,
     (oh, ow), (sh, sw), (dh, dw) = out_hw, stride, dilation
     top, left = i * dh, j * dw
     return xp[:, :, top:top + sh * (oh - 1) + 1:sh, left:left + sw * (ow - 1) + 1:sw]
+
+
+def blocks(a: np.ndarray, kernel: Pair, out_hw: Pair) -> np.ndarray:
+    """Side-by-side ``kh x kw`` windows of ``(N, C, H, W)`` ``a`` as a ``(N, H_out, kh, W_out,
+    kw, C)`` view (rows and columns past ``H_out * kh``, ``W_out * kw`` left out).
+
+    For channels-last memory, ``view[:, :, i]`` (row ``i`` of every window) is a run of
+    ``W_out * kw * C`` contiguous values per window row: element-wise work on it runs at
+    full speed, unlike work on one kernel offset (runs of ``C`` values).
+    """
+    (kh, kw), (oh, ow) = kernel, out_hw
+    s_n, s_c, s_h, s_w = a.strides
+    return as_strided(a, (a.shape[0], oh, kh, ow, kw, a.shape[1]),
+                      (s_n, kh * s_h, s_h, kw * s_w, s_w, s_c))
 
 
 def channels_last(x: np.ndarray) -> bool:

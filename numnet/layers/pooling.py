@@ -28,6 +28,7 @@ from numnet.layers._im2col import Workspace, padded
 from numnet.layers._spatial import (
     Padding,
     Pair,
+    blocks,
     channels_last,
     compact,
     empty_images,
@@ -41,11 +42,23 @@ from numnet.layers._spatial import (
 from numnet.layers.base import Layer
 
 
+def _fold(op: np.ufunc, arrays: list[np.ndarray]) -> np.ndarray:
+    """``op`` over ``arrays`` into a new array (in the arrays' memory order)."""
+    if len(arrays) == 1:
+        return np.copy(arrays[0], order="K")
+    out: np.ndarray = op(arrays[0], arrays[1])
+    for a in arrays[2:]:
+        op(out, a, out=out)
+    return out
+
+
 class _Pool2D(Layer):
-    """Arguments, shapes and the kernel-offset loop shared by max and average pooling."""
+    """Arguments, shapes and the two paths (offsets, blocks) shared by max and average."""
 
     #: the value padding stands for (max pooling pads with -inf: it never wins)
     _pad_value = 0.0
+    #: the reduction over a window
+    _op: np.ufunc = np.add
 
     def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None,
                  padding: int | tuple[int, int], dtype: Any) -> None:
@@ -60,7 +73,7 @@ class _Pool2D(Layer):
                              f"kernel_size {self.kernel_size}")
         self.padding = (ph, pw)
         self._pad: Padding = (ph, ph, pw, pw)
-        #: kernel == stride without padding: each input pixel is in at most one window
+        #: kernel == stride without padding: windows side by side, each pixel in one at most
         self._disjoint = self.kernel_size == self.stride and not any(self._pad)
         self._use_fast_path = True  # tests switch it off to compare with the general path
         self._work = Workspace()
@@ -90,6 +103,24 @@ class _Pool2D(Layer):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         return output_size(shape[2], kh, sh, 2 * ph), output_size(shape[3], kw, sw, 2 * pw)
 
+    def _fast(self) -> bool:
+        return self._disjoint and self._use_fast_path
+
+    # -- forward: the window reduction, by offsets or by blocks --------------------------
+    def _reduce(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        out_hw = self._out_hw(x.shape)
+        if self._fast():
+            # rows of windows first (long contiguous runs), then the kw columns left
+            b = blocks(x, self.kernel_size, out_hw)
+            kh, kw = self.kernel_size
+            rows = b[:, :, 0] if kh == 1 else _fold(self._op, [b[:, :, i] for i in range(kh)])
+            y = _fold(self._op, [rows[..., j, :] for j in range(kw)])
+            return y.transpose(0, 3, 1, 2)
+        xp = self._xp = padded(self._work, "x_pad", x, self._pad, self._pad_value,
+                               channels_last(x))
+        return _fold(self._op, [self._view(xp, o, out_hw) for o in self._offsets()])
+
     def _offsets(self) -> range:
         return range(self.kernel_size[0] * self.kernel_size[1])
 
@@ -97,43 +128,38 @@ class _Pool2D(Layer):
         i, j = divmod(offset, self.kernel_size[1])
         return offset_view(a, i, j, out_hw, self.stride)
 
-    def _padded_input(self, x: np.ndarray) -> np.ndarray:
-        self._x = x
-        self._xp = padded(self._work, "x_pad", x, self._pad, self._pad_value, channels_last(x))
+    # -- backward helpers -------------------------------------------------------------------
+    def _padded_x(self) -> np.ndarray:
+        """The padded input of the last forward (rebuilt when a copy left it behind)."""
+        x = self._need_cache("_x")
+        if self._xp is None:
+            self._xp = padded(self._work, "x_pad", x, self._pad, self._pad_value,
+                              channels_last(x))
         return self._xp
 
-    def _reduce(self, x: np.ndarray, op: np.ufunc) -> np.ndarray:
-        """``op`` folded over the kernel offsets' slices: the window maximum or sum."""
-        xp = self._padded_input(x)
-        out_hw = self._out_hw(x.shape)
-        y = np.copy(self._view(xp, 0, out_hw), order="K")  # keeps the memory order
-        for offset in self._offsets()[1:]:
-            op(y, self._view(xp, offset, out_hw), out=y)
-        return y
-
-    def _fast(self) -> bool:
-        return self._disjoint and self._use_fast_path
-
-    def _grad_target(self, x: np.ndarray, out_hw: Pair) -> np.ndarray:
-        """The padded input gradient, ready for the per-offset writes (fast) or adds."""
+    def _zeros_target(self, x: np.ndarray) -> np.ndarray:
+        """A zero padded input gradient, for the offsets to add into."""
         top, bottom, left, right = self._pad
         n, c, h, w = x.shape
         dxp = empty_images((n, c, h + top + bottom, w + left + right), self.dtype,
                            channels_last(x))
-        if self._fast():  # only the rows and columns no window reaches need zeros
-            dxp[:, :, out_hw[0] * self.kernel_size[0]:] = 0
-            dxp[:, :, :, out_hw[1] * self.kernel_size[1]:] = 0
-        else:
-            dxp[...] = 0
+        dxp[...] = 0
         return dxp
 
-    def _scatter(self, dxp: np.ndarray, offset: int, out_hw: Pair, value: np.ndarray) -> None:
-        """Put one offset's share of the gradient in place: written (fast path) or added."""
-        target = self._view(dxp, offset, out_hw)
-        if self._fast():
-            np.copyto(target, value)
-        else:
-            np.add(target, value, out=target)
+    def _blocks_target(self, x: np.ndarray, out_hw: Pair) -> tuple[np.ndarray, np.ndarray]:
+        """The input gradient (zeros only where no window reaches) and its blocks view."""
+        dx = empty_images(x.shape, self.dtype, channels_last(x))
+        dx[:, :, out_hw[0] * self.kernel_size[0]:] = 0
+        dx[:, :, :, out_hw[1] * self.kernel_size[1]:] = 0
+        return dx, blocks(dx, self.kernel_size, out_hw)
+
+    def _per_row(self, v: np.ndarray, like: np.ndarray) -> np.ndarray:
+        """Window values ``v`` (N, H_out, W_out, C) repeated over a window row's ``kw``
+        columns, as an array laid out like ``like`` (N, H_out, W_out, kw, C): comparisons
+        and products with a window row then run over contiguous memory."""
+        out = np.empty_like(like)
+        out[...] = v[:, :, :, None, :]
+        return out
 
     def _crop(self, dxp: np.ndarray) -> np.ndarray:
         top, _, left, _ = self._pad
@@ -159,8 +185,8 @@ class MaxPool2D(_Pool2D):
     where ``(i*, j*)`` is the *first* maximum of the window in scan order (row by row,
     left to right) when several values tie, as PyTorch's CPU kernel does. A pixel in
     several overlapping windows collects the gradient of each window it wins. The winners
-    are found in backward (inference never pays for them) by comparing each kernel offset
-    with ``y``. NaN propagates to ``y`` and then routes no gradient.
+    are found in backward (inference never pays for them) by comparing the window's
+    values with ``y``. NaN propagates to ``y`` and then routes no gradient.
 
     Parameters
     ----------
@@ -175,6 +201,7 @@ class MaxPool2D(_Pool2D):
     """
 
     _pad_value = -np.inf
+    _op = np.maximum
 
     def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] |
                  None = None, padding: int | tuple[int, int] = 0, dtype: Any = None) -> None:
@@ -182,15 +209,17 @@ class MaxPool2D(_Pool2D):
         self._y: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self._y = self._reduce(x, np.maximum)
+        self._y = self._reduce(x)
         return self._y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        x, y = self._need_cache("_x"), self._need_cache("_y")
-        xp = self._xp if self._xp is not None else self._padded_input(x)
+        y = self._need_cache("_y")
         g = same_layout(grad_out, y)
+        if self._fast():
+            return self._backward_blocks(g, y)
+        x, xp = self._need_cache("_x"), self._padded_x()
         out_hw = (y.shape[2], y.shape[3])
-        dxp = self._grad_target(x, out_hw)
+        dxp = self._zeros_target(x)
         taken = None  # outputs whose maximum an earlier offset already took
         share = np.empty_like(g)
         last = self._offsets()[-1]
@@ -203,8 +232,31 @@ class MaxPool2D(_Pool2D):
                 if offset != last:
                     np.logical_or(taken, won, out=taken)
             np.multiply(g, won, out=share)
-            self._scatter(dxp, offset, out_hw, share)
+            target = self._view(dxp, offset, out_hw)
+            np.add(target, share, out=target)
         return self._crop(dxp)
+
+    def _backward_blocks(self, g: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Side-by-side windows: each window row written once, by contiguous runs."""
+        x = self._need_cache("_x")
+        out_hw = (y.shape[2], y.shape[3])
+        b = blocks(x, self.kernel_size, out_hw)
+        dx, db = self._blocks_target(x, out_hw)
+        y_row = self._per_row(y.transpose(0, 2, 3, 1), b[:, :, 0])
+        g_row = self._per_row(g.transpose(0, 2, 3, 1), b[:, :, 0])
+        kh, kw = self.kernel_size
+        taken = None  # windows whose maximum an earlier row holds
+        for i in range(kh):
+            won = np.equal(b[:, :, i], y_row)  # (N, H_out, W_out, kw, C)
+            if taken is not None:
+                np.greater(won, taken[:, :, :, None, :], out=won)  # won and not taken
+            row_has = won[..., 0, :].copy()  # the first maximum along the row wins
+            for j in range(1, kw):
+                np.greater(won[..., j, :], row_has, out=won[..., j, :])
+                np.logical_or(row_has, won[..., j, :], out=row_has)
+            taken = row_has if taken is None else np.logical_or(taken, row_has, out=taken)
+            np.multiply(g_row, won, out=db[:, :, i])
+        return dx
 
 
 class AvgPool2D(_Pool2D):
@@ -235,6 +287,8 @@ class AvgPool2D(_Pool2D):
         ``float32`` (default) or ``float64``.
     """
 
+    _op = np.add
+
     def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] |
                  None = None, padding: int | tuple[int, int] = 0, dtype: Any = None) -> None:
         super().__init__(kernel_size, stride, padding, dtype)
@@ -243,7 +297,7 @@ class AvgPool2D(_Pool2D):
         return self.dtype.type(1.0 / (self.kernel_size[0] * self.kernel_size[1]))
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        y = self._reduce(x, np.add)
+        y = self._reduce(x)
         y *= self._scale()
         return y
 
@@ -251,9 +305,16 @@ class AvgPool2D(_Pool2D):
         x = self._need_cache("_x")
         out_hw = self._out_hw(x.shape)
         share = same_layout(grad_out, x) * self._scale()
-        dxp = self._grad_target(x, out_hw)
+        if self._fast():
+            dx, db = self._blocks_target(x, out_hw)
+            g_row = self._per_row(share.transpose(0, 2, 3, 1), db[:, :, 0])
+            for i in range(self.kernel_size[0]):
+                np.copyto(db[:, :, i], g_row)
+            return dx
+        dxp = self._zeros_target(x)
         for offset in self._offsets():
-            self._scatter(dxp, offset, out_hw, share)
+            target = self._view(dxp, offset, out_hw)
+            np.add(target, share, out=target)
         return self._crop(dxp)
 
 
