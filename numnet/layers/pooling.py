@@ -153,14 +153,6 @@ class _Pool2D(Layer):
         dx[:, :, :, out_hw[1] * self.kernel_size[1]:] = 0
         return dx, blocks(dx, self.kernel_size, out_hw)
 
-    def _per_row(self, v: np.ndarray, like: np.ndarray) -> np.ndarray:
-        """Window values ``v`` (N, H_out, W_out, C) repeated over a window row's ``kw``
-        columns, as an array laid out like ``like`` (N, H_out, W_out, kw, C): comparisons
-        and products with a window row then run over contiguous memory."""
-        out = np.empty_like(like)
-        out[...] = v[:, :, :, None, :]
-        return out
-
     def _crop(self, dxp: np.ndarray) -> np.ndarray:
         top, _, left, _ = self._pad
         if not any(self._pad):
@@ -242,8 +234,9 @@ class MaxPool2D(_Pool2D):
         out_hw = (y.shape[2], y.shape[3])
         b = blocks(x, self.kernel_size, out_hw)
         dx, db = self._blocks_target(x, out_hw)
-        y_row = self._per_row(y.transpose(0, 2, 3, 1), b[:, :, 0])
-        g_row = self._per_row(g.transpose(0, 2, 3, 1), b[:, :, 0])
+        # y and g per window, broadcast over a window row's kw columns
+        y_row = y.transpose(0, 2, 3, 1)[:, :, :, None, :]
+        g_row = g.transpose(0, 2, 3, 1)[:, :, :, None, :]
         kh, kw = self.kernel_size
         taken = None  # windows whose maximum an earlier row holds
         for i in range(kh):
@@ -307,7 +300,7 @@ class AvgPool2D(_Pool2D):
         share = same_layout(grad_out, x) * self._scale()
         if self._fast():
             dx, db = self._blocks_target(x, out_hw)
-            g_row = self._per_row(share.transpose(0, 2, 3, 1), db[:, :, 0])
+            g_row = share.transpose(0, 2, 3, 1)[:, :, :, None, :]  # broadcast over kw
             for i in range(self.kernel_size[0]):
                 np.copyto(db[:, :, i], g_row)
             return dx
