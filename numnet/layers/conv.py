@@ -118,6 +118,7 @@ class Conv2D(Layer):
         self._x: np.ndarray | None = None
         self._col: np.ndarray | None = None  # the column matrix of the last forward, if kept
         self._rows = True  # its layout: (M, K) rows, or (K, M)
+        self._force_rows: bool | None = None  # benchmarks and tests pin the layout
         self.initialize(np.random.default_rng(seed))
 
     # -- life cycle ---------------------------------------------------------------------
@@ -178,7 +179,7 @@ class Conv2D(Layer):
         n = x.shape[0]
         oh, ow = self._out_hw(x.shape)
         self._x = x
-        self._rows = channels_last(x)
+        self._rows = self._rows_for(x)
         wmat = self._weight_matrix()
         per_sample = oh * ow * wmat.shape[0]
         if training or n * per_sample <= EVAL_COLUMN_BUDGET:
@@ -193,6 +194,11 @@ class Conv2D(Layer):
                 self._product(self._columns(part), wmat, out=out[rows])
             self._col = None
         return out.reshape(n, oh, ow, self.out_channels).transpose(0, 3, 1, 2)
+
+    def _rows_for(self, x: np.ndarray) -> bool:
+        """The column-matrix layout for ``x``: rows for channels-last input (measured
+        fastest there: runs of C values to copy), (K, M) otherwise (runs of W_out)."""
+        return channels_last(x) if self._force_rows is None else self._force_rows
 
     def _weight_matrix(self) -> np.ndarray:
         """``Wmat`` (K [+1 bias row], C_out) in the column matrix's ``k`` order."""
@@ -247,7 +253,7 @@ class Conv2D(Layer):
         x = self._need_cache("_x")
         col = self._col
         if col is None:  # not kept (evaluation in blocks, or a copied layer): rebuild it
-            self._rows = channels_last(x)
+            self._rows = self._rows_for(x)
             col = self._columns(x)
         o, c, kh, kw = self.params["W"].shape
         k = c * kh * kw

@@ -232,6 +232,21 @@ def test_both_memory_orders_give_the_same_numbers():
     np.testing.assert_allclose(dw1, dw2, rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("force_rows", [True, False])
+def test_either_column_layout_works_for_either_memory_order(force_rows):
+    layer = _layer(3, 2, 1, 2, c_in=3, c_out=2)
+    for last in (False, True):
+        x = _images((2, 3, 9, 8), seed=14, last=last)
+        ref = copy.deepcopy(layer)
+        layer._force_rows = force_rows
+        y = layer.forward(x, training=True)
+        np.testing.assert_allclose(y, ref.forward(x, training=True), rtol=1e-13, atol=1e-13)
+        g = np.random.default_rng(14).standard_normal(y.shape)
+        np.testing.assert_allclose(layer.backward(g), ref.backward(g), rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(layer.grads["W"], ref.grads["W"], rtol=1e-13, atol=1e-13)
+        assert layer._rows is force_rows
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_backward_params_fills_the_same_gradients_as_backward(bias):
     layer = _layer(3, 1, "same", 1, bias=bias)
