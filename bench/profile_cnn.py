@@ -17,15 +17,16 @@ the same weights, on one batch of MNIST images (random pixels when MNIST is abse
   ``torch.autograd.grad`` through that layer alone.
 * **GEMM floor.** The matrix products each numnet layer performs, alone, on its own work
   arrays (``np.matmul(..., out=...)``): for a conv the forward product over the column
-  matrix, the weight-gradient product and (not for the first) the input-gradient
-  product; for a Dense layer its two or three products.
+  matrix, the weight-gradient product and (not for the first) the ``kh * kw``
+  input-gradient products; for a Dense layer its two or three products.
 * **Whole step.** ``loss_and_grad`` + Adam's ``step`` against PyTorch's ``zero_grad``,
   forward, loss, ``backward``, ``step``, ``.item()``, interleaved.
 * **Clock.** Wall time (``perf_counter``); with ``--threads 1 --cpu-time`` the thread's
   CPU time instead, which other processes on a busy machine do not inflate (a single-
   thread comparison of the work each framework does).
-* **Memory.** ``tracemalloc`` peak during one training step of numnet (after warm-up),
-  above what was allocated before it, next to the largest column matrix of the batch.
+* **Memory.** ``tracemalloc`` peak of two training steps of a fresh numnet model, above
+  its weights and the batch (work arrays, cached activations, gradients, Adam's state),
+  next to the largest column matrix of the batch.
 
 Threads: ``OMP/OPENBLAS/MKL_NUM_THREADS`` and ``torch.set_num_threads`` = ``--threads``.
 """
@@ -37,6 +38,7 @@ import _common
 _common.pin_threads_from_argv()
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
@@ -115,10 +117,10 @@ def gemm_floor(layer: Any, inp: np.ndarray, first: bool, repeats: int) -> float 
         out, dw = np.empty_like(g), np.empty_like(wmat)
         kh, kw = layer.kernel_size
         w_offsets = np.ones((kh * kw, layer.out_channels, layer.in_channels), a.dtype)
-        dcol = np.empty((kh * kw, a.shape[0], layer.in_channels), a.dtype)
+        dcol = np.empty((a.shape[0], layer.in_channels), a.dtype)
         products = [lambda: np.matmul(a, wmat, out=out), lambda: np.matmul(a.T, g, out=dw)]
-        if not first:
-            products.append(lambda: np.matmul(g, w_offsets, out=dcol))
+        if not first:  # the input gradient: one (M, C_in) product per kernel offset
+            products += [functools.partial(np.matmul, g, w, out=dcol) for w in w_offsets]
     else:
         return None
     for product in products:
@@ -224,16 +226,21 @@ def profile_steps(args: argparse.Namespace, model: Any, net: Any, x: np.ndarray,
     return result
 
 
-def step_memory(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def step_memory(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Peak memory of training steps above a fresh model (its weights) and the batch.
+
+    ``tracemalloc`` (NumPy reports its allocations to it) from just before the first step
+    of a new model: the work arrays, cached activations, gradients and Adam's state that
+    two training steps allocate, at their peak.
+    """
+    model = numnet_cnn(args.seed)
     optimizer = Adam(lr=_common.LR)
-    model.loss_and_grad(x, y)
-    optimizer.step(model)
     tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    tracemalloc.reset_peak()
-    model.loss_and_grad(x, y)
-    optimizer.step(model)
-    peak = tracemalloc.get_traced_memory()[1] - before
+    base = tracemalloc.get_traced_memory()[0]
+    for _ in range(2):
+        model.loss_and_grad(x, y)
+        optimizer.step(model)
+    peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
     col = max(layer._col.nbytes for layer in model.layers
               if isinstance(layer, Conv2D) and layer._col is not None)
@@ -309,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     load = _common.OtherLoad().start()
     rows = profile_layers(args, model, net, x, y)
     steps = profile_steps(args, model, net, x, y)
-    memory = step_memory(model, x, y)
+    memory = step_memory(args, x, y)
     other = load.stop()
     print_table(rows, steps)
     print(f"memory: peak extra of a training step {memory['step_peak_extra_mb']:.1f} MiB = "

@@ -24,17 +24,20 @@ more row, ``b``: the product adds the bias, and the weight-gradient product
 
 **col2im.** The input gradient is ``dcol = g @ Wmat^T`` scattered back: the value for
 kernel offset ``(i, j)`` of output pixel ``(p, q)`` belongs to padded input pixel
-``(p*s + i*d, q*s + j*d)``. It is computed offset-major, ``dcol[(i, j)] = g @ W[:, :, i,
-j]`` (one batched product, shape ``(kh*kw, M, C)``), so that each offset's block is
-contiguous and its scatter is one vectorised add of ``(N, H_out, W_out, C)`` values into
-the strided slice of the input gradient that offset meets (:func:`offset_view`). One offset
-never meets the same pixel twice, so the adds are exact for any stride, padding and
-dilation, overlapping windows included.
+``(p*s + i*d, q*s + j*d)``. It is computed one kernel offset at a time, ``dcol_(i, j) = g @
+W[:, :, i, j]^T`` (an ``(M, C)`` block, into one reused buffer small enough to stay in
+cache until it is used), and each block is scattered by one vectorised add of ``(N,
+H_out, W_out, C)`` values into the strided slice of the input gradient that offset meets
+(:func:`offset_view`). One offset never meets the same pixel twice, so the adds are exact
+for any stride, padding and dilation, overlapping windows included. (Measured against
+one batched product into a ``(kh*kw, M, C)`` array: as fast or faster, and that array,
+as large as the column matrix, is never needed.)
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -120,17 +123,20 @@ def im2col(xp: np.ndarray, col: np.ndarray, kernel: Pair, stride: Pair, dilation
         np.copyto(target, win.transpose(1, 4, 5, 0, 2, 3))
 
 
-def col2im(dcol: np.ndarray, in_shape: tuple[int, int, int, int], out_hw: Pair,
-           kernel: Pair, stride: Pair, padding: Padding, dilation: Pair) -> np.ndarray:
-    """Scatter the offset-major column gradient ``dcol`` (kh*kw, M, C) back onto the input.
+def col2im(block: Callable[[int], np.ndarray], in_shape: tuple[int, int, int, int],
+           out_hw: Pair, kernel: Pair, stride: Pair, padding: Padding, dilation: Pair,
+           dtype: Any) -> np.ndarray:
+    """Scatter the column gradient back onto the input, one kernel offset at a time.
 
-    Returns the input gradient ``(N, C, H, W)``, channels-last in memory (a fresh array: a
-    view into it when there is padding to cut off).
+    ``block(offset)`` returns the ``(M, C)`` column gradient of kernel offset ``offset``
+    (``i * kw + j``), rows in ``(N, H_out, W_out)`` order. Returns the input gradient
+    ``(N, C, H, W)``, channels-last in memory (a fresh array: a view into it when there is
+    padding to cut off).
     """
     n, c, h, w = in_shape
     top, bottom, left, right = padding
     oh, ow = out_hw
-    dxp = empty_images((n, c, h + top + bottom, w + left + right), dcol.dtype, last=True)
+    dxp = empty_images((n, c, h + top + bottom, w + left + right), dtype, last=True)
     # offset (0, 0) of a stride-1 convolution covers the block [:oh, :ow] alone: it is
     # copied there, and only the rest of the gradient needs zeros
     first_copies = stride == (1, 1)
@@ -141,12 +147,12 @@ def col2im(dcol: np.ndarray, in_shape: tuple[int, int, int, int], out_hw: Pair,
         dxp[...] = 0
     for offset in range(kernel[0] * kernel[1]):
         i, j = divmod(offset, kernel[1])
-        block = dcol[offset].reshape(n, oh, ow, c).transpose(0, 3, 1, 2)
+        values = block(offset).reshape(n, oh, ow, c).transpose(0, 3, 1, 2)
         target = offset_view(dxp, i, j, out_hw, stride, dilation)
         if offset == 0 and first_copies:
-            np.copyto(target, block)
+            np.copyto(target, values)
         else:
-            np.add(target, block, out=target)
+            np.add(target, values, out=target)
     if not any(padding):
         return dxp
     return dxp[:, :, top:top + h, left:left + w]

@@ -273,7 +273,10 @@ class Conv2D(Layer):
         # W per kernel offset, (kh*kw, C_out, C_in): the offset-major column gradient
         w_offsets = self._work.get("w_offsets", (kh * kw, o, c), self.dtype)
         np.copyto(w_offsets.reshape(kh, kw, o, c), self.params["W"].transpose(2, 3, 0, 1))
-        dcol = self._work.get("dcol", (kh * kw, g.shape[0], c), self.dtype)
-        np.matmul(g, w_offsets, out=dcol)
-        return col2im(dcol, x.shape, self._out_hw(x.shape), self.kernel_size, self.stride,
-                      self._pad, self.dilation)
+        dcol = self._work.get("dcol", (g.shape[0], c), self.dtype)  # one offset's block
+
+        def block(offset: int) -> np.ndarray:
+            return np.matmul(g, w_offsets[offset], out=dcol)
+
+        return col2im(block, x.shape, self._out_hw(x.shape), self.kernel_size, self.stride,
+                      self._pad, self.dilation, self.dtype)
