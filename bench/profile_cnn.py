@@ -20,7 +20,14 @@ the same weights, on one batch of MNIST images (random pixels when MNIST is abse
   matrix, the weight-gradient product and (not for the first) the ``kh * kw``
   input-gradient products; for a Dense layer its two or three products.
 * **Whole step.** ``loss_and_grad`` + Adam's ``step`` against PyTorch's ``zero_grad``,
-  forward, loss, ``backward``, ``step``, ``.item()``, interleaved.
+  forward, loss, ``backward``, ``step``, ``.item()``, interleaved in pairs. In one
+  process each framework's idle thread pool (OpenBLAS, OpenMP) may spin on a core while
+  the other works, which biases the comparison: ``--only numnet`` / ``--only torch`` time
+  one framework alone, and ``bench/steps_cnn.py`` compares whole steps in separate
+  processes (the reference figure). On a shared
+  machine ``--quiet-pairs N`` keeps timing pairs (up to ``--quiet-seconds``) until N of
+  them ran while other processes used under 0.2 CPUs (``/proc/stat``), and reports those
+  apart: the nearest to an idle machine a busy one gives.
 * **Clock.** Wall time (``perf_counter``); with ``--threads 1 --cpu-time`` the thread's
   CPU time instead, which other processes on a busy machine do not inflate (a single-
   thread comparison of the work each framework does).
@@ -60,6 +67,8 @@ def median_ms(samples: list[float]) -> float:
 
 
 CLOCK = time.perf_counter
+#: a pair of steps counts as quiet when other processes used fewer CPUs than this meanwhile
+QUIET = 0.2
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -169,16 +178,18 @@ def profile_layers(args: argparse.Namespace, model: Any, net: Any, x: np.ndarray
         {"nn_f": [], "nn_b": [], "t_f": [], "t_b": []} for _ in timers]
     for _ in range(args.repeats):
         for (nn_f, nn_b, pair), sample in zip(timers, samples, strict=True):
-            sample["nn_f"].append(timed(nn_f))
-            sample["nn_b"].append(timed(nn_b))
+            if args.only != "torch":
+                sample["nn_f"].append(timed(nn_f))
+                sample["nn_b"].append(timed(nn_b))
             if pair is not None:
                 sample["t_f"].append(timed(pair[0]))
                 sample["t_b"].append(timed(pair[1]))
     for index, (layer, sample) in enumerate(zip(model.layers, samples, strict=True)):
         row = {"layer": f"{index} {type(layer).__name__}",
-               "numnet_fwd_ms": median_ms(sample["nn_f"]),
-               "numnet_bwd_ms": median_ms(sample["nn_b"]),
-               "gemm_floor_ms": gemm_floor(layer, inputs[index], index == 0, args.repeats)}
+               "numnet_fwd_ms": median_ms(sample["nn_f"]) if sample["nn_f"] else 0.0,
+               "numnet_bwd_ms": median_ms(sample["nn_b"]) if sample["nn_b"] else 0.0,
+               "gemm_floor_ms": gemm_floor(layer, inputs[index], index == 0, args.repeats)
+               if args.only != "torch" else None}
         if sample["t_f"]:
             row["torch_fwd_ms"] = median_ms(sample["t_f"])
             row["torch_bwd_ms"] = median_ms(sample["t_b"])
@@ -195,7 +206,7 @@ def profile_steps(args: argparse.Namespace, model: Any, net: Any, x: np.ndarray,
         model.loss_and_grad(x, y)
         optimizer.step(model)
 
-    steps = {"numnet": nn_step}
+    steps = {} if args.only == "torch" else {"numnet": nn_step}
     if net is not None:
         import torch  # noqa: PLC0415 - optional
 
@@ -216,13 +227,34 @@ def profile_steps(args: argparse.Namespace, model: Any, net: Any, x: np.ndarray,
         for _ in range(3):
             step()
     samples: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.repeats):
-        for name, step in steps.items():
-            samples[name].append(timed(step))
+    quiet: dict[str, list[float]] = {name: [] for name in steps}
+    deadline = time.perf_counter() + args.quiet_seconds
+    done = 0
+    first = next(iter(steps))
+    # pairs of steps; a pair during which other processes used under QUIET CPUs counts
+    # as quiet too. On a busy machine, keep going (up to --quiet-seconds) for --quiet-pairs
+    while done < args.repeats or (len(quiet[first]) < args.quiet_pairs
+                                  and time.perf_counter() < deadline):
+        load = _common.OtherLoad().start()
+        pair = {name: timed(step) for name, step in steps.items()}
+        other = load.stop()
+        if done < args.repeats:
+            for name, value in pair.items():
+                samples[name].append(value)
+        if other is not None and other < QUIET:
+            for name, value in pair.items():
+                quiet[name].append(value)
+        done += 1
     result = {f"{name}_step_ms": median_ms(v) for name, v in samples.items()}
-    if net is not None:
+    result["quiet_pairs"] = len(quiet[first])
+    if quiet[first]:
+        result.update({f"{name}_quiet_step_ms": median_ms(v) for name, v in quiet.items()})
+    if len(steps) == 2:
         ratios = [a / b for a, b in zip(samples["numnet"], samples["torch"], strict=True)]
         result["paired_ratio_median"] = statistics.median(ratios)
+        if quiet["numnet"]:
+            result["quiet_paired_ratio_median"] = statistics.median(
+                a / b for a, b in zip(quiet["numnet"], quiet["torch"], strict=True))
     return result
 
 
@@ -269,11 +301,17 @@ def print_table(rows: list[dict[str, Any]], steps: dict[str, float]) -> None:
     ratio = totals["nn"] / totals["torch"] if totals["torch"] else float("nan")
     print(f"{'layers total':14s} {totals['nn']:17.2f} {totals['torch']:16.2f} {ratio:8.2f} "
           f"{totals['gemm']:7.2f} {totals['nn'] - totals['gemm']:8.2f}")
-    line = "whole step: numnet {:.2f} ms".format(steps["numnet_step_ms"])
-    if "torch_step_ms" in steps:
-        line += ", torch {:.2f} ms, paired ratio numnet/torch {:.3f}".format(
-            steps["torch_step_ms"], steps["paired_ratio_median"])
+    names = [n for n in ("numnet", "torch") if f"{n}_step_ms" in steps]
+    line = "whole step: " + ", ".join(f"{n} {steps[f'{n}_step_ms']:.2f} ms" for n in names)
+    if "paired_ratio_median" in steps:
+        line += f", paired ratio numnet/torch {steps['paired_ratio_median']:.3f}"
     print(line)
+    if steps.get("quiet_pairs"):
+        line = f"quiet steps ({steps['quiet_pairs']}, other processes < {QUIET} CPUs): " + \
+            ", ".join(f"{n} {steps[f'{n}_quiet_step_ms']:.2f} ms" for n in names)
+        if "quiet_paired_ratio_median" in steps:
+            line += f", paired ratio {steps['quiet_paired_ratio_median']:.3f}"
+        print(line)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -284,6 +322,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=None, help="MNIST directory")
     parser.add_argument("--no-torch", action="store_true", help="numnet only")
+    parser.add_argument("--only", choices=["numnet", "torch"], default=None,
+                        help="time one framework only (the other's thread pool then never "
+                             "spins on a core while this one works)")
+    parser.add_argument("--quiet-pairs", type=int, default=0,
+                        help="keep timing step pairs until this many ran while other "
+                             "processes were (nearly) idle, or --quiet-seconds passed")
+    parser.add_argument("--quiet-seconds", type=float, default=600.0)
     parser.add_argument("--cpu-time", action="store_true",
                         help="time with the thread's CPU clock (time.thread_time), which "
                              "other processes do not inflate; needs --threads 1")
@@ -301,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     x, y, source = batch(args)
     model = numnet_cnn(args.seed)
     net = None
-    if not args.no_torch:
+    if not args.no_torch and args.only != "numnet":
         try:
             import torch  # noqa: PLC0415 - optional
         except ImportError:
