@@ -14,11 +14,14 @@ Import after :func:`_common.pin_threads_from_argv` (this imports numpy).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import _common
 import numpy as np
 
 from numnet import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from numnet.optim import Adam
 
 WIDTHS = (32, 64, 128)
 
@@ -72,3 +75,34 @@ def mnist_images(path: str, limit: int | None = None) -> tuple[np.ndarray, ...]:
     x_tr, x_te = x_tr[:limit, None], x_te[:, None]
     return (np.ascontiguousarray(x_tr), np.asarray(y_tr[:limit], dtype=np.int64),
             np.ascontiguousarray(x_te), np.asarray(y_te, dtype=np.int64))
+
+
+def numnet_step(model: Sequential, x: np.ndarray, y: np.ndarray) -> Callable[[], None]:
+    """One training step of ``model`` on ``(x, y)``: forward, loss, backward, Adam."""
+    model.train()
+    optimizer = Adam(lr=_common.LR, betas=_common.BETAS, eps=_common.EPS)
+
+    def step() -> None:
+        model.loss_and_grad(x, y)
+        optimizer.step(model)
+
+    return step
+
+
+def torch_step(net: Any, x: np.ndarray, y: np.ndarray) -> Callable[[], None]:
+    """PyTorch's step: ``zero_grad``, forward, loss, ``backward``, Adam, ``.item()``."""
+    import torch  # noqa: PLC0415 - optional
+
+    optimizer = torch.optim.Adam(net.parameters(), lr=_common.LR, betas=_common.BETAS,
+                                 eps=_common.EPS)
+    criterion = torch.nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = criterion(net(xt), yt)
+        loss.backward()
+        optimizer.step()
+        loss.item()
+
+    return step

@@ -56,7 +56,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _cnn import mnist_images, numnet_cnn, torch_cnn  # noqa: E402
+from _cnn import mnist_images, numnet_cnn, numnet_step, torch_cnn, torch_step  # noqa: E402
 
 from numnet.layers import Conv2D, Dense  # noqa: E402
 from numnet.optim import Adam  # noqa: E402
@@ -199,30 +199,9 @@ def profile_layers(args: argparse.Namespace, model: Any, net: Any, x: np.ndarray
 
 def profile_steps(args: argparse.Namespace, model: Any, net: Any, x: np.ndarray,
                   y: np.ndarray) -> dict[str, float]:
-    optimizer = Adam(lr=_common.LR, betas=_common.BETAS, eps=_common.EPS)
-    model.train()
-
-    def nn_step() -> None:
-        model.loss_and_grad(x, y)
-        optimizer.step(model)
-
-    steps = {} if args.only == "torch" else {"numnet": nn_step}
+    steps = {} if args.only == "torch" else {"numnet": numnet_step(model, x, y)}
     if net is not None:
-        import torch  # noqa: PLC0415 - optional
-
-        opt = torch.optim.Adam(net.parameters(), lr=_common.LR, betas=_common.BETAS,
-                               eps=_common.EPS)
-        criterion = torch.nn.CrossEntropyLoss()
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-
-        def torch_step() -> None:
-            opt.zero_grad(set_to_none=True)
-            loss = criterion(net(xt), yt)
-            loss.backward()
-            opt.step()
-            loss.item()
-
-        steps["torch"] = torch_step
+        steps["torch"] = torch_step(net, x, y)
     for step in steps.values():
         for _ in range(3):
             step()

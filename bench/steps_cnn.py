@@ -30,51 +30,21 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
-import numpy as np  # noqa: E402
-from _cnn import mnist_images, numnet_cnn, torch_cnn  # noqa: E402
-
-from numnet.optim import Adam  # noqa: E402
-
-
-def numnet_step(x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[], None]:
-    model = numnet_cnn(seed).train()
-    optimizer = Adam(lr=_common.LR, betas=_common.BETAS, eps=_common.EPS)
-
-    def step() -> None:
-        model.loss_and_grad(x, y)
-        optimizer.step(model)
-
-    return step
-
-
-def torch_step(x: np.ndarray, y: np.ndarray, seed: int, threads: int) -> Callable[[], None]:
-    import torch  # noqa: PLC0415 - optional
-
-    torch.set_num_threads(threads)
-    net = torch_cnn(numnet_cnn(seed))
-    optimizer = torch.optim.Adam(net.parameters(), lr=_common.LR, betas=_common.BETAS,
-                                 eps=_common.EPS)
-    criterion = torch.nn.CrossEntropyLoss()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss = criterion(net(xt), yt)
-        loss.backward()
-        optimizer.step()
-        loss.item()
-
-    return step
+from _cnn import mnist_images, numnet_cnn, numnet_step, torch_cnn, torch_step  # noqa: E402
 
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     path = args.data or os.environ.get("NUMNET_MNIST_DIR") or str(_common.DEFAULT_DATA)
     x, y, _, _ = mnist_images(path, limit=_common.BATCH_SIZE)
-    step = (numnet_step(x, y, args.seed) if args.worker == "numnet"
-            else torch_step(x, y, args.seed, args.threads))
+    if args.worker == "numnet":
+        step = numnet_step(numnet_cnn(args.seed), x, y)
+    else:
+        import torch  # noqa: PLC0415 - optional
+
+        torch.set_num_threads(args.threads)
+        step = torch_step(torch_cnn(numnet_cnn(args.seed)), x, y)
     for _ in range(5):
         step()
     times, others = [], []
