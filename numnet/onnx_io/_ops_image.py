@@ -114,13 +114,15 @@ def _symmetric(ctx: ImportContext, node: NodeProto, pads: Pads, what: str) -> Pa
 
 
 def _conv_padding(ctx: ImportContext, node: NodeProto, pads: Pads, kernel: Pair,
-                  stride: Pair, dilation: Pair) -> Pair | str:
-    """Conv2D's ``padding`` for ``pads``: a pair when both sides are alike, else "same"."""
+                  stride: Pair, dilation: Pair, said_same: bool = False) -> Pair | str:
+    """Conv2D's ``padding`` for ``pads``: "same" where the node said so (``auto_pad``) or
+    where the sides differ as numnet's "same" does, else the pair of sizes."""
     top, bottom, left, right = pads
+    same = stride == (1, 1) and pads == conv_padding("same", kernel, stride, dilation, "")[0]
+    if same and (said_same or (top, left) != (bottom, right)):
+        return "same"
     if top == bottom and left == right:
         return top, left
-    if stride == (1, 1) and pads == conv_padding("same", kernel, stride, dilation, "")[0]:
-        return "same"
     raise ctx.fail(node, f"pads (top, bottom, left, right) = {pads}; numnet's Conv2D pads both "
                          "sides of an axis alike, or 'same' with stride 1 (the odd row and "
                          "column at the bottom/right, as PyTorch)")
@@ -159,7 +161,8 @@ def conv_step(ctx: ImportContext, node: NodeProto, data: str, before: Pads) -> S
     stride = _pair(ctx, node, attrs, "strides", [1, 1])
     dilation = _pair(ctx, node, attrs, "dilations", [1, 1])
     pads = _pads(ctx, node, attrs, (kh, kw), stride, dilation, before)
-    padding = _conv_padding(ctx, node, pads, (kh, kw), stride, dilation)
+    said_same = _text(attrs.get("auto_pad", "NOTSET")).startswith("SAME") and not any(before)
+    padding = _conv_padding(ctx, node, pads, (kh, kw), stride, dilation, said_same)
     has_bias = len(node.input) > 2 and bool(node.input[2])
     layer = _layer(ctx, node, Conv2D, in_channels, out_channels, (kh, kw), stride=stride,
                    padding=padding, dilation=dilation, bias=has_bias)
