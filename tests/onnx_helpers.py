@@ -6,11 +6,15 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 
-import numnet
+# a test module importing these helpers is skipped without the optional packages
+onnx = pytest.importorskip("onnx", reason="ONNX export needs the optional onnx package "
+                                          '(pip install "numnet[onnx]")')
+ort = pytest.importorskip("onnxruntime", reason="the ONNX tests run the exported graphs with "
+                                                "onnxruntime (in numnet[test])")
+
+import numnet  # noqa: E402
 
 TOL = {"float32": 1e-5, "float64": 1e-10}
 DTYPES = ("float32", "float64")

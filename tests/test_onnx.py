@@ -16,27 +16,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-onnx = pytest.importorskip("onnx", reason="ONNX export needs the optional onnx package "
-                                          '(pip install "numnet[onnx]")')
-ort = pytest.importorskip("onnxruntime", reason="the ONNX tests run the exported graphs with "
-                                                "onnxruntime (in numnet[test])")
-
-from onnx_helpers import (  # noqa: E402
+from onnx_helpers import (
     DTYPES,
     TOL,
     assert_same,
     graph,
     inputs,
+    onnx,
     randomise,
     run,
     session,
     torch_export,
 )
 
-import numnet  # noqa: E402
-from numnet import gradcheck  # noqa: E402
-from numnet.layers import (  # noqa: E402
+import numnet
+from numnet import gradcheck
+from numnet.layers import (
     AvgPool2D,
     BatchNorm1d,
     BatchNorm2d,
@@ -56,15 +51,15 @@ from numnet.layers import (  # noqa: E402
     Softmax,
     Tanh,
 )
-from numnet.onnx_io import (  # noqa: E402
+from numnet.onnx_io import (
     OnnxExportError,
     OnnxImportError,
     from_onnx,
     read_metadata,
     to_onnx,
 )
-from numnet.onnx_io._common import MIN_OPSET, default_opset  # noqa: E402
-from numnet.onnx_io._export import EXPORTERS  # noqa: E402
+from numnet.onnx_io._common import MIN_OPSET, default_opset
+from numnet.onnx_io._export import EXPORTERS
 
 ROOT = Path(__file__).resolve().parent.parent
 

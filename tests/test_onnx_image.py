@@ -12,26 +12,21 @@ import copy
 
 import numpy as np
 import pytest
-
-onnx = pytest.importorskip("onnx", reason="ONNX export needs the optional onnx package "
-                                          '(pip install "numnet[onnx]")')
-ort = pytest.importorskip("onnxruntime", reason="the ONNX tests run the exported graphs with "
-                                                "onnxruntime (in numnet[test])")
-
-from onnx_helpers import (  # noqa: E402
+from onnx_helpers import (
     DTYPES,
     TOL,
     assert_same,
     graph,
     inputs,
+    onnx,
     randomise,
     run,
     torch_export,
 )
 
-import numnet  # noqa: E402
-from numnet import gradcheck  # noqa: E402
-from numnet.layers import (  # noqa: E402
+import numnet
+from numnet import gradcheck
+from numnet.layers import (
     AvgPool2D,
     BatchNorm2d,
     Conv2D,
@@ -43,8 +38,8 @@ from numnet.layers import (  # noqa: E402
     ReLU,
     Reshape,
 )
-from numnet.onnx_io import OnnxImportError, from_onnx, to_onnx  # noqa: E402
-from numnet.onnx_io._common import MIN_OPSET, default_opset  # noqa: E402
+from numnet.onnx_io import OnnxImportError, from_onnx, to_onnx
+from numnet.onnx_io._common import MIN_OPSET, default_opset
 
 h = onnx.helper
 
