@@ -676,8 +676,8 @@ def test_torch_mlp_round_trips_through_from_onnx(opset, tmp_path):
 
 # -- the benchmark ----------------------------------------------------------------------------
 def test_throughput_benchmark_runs(tmp_path):
-    """bench/onnx_throughput.py on a few random images: it runs and checks the outputs agree
-    (its speed is reported, never asserted)."""
+    """bench/onnx_throughput.py on a few random images, MLP and CNN: it runs and checks the
+    outputs agree (its speed is reported, never asserted)."""
     out = tmp_path / "onnx.json"
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "onnx_throughput.py"),
                            "--synthetic", "1200", "--repeats", "1", "--threads", "1",
@@ -686,7 +686,8 @@ def test_throughput_benchmark_runs(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "CPU:" in done.stdout and "outputs agree" in done.stdout
     rows = json.loads(out.read_text())["rows"]
-    assert [row["batch"] for row in rows] == [1000, 1200]
+    assert [(row["model"], row["batch"]) for row in rows] == [
+        ("mlp", 1000), ("mlp", 1200), ("cnn", 1000), ("cnn", 1200)]
 
 
 def test_torch_variants_view_images_no_bias_softmax(tmp_path):
