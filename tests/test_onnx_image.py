@@ -352,6 +352,20 @@ def test_a_pad_node_is_the_padding_of_the_next_layer(before, op, attrs, value):
     assert_imports_as(proto, [layer_type])
 
 
+def test_pad_of_old_opsets_and_of_some_axes():
+    """Pad's widths and value are attributes up to opset 10; from 18 it may name its axes."""
+    old = image_graph([h.make_node("Pad", ["x"], ["p"], pads=[0, 0, 1, 2, 0, 0, 1, 2]),
+                       h.make_node("Conv", ["p", "W", "B"], ["y"])],
+                      {"W": WEIGHT, "B": BIAS}, out_shape=(3, 7, 9), opset=10)
+    assert from_onnx(old).layers[0].padding == [1, 2]
+    some_axes = image_graph([h.make_node("Pad", ["x", "pads", "", "axes"], ["p"]),
+                             h.make_node("Conv", ["p", "W", "B"], ["y"])],
+                            {"W": WEIGHT, "B": BIAS, "pads": np.array([2, 1, 2, 1], np.int64),
+                             "axes": np.array([3, 2], np.int64)}, out_shape=(3, 7, 9))
+    model = assert_imports_as(some_axes, [Conv2D])
+    assert model.layers[0].padding == [1, 2]
+
+
 @pytest.mark.parametrize(("nodes", "inits", "message"), [
     ([h.make_node("Pad", ["x", "pads"], ["p"], mode="reflect", name="n"),
       h.make_node("Conv", ["p", "W"], ["y"])], {"pads": pads_input(1, 1, 1, 1), "W": WEIGHT},

@@ -298,14 +298,16 @@ def _pad(ctx: ImportContext, node: NodeProto) -> Step:
     """A ``Pad`` of the height and width, as the padding of the convolution or pool after it."""
     attrs = ctx.attrs(node)
     mode = _text(attrs.get("mode", "constant"))
-    widths = ctx.const(node, 1, "pads") if ctx.opset >= 11 else np.asarray(attrs.get("pads"))
+    # the widths and the value are attributes up to opset 10, inputs from 11
+    widths = ctx.const(node, 1, "pads") if ctx.opset >= 11 else attrs.get("pads", [])
     value = 0.0
     if len(node.input) > 2 and node.input[2]:
         value = float(ctx.const(node, 2, "constant_value").reshape(-1)[0])
     elif ctx.opset < 11:
         value = float(attrs.get("value", 0.0))
-    widths = _all_axes(ctx, node, np.asarray(widths).reshape(-1).astype(np.int64))
-    if ctx.rank != 4 or mode != "constant" or widths[[0, 1, 4, 5]].any() or widths.min() < 0:
+    widths = _all_axes(ctx, node, np.asarray(widths, dtype=np.int64).reshape(-1))
+    if (ctx.rank != 4 or mode != "constant" or widths.size != 8 or widths[[0, 1, 4, 5]].any()
+            or widths.min() < 0):
         raise ctx.fail(node, f"pads in mode {mode!r} by {widths.tolist()}; numnet imports a "
                              "Pad only as the zero (or, before a max pool, -inf) padding of "
                              "the height and width of the images a convolution or pool reads")
@@ -329,6 +331,8 @@ def _all_axes(ctx: ImportContext, node: NodeProto, widths: np.ndarray) -> np.nda
     if len(node.input) <= 3 or not node.input[3]:
         return widths
     axes = [int(a) % ctx.rank for a in ctx.const(node, 3, "axes").reshape(-1)]
+    if widths.size != 2 * len(axes):
+        return widths  # refused by the caller
     full = np.zeros(2 * ctx.rank, dtype=np.int64)
     for i, axis in enumerate(axes):
         full[axis], full[ctx.rank + axis] = widths[i], widths[len(axes) + i]
@@ -359,7 +363,8 @@ def windows_step(ctx: ImportContext, rows: NodeProto, data: str, pads: Pads) -> 
     step = Step([], last.output[0], [rows, cols, last])
     if last.op_type == "ReduceMean":
         attrs = ctx.attrs(last)
-        axes = ctx.const(last, 1, "axes") if len(last.input) > 1 else attrs.get("axes")
+        axes = ctx.const(last, 1, "axes") if len(last.input) > 1 and last.input[1] \
+            else attrs.get("axes")
         if (axes is None or sorted(int(a) % 6 for a in np.asarray(axes).reshape(-1)) != [2, 4]
                 or attrs.get("keepdims", 1) or (dh, dw) != (1, 1)):
             raise ctx.fail(rows, refusal)
