@@ -32,13 +32,29 @@ gradients are always sums over the batch::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from numnet._checks import positive_int, real_number
 from numnet.errors import ShapeError
 from numnet.layers.base import GradCheckCase, Layer
+
+
+class BatchStatsSync(Protocol):
+    """Batch statistics over a batch split across processes (SyncBatchNorm).
+
+    ``fit(..., distributed=True, sync_batchnorm=True)`` sets one as a BatchNorm layer's
+    ``sync`` for the run (:class:`numnet.distributed.SyncBatchStats`); the layer then takes
+    its mean, variance and backward sums over every process's part of the global batch.
+    """
+
+    def moments(self, x: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(mean, biased var, values per channel)`` over the global batch."""
+
+    def sums(self, sum_g: np.ndarray, sum_g_xhat: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(sum g, sum g * x_hat, values per channel)`` over the global batch."""
 
 
 def _fmt_shape(shape: tuple[int, ...]) -> str:
@@ -102,11 +118,18 @@ class BatchNorm1d(Layer):
     and ``running_var`` (init 1), saved by ``Sequential.state_dict`` but not trained. Only
     2-D input is handled; a convolutional (per-channel, ``(N, C, H, W)``) version would
     also average over the spatial axes.
+
+    In ``fit(..., distributed=True)`` each process normalises its part of the global batch
+    with that part's statistics, unless ``sync_batchnorm=True`` takes them over the global
+    batch (``sync``; see :mod:`numnet.distributed`).
     """
 
     #: ``fit`` never gives a training batch smaller than this (a last batch of one sample
     #: joins the batch before it)
     min_train_batch = 2
+    #: None: the statistics of the batch this process sees. Set for a distributed run with
+    #: ``sync_batchnorm=True``: the statistics of the global batch over every process
+    sync: BatchStatsSync | None = None
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5,
                  dtype: Any = None) -> None:
@@ -155,7 +178,11 @@ class BatchNorm1d(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         eps = self.dtype.type(self.eps)
-        if training:
+        if training and self.sync is not None:  # SyncBatchNorm: over the global batch
+            mean, var, n = self.sync.moments(x, self.buffers["running_mean"])
+            centred = x - mean
+            self._update_running(mean, var, n)
+        elif training:
             n = x.shape[0]
             mean = x.mean(axis=0)
             centred = x - mean
@@ -190,7 +217,10 @@ class BatchNorm1d(Layer):
         scale = self.params["gamma"] * inv_std  # (C,)
         if not self.used_batch_stats:
             return g * scale
-        n = self.dtype.type(g.shape[0])
+        count = g.shape[0]
+        if self.sync is not None:  # sums over the global batch (fresh arrays: grads stay local)
+            sum_g, sum_g_xhat, count = self.sync.sums(sum_g, sum_g_xhat)
+        n = self.dtype.type(count)
         dx = g * n
         dx -= sum_g
         dx -= x_hat * sum_g_xhat
