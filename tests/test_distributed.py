@@ -15,6 +15,7 @@ import csv
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -232,6 +233,15 @@ def test_rank_size_and_is_main_without_mpi_and_import_numnet_leaves_mpi4py_alone
     assert result.stdout.split() == ["0", "1", "True", "False", "False"]
 
 
+def test_cli_sync_batchnorm_needs_distributed(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "numnet", "train", "--sync-batchnorm"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 2
+    assert result.stderr.startswith("numnet: error: --sync-batchnorm synchronises BatchNorm")
+    assert "it needs --distributed" in result.stderr
+
+
 def test_timeout_setting_is_checked():
     with pytest.raises(ValueError, match="seconds >= 0"):
         nn.distributed.set_timeout(-1)
@@ -388,6 +398,13 @@ def test_a_nan_on_one_rank_stops_every_rank_with_the_same_message(stops):
     assert first["kept"]  # the weights from before the bad batch
 
 
+def test_an_overflowing_update_stops_every_rank_alike(stops):
+    first, second = (report["overflow"] for report in stops)
+    assert first == second and first["every_rank"]
+    assert first["error"].startswith("training diverged in epoch 1/1, batch 1/4: the "
+                                     "optimiser's update made parameter 'W' of layer 0")
+
+
 def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_batch(stops):
     first, second = (report["ctrl_c"] for report in stops)
     assert first == second
@@ -450,3 +467,16 @@ def test_cli_train_distributed(mpiexec, tmp_path):
     assert bad.returncode == 2
     errors = [line for line in bad.stderr.splitlines() if "numnet: error:" in line]
     assert len(errors) == 1 and errors[0].startswith("[0]"), bad.stderr
+
+
+def test_readme_distributed_example_runs_as_written(mpiexec, tmp_path):
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"with `train.py` \(every rank runs all of it\):\n\n```python\n(.*?)```",
+                     text, re.S).group(1)
+    (tmp_path / "train.py").write_text(code)
+    result = launch(mpiexec, sys.executable, "train.py", cwd=tmp_path)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    printed = [line for line in result.stdout.splitlines() if "validation accuracy" in line]
+    assert len(printed) == 1 and printed[0].startswith("[0]"), result.stdout
+    assert float(re.search(r"validation accuracy ([0-9.]+)", printed[0]).group(1)) > 0.9
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["digits.npz", "train.py"]

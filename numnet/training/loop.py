@@ -204,7 +204,8 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
                           replicas.min_batch(model, train.n, opts.batch_size))
     batches = replicas.batches(train, bounds, opts.shuffle, opts.rng)
     history = History(params=_params(opts, batches, train, val, targets))
-    guard = replicas.guard(model, opts.optimizer, train.X, opts.epochs, len(batches))
+    guard = replicas.guard(model, opts.optimizer, train.X, opts.epochs, len(batches),
+                           targets)
     was_training = model.training
     try:
         with replicas.training(model, opts, train, val, batches):
@@ -255,7 +256,7 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
     model.train()
     callbacks.call("on_epoch_begin", epoch, {})
     lr = float(opts.optimizer.lr)
-    meter = Meter(targets, opts.replicas.sum)
+    meter = Meter(targets, opts.replicas.batch_sums)
     guard.epoch = epoch
     for batch, (xb, yb, wb) in enumerate(batches):
         guard.batch = batch  # where we are, for the guard's messages

@@ -9,11 +9,12 @@ hold a replica of the model:
                       one process      DataParallel, on rank r of P
 ====================  ===============  ==================================================
 batches               every row        :class:`Shards`: rank r's part of each global batch
-the step's update     the optimiser    :class:`DistributedOptimizer`: one weighted
-                                       ``Allreduce`` of ``flat_grads``, clip, step
-the guard             :class:`Guard`   :class:`ReplicaGuard`: one verdict for every rank
-metric sums           as they are      summed over the ranks
-validation data       all of it        rank r's part; the sums are reduced
+the step              train_step       :class:`ReplicaGuard`: train_step on the part, the
+                                       update held until one ``Allreduce`` (:class:`StepSum`)
+                                       has summed the weighted gradient with the batch's
+                                       loss, accuracy counts and verdict; clip, step
+the batch's numbers   as they are      summed by that same all-reduce
+validation data       all of it        rank r's part; the sums reduced
 running statistics    as they are      averaged over the ranks at each epoch's end
 around the run        nothing          the same start everywhere, SyncBatchNorm, abort
                                        the job on an error only this rank saw
@@ -30,6 +31,11 @@ sample weights, 1 without), and rank r's loss the mean over its ``n_r`` rows, so
 ``L = sum_r (n_r / N) L_r`` and the same holds for the gradients: each rank scales its flat
 gradient by its share ``n_r / N`` and one ``Allreduce`` sums them. Every rank then steps
 with the gradient of the whole global batch, so the learning dynamics do not depend on P.
+
+**One synchronisation per step.** What else the ranks must agree on after a step (the
+batch's loss and accuracy for the History, a NaN on any rank, a Ctrl-C on any rank) rides
+in the same all-reduce as the gradient, a few numbers more: on a busy machine every extra
+collective costs a wait for the slowest rank, far more than its bytes.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from numnet.errors import DistributedError, TrainingDiverged
 from numnet.layers.base import Layer
 from numnet.layers.normalization import BatchNorm1d
 from numnet.optim import Optimizer, clip_grad_norm
-from numnet.training.data import Batch, Batches, Data, min_batch
+from numnet.training.data import Batch, Batches, Data, Targets, min_batch
 from numnet.training.guard import AtomicUpdate, Guard, Interrupt, Step, Updater
 
 if TYPE_CHECKING:
@@ -98,8 +104,12 @@ class Replicas:
         return Batches(data, bounds, shuffle, rng)
 
     def guard(self, model: Sequential, optimizer: Optimizer, X: np.ndarray, epochs: int,
-              steps: int) -> Guard:
+              steps: int, targets: Targets) -> Guard:
         return Guard(model, optimizer, X, epochs, steps)
+
+    def batch_sums(self, *values: float) -> tuple[float, ...]:
+        """A training batch's loss sum, rows, correct and counted over the processes."""
+        return local(*values)
 
     def sum(self, *values: float) -> tuple[float, ...]:
         """The values summed over the processes: as they are here."""
@@ -180,8 +190,13 @@ class DataParallel(Replicas):
         return self.shards
 
     def guard(self, model: Sequential, optimizer: Optimizer, X: np.ndarray, epochs: int,
-              steps: int) -> ReplicaGuard:
-        return ReplicaGuard(model, optimizer, X, epochs, steps, self)
+              steps: int, targets: Targets) -> ReplicaGuard:
+        self.step_guard = ReplicaGuard(model, optimizer, X, epochs, steps, self, targets)
+        return self.step_guard
+
+    def batch_sums(self, *values: float) -> tuple[float, ...]:
+        """The batch's numbers over every rank: the step's all-reduce summed them already."""
+        return self.step_guard.totals
 
     def sum(self, *values: float) -> tuple[float, ...]:
         totals = self.world.allreduce(np.array(values, dtype=np.float64), "metrics")
@@ -397,29 +412,46 @@ class Shards(Batches):
             yield batch
 
 
-class DistributedOptimizer:
-    """The update of one rank, as Horovod's ``DistributedOptimizer``: ``step`` sums every
-    rank's share of the gradient first, so that every rank steps with the gradient of the
-    whole global batch.
+class StepSum:
+    """The one ``Allreduce`` of a step: the gradient and every number the ranks must agree on.
 
-    The flat gradient is scaled by this rank's share ``n_r / N`` and one ``Allreduce``
-    sums it over the ranks (see the module's docstring); the L2 term ``l2 * W`` is the
-    same on every rank and the shares sum to 1, so it comes through unchanged. Clipping
-    must see the global gradient, so ``clip_norm`` is applied here, after the sum (one
-    process clips before calling ``step``).
+    One buffer of the model's dtype, summed over the ranks::
+
+        [ w_r * g_r  |  loss_r * n_r, n_r, correct_r, counted_r  |  bad_0 .. bad_{P-1}  |  ctrl_c ]
+
+    ``w_r = n_r / N`` is the rank's share of the global batch (see the module's docstring),
+    so the first part sums to the global batch's gradient; the L2 term ``l2 * W`` is the
+    same on every rank and the shares sum to 1, so it comes through unchanged. Then the
+    batch's loss and accuracy counts over all its rows, which ranks saw a NaN or infinite
+    loss or running statistic, and whether any rank saw a Ctrl-C: one synchronisation of
+    the ranks per step, whatever they must know.
     """
 
-    def __init__(self, optimizer: Updater, world: World, shards: Shards) -> None:
-        self.optimizer, self.world, self.shards = optimizer, world, shards
-        self.clip_norm: float | None = None
+    def __init__(self, world: World, model: Sequential) -> None:
+        self.world, self.size = world, model.flat_grads.size
+        self.buffer = np.empty(self.size + 5 + world.size, dtype=model.dtype)
+
+    def __call__(self, grads: np.ndarray, weight: float, totals: tuple[float, ...],
+                 bad: bool, ctrl_c: bool) -> tuple[tuple[float, ...], np.ndarray, bool]:
+        """Sum over the ranks, in place into ``grads``: ``(totals, bad ranks, any Ctrl-C)``."""
+        n, buffer = self.size, self.buffer
+        np.multiply(grads, grads.dtype.type(weight), out=buffer[:n])
+        rest = buffer[n:]
+        rest[:4] = totals
+        rest[4:] = 0
+        rest[4 + self.world.rank] = bad
+        rest[-1] = ctrl_c
+        self.world.allreduce(buffer, "the step's all-reduce")
+        grads[...] = buffer[:n]
+        return tuple(float(v) for v in rest[:4]), np.flatnonzero(rest[4:-1]), bool(rest[-1])
+
+
+class Held:
+    """The update a rank's train_step sees: it waits, for the step's all-reduce comes first
+    (:class:`ReplicaGuard` steps the optimiser after it)."""
 
     def step(self, model: Sequential) -> None:
-        grads = model.flat_grads
-        grads *= grads.dtype.type(self.shards.weight)
-        self.world.allreduce(grads, "gradients")
-        if self.clip_norm is not None:
-            clip_grad_norm(model, self.clip_norm)
-        self.optimizer.step(model)
+        pass
 
 
 class AgreedInterrupt(Interrupt):
@@ -468,52 +500,76 @@ def join(model: Sequential, optimizer: Updater, xb: np.ndarray, yb: np.ndarray,
 
 
 class ReplicaGuard(Guard):
-    """The guard of one rank: after every step all ranks take the same decision.
+    """The guard of one rank: every rank steps with the global gradient and takes the same
+    decision after every step.
 
-    One small all-reduce after the step carries, per rank, whether its loss or running
-    statistics went NaN or infinite, and whether it saw a Ctrl-C. Then:
+    The step is train_step on this rank's part of the batch with the update held back
+    (:class:`Held`); then one :class:`StepSum` all-reduce sums the weighted gradient
+    together with the batch's loss and accuracy counts (the meter's numbers), which ranks
+    saw a NaN or infinite loss or running statistic, and any Ctrl-C. Then:
 
-    * no rank saw a bad number: the weights, the same on every rank, are checked as in one
-      process (an overflowing update is found alike everywhere, with the same message);
-    * some rank did: every rank puts back the weights and statistics of before the batch;
-      the first such rank finds the culprit (re-running its forward pass with its own
-      statistics) and broadcasts the message, and every rank raises the same
+    * no rank saw a bad number: the optimiser steps with the global gradient (clipped
+      first when ``clip_norm`` is given: clipping must see the global gradient), and the
+      weights, the same on every rank, are checked as in one process (an overflowing
+      update is found alike everywhere, with the same message);
+    * some rank did: no rank steps; every rank puts back its running statistics, the first
+      such rank finds the culprit (re-running its forward pass with its own statistics)
+      and broadcasts the message, and every rank raises that same
       :class:`ReplicasDiverged` (a TrainingDiverged);
     * a Ctrl-C on any rank stops every rank after this batch (:class:`AgreedInterrupt`).
     """
 
     def __init__(self, model: Sequential, optimizer: Optimizer, X: np.ndarray, epochs: int,
-                 steps: int, replicas: DataParallel) -> None:
+                 steps: int, replicas: DataParallel, targets: Targets) -> None:
         super().__init__(model, optimizer, X, epochs, steps)
         assert replicas.shards is not None, "batches() comes before guard()"
-        self.replicas, self.world = replicas, replicas.world
-        self.interrupt = AgreedInterrupt(self.world)
-        self.reducer = DistributedOptimizer(optimizer, self.world, replicas.shards)
-        self.update = AtomicUpdate(self.reducer, self.interrupt)
+        self.replicas, self.world, self.targets = replicas, replicas.world, targets
+        self.shards = replicas.shards
+        self.agreed = AgreedInterrupt(self.world)
+        self.interrupt = self.agreed
+        self.update = AtomicUpdate(optimizer, self.interrupt)
+        self.step_sum = StepSum(self.world, model)
+        #: this batch's loss sum, rows, correct and counted, over every rank
+        self.totals: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+        self.bad = np.zeros(0, dtype=np.intp)  # the ranks whose numbers went bad
 
     def run(self, step: Step, xb: np.ndarray, yb: np.ndarray, wb: np.ndarray | None,
             **options: Any) -> tuple[float, np.ndarray]:
-        # the gradient is clipped once summed over the ranks, in the update
-        self.reducer.clip_norm = options.pop("clip_norm", None)
-        return super().run(step if xb.shape[0] else join, xb, yb, wb, **options)
+        clip_norm = options.pop("clip_norm", None)
+        part_step = step if xb.shape[0] else join
+
+        def summed_step(model: Sequential, update: Updater, xb: np.ndarray, yb: np.ndarray,
+                        wb: np.ndarray | None, **options: Any) -> tuple[float, np.ndarray]:
+            loss, output = part_step(model, Held(), xb, yb, wb, **options)
+            self._sum(loss, output, yb)
+            if self.bad.size == 0:
+                if clip_norm is not None:
+                    clip_grad_norm(model, clip_norm)
+                update.step(model)
+            return loss, output
+
+        return super().run(summed_step, xb, yb, wb, **options)
+
+    def _sum(self, loss: float, output: np.ndarray, yb: np.ndarray) -> None:
+        rows = yb.shape[0]
+        right, count = self.targets.count_correct(output, yb) if self.targets.classifier \
+            else (0, 0)
+        bad = not (math.isfinite(loss) and all(
+            all_finite(value.reshape(-1)) for _, _, value in self.buffers))
+        self.totals, self.bad, ctrl_c = self.step_sum(
+            self.model.flat_grads, self.shards.weight, (loss * rows, rows, right, count),
+            bad, self.agreed.pending)
+        self.agreed.agree(ctrl_c)
 
     def _check(self, loss: float, output: np.ndarray, xb: np.ndarray) -> None:
-        comm = self.world
-        votes = np.zeros(comm.size + 1)
-        votes[comm.rank] = not (math.isfinite(loss) and all(
-            all_finite(value.reshape(-1)) for _, _, value in self.buffers))
-        votes[-1] = isinstance(self.interrupt, AgreedInterrupt) and self.interrupt.pending
-        comm.allreduce(votes, "the step's verdict")
-        if isinstance(self.interrupt, AgreedInterrupt):
-            self.interrupt.agree(bool(votes[-1]))
-        bad = np.flatnonzero(votes[:-1])
-        if bad.size == 0:  # only the weights can be bad now, alike on every rank
+        if self.bad.size == 0:  # only the weights can be bad now, alike on every rank
             try:
                 super()._check(loss, output, xb)
             except TrainingDiverged as exc:
                 raise ReplicasDiverged(str(exc), epoch=exc.epoch, batch=exc.batch) from None
             return
-        first = int(bad[0])
+        comm = self.world
+        first = int(self.bad[0])
         message = self._culprit(loss, output, xb) if comm.rank == first else None
         if comm.rank != first:
             self._undo()

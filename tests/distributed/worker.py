@@ -181,6 +181,14 @@ def scenario_stops(out: Path, rank: int) -> None:
         report["nan"] = {"error": str(exc), "epoch": exc.epoch, "batch": exc.batch,
                          "kept": bool(np.array_equal(model.flat_params, before["params"])),
                          "params": model.flat_params.tolist()}
+    # an update that overflows: found alike on every rank (the weights are the same)
+    try:
+        build("mlp").fit(d["X"] * 100, d["y"], epochs=1, batch_size=7, verbose=0,
+                         optimizer=nn.SGD(1e307), distributed=True)
+        report["overflow"] = {"error": None}
+    except TrainingDiverged as exc:
+        report["overflow"] = {"error": str(exc), "type": type(exc).__name__,
+                              "every_rank": getattr(exc, "every_rank", False)}
     # Ctrl-C reaches rank 1 alone, in epoch 2, batch 2 (mpiexec passes Ctrl-C to every
     # rank, but each sees it at a different point of its work: the ranks must agree)
     batches: list[tuple[int, int]] = []
