@@ -38,6 +38,9 @@ LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK
                       "MV2_COMM_WORLD_SIZE")
 TIMEOUT_VARIABLE = "NUMNET_MPI_TIMEOUT"
 DEFAULT_TIMEOUT = 1800.0
+#: seconds between printing why the job aborts and aborting it: without it the launcher
+#: (MPICH's Hydra) may end the job before it has forwarded the message
+ABORT_GRACE = 0.5
 INSTALL_HINT = ("pip install 'numnet[mpi]' (mpi4py and the mpich wheel, which brings "
                 "mpiexec), then run: mpiexec -n 2 python script.py")
 
@@ -227,6 +230,7 @@ class World:
                          f"MPI job\n")
         sys.stderr.flush()
         sys.stdout.flush()
+        time.sleep(ABORT_GRACE)  # the launcher forwards our output before it ends the job
         self.comm.Abort(code)
         os._exit(code)  # Abort does not return; this only satisfies the type checker
 
