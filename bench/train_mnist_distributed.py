@@ -1,17 +1,21 @@
 """Data-parallel training on MNIST: one process with 2 BLAS threads against two MPI
-processes with 1 thread each (``fit(..., distributed=True)``).
+processes with 1 thread each (``fit(..., distributed=True)``), and one process with 1
+thread as a control.
 
 Model and settings: the MLP 784-256-128-10 (ReLU), float32, Adam (lr 1e-3), global batch
 128 (each of the two ranks trains on 64 rows of it), seed 0, ``--epochs`` epochs.
 
-The driver runs the two configurations alternately, ``--repeats`` times each, every run in
-fresh processes (``mpiexec -n 2`` for the distributed one), and prints per configuration:
+The driver runs the configurations in turn, ``--repeats`` times each (the order rotating
+from one repeat to the next), every run in fresh processes (``mpiexec -n 2`` for the
+distributed one), and prints per configuration:
 
 * seconds per epoch (median over the epochs of every run; the slowest rank's wall time);
 * the test accuracy after the last epoch;
-* the bytes all-reduced per step (the flat gradient, plus the step's verdict and metrics);
-* the seconds per epoch rank 0 spent inside collectives, per kind: transfer and waiting for
-  the other rank (which also absorbs any imbalance between the ranks);
+* the bytes all-reduced per step (the flat gradient, and the loss, accuracy counts, NaN
+  verdict and Ctrl-C flags that travel with it);
+* the seconds per epoch each rank spent inside collectives: transfer, and waiting for the
+  other rank (which absorbs any imbalance between the ranks, and the time the other rank
+  was not scheduled on a busy machine);
 * the load: CPUs other processes kept busy just before each run, and the load average.
 
 Usage (from the repository root)::
@@ -40,7 +44,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-KINDS = ("gradients", "the step's verdict", "metrics")
+#: (ranks, BLAS threads per rank)
+CONFIGS = ((1, 2), (2, 1), (1, 1))
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -105,17 +110,21 @@ def _blas_threads() -> int | None:
 
 
 # -- the driver --------------------------------------------------------------------------------
-def run_one(args: argparse.Namespace, distributed: bool) -> dict[str, Any]:
+def label(ranks: int, threads: int) -> str:
+    return f"{ranks} process{'es' if ranks > 1 else ''} x {threads} BLAS thread" \
+        + ("s" if threads > 1 else "")
+
+
+def run_one(args: argparse.Namespace, ranks: int, threads: int) -> dict[str, Any]:
     script = str(Path(__file__).resolve())
-    threads = 1 if distributed else 2
     command = [sys.executable, script, "--worker", "--threads", str(threads), "--epochs",
                str(args.epochs), "--data", args.data]
-    if distributed:
+    if ranks > 1:
         mpiexec = Path(sys.executable).parent / "mpiexec"
         launcher = str(mpiexec) if mpiexec.exists() else shutil.which("mpiexec")
         if launcher is None:
             raise SystemExit("no mpiexec: pip install 'numnet[mpi]'")
-        command = [launcher, "-n", "2", *command, "--distributed"]
+        command = [launcher, "-n", str(ranks), *command, "--distributed"]
     env = dict(os.environ, PYTHONPATH=str(_common.ROOT))
     busy = _common.busy_cores(1.0)
     load = _common.load_avg()
@@ -124,59 +133,62 @@ def run_one(args: argparse.Namespace, distributed: bool) -> dict[str, Any]:
     if done.returncode != 0:
         raise SystemExit(f"run failed ({' '.join(command)}):\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    result.update(busy_before=busy, load_before=load,
-                  wall=time.perf_counter() - started)
+    result.update(busy_before=busy, load_before=load, wall=time.perf_counter() - started)
     return result
 
 
-def report(runs: list[dict[str, Any]], label: str) -> dict[str, Any]:
-    epochs = [s for run in runs for s in run["epoch_seconds"]]
+def _in_collectives(epochs: list[dict[str, list[float]]]) -> dict[str, Any]:
+    """Per kind of collective met in every epoch: median seconds per epoch, bytes per call."""
+    kinds = set.intersection(*(set(epoch) for epoch in epochs))
+    return {kind: {"seconds_per_epoch": _common.summary([e[kind][2] for e in epochs]),
+                   "calls_per_epoch": epochs[0][kind][0],
+                   "bytes_per_call": epochs[0][kind][1] / max(1, epochs[0][kind][0])}
+            for kind in sorted(kinds)}
+
+
+def report(runs: list[dict[str, Any]], name: str) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "config": label,
-        "seconds_per_epoch": _common.summary(epochs),
+        "config": name,
+        "seconds_per_epoch": _common.summary([s for run in runs for s in run["epoch_seconds"]]),
         "test_accuracy": [run["test_accuracy"] for run in runs],
         "blas_threads": runs[0]["blas_threads"],
         "busy_cores_before": [run["busy_before"] for run in runs],
         "load_before": [run["load_before"] for run in runs],
     }
     if runs[0]["distributed"]:
-        steps = runs[0]["steps"]
-        per_epoch = [epoch for run in runs for epoch in run["collectives"]]
-        out["bytes_per_step"] = {kind: per_epoch[0][kind][1] / per_epoch[0][kind][0]
-                                 for kind in KINDS}
-        out["collective_seconds_per_epoch_rank0"] = {
-            kind: _common.summary([epoch[kind][2] for epoch in per_epoch]) for kind in KINDS}
-        others = [epoch for run in runs for epoch in run["collectives_other_ranks"][0]]
-        out["collective_seconds_per_epoch_rank1"] = {
-            kind: _common.summary([epoch[kind][2] for epoch in others]) for kind in KINDS}
-        out["steps_per_epoch"] = steps
+        out["steps_per_epoch"] = runs[0]["steps"]
+        out["collectives_rank0"] = _in_collectives(
+            [epoch for run in runs for epoch in run["collectives"]])
+        out["collectives_rank1"] = _in_collectives(
+            [epoch for run in runs for epoch in run["collectives_other_ranks"][0]])
     return out
 
 
 def driver(args: argparse.Namespace) -> None:
     info = _common.machine_info()
     print(f"machine: {info}", flush=True)
-    runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    runs: dict[tuple[int, int], list[dict[str, Any]]] = {config: [] for config in CONFIGS}
     for repeat in range(args.repeats):
-        order = (False, True) if repeat % 2 == 0 else (True, False)  # ABBA: fair to both
-        for distributed in order:
-            result = run_one(args, distributed)
-            runs[distributed].append(result)
-            label = "2 ranks x 1 thread " if distributed else "1 rank x 2 threads"
-            print(f"repeat {repeat + 1}: {label} epochs "
+        shift = repeat % len(CONFIGS)  # rotate the order: no configuration always runs first
+        for ranks, threads in CONFIGS[shift:] + CONFIGS[:shift]:
+            result = run_one(args, ranks, threads)
+            runs[ranks, threads].append(result)
+            print(f"repeat {repeat + 1}: {label(ranks, threads)}: epochs "
                   f"{[round(s, 2) for s in result['epoch_seconds']]} s, test accuracy "
-                  f"{result['test_accuracy']:.4f}, other load before {result['busy_before']}"
-                  f" CPUs (load average {result['load_before']})", flush=True)
-    results = [report(runs[False], "1 process, 2 BLAS threads"),
-               report(runs[True], "2 MPI processes, 1 BLAS thread each")]
+                  f"{result['test_accuracy']:.4f}; other processes kept "
+                  f"{result['busy_before']} CPUs busy before (load average "
+                  f"{result['load_before']})", flush=True)
+    results = [report(runs[config], label(*config)) for config in CONFIGS]
     for result in results:
         print(json.dumps(result, indent=1))
-    one, two = (r["seconds_per_epoch"]["median"] for r in results)
-    print(f"median s/epoch: 1x2 threads {one:.2f}, 2x1 thread {two:.2f} "
-          f"(ratio {two / one:.2f})")
+    for result in results:
+        median = result["seconds_per_epoch"]["median"]
+        print(f"{result['config']}: median {median:.2f} s/epoch, test accuracy "
+              f"{result['test_accuracy']}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "results": results,
-                                               "runs": runs}, indent=1))
+        Path(args.json).write_text(json.dumps(
+            {"machine": info, "results": results,
+             "runs": {label(*config): found for config, found in runs.items()}}, indent=1))
 
 
 if __name__ == "__main__":

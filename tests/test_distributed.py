@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 import numnet as nn
 from numnet.distributed import SyncBatchStats
 from numnet.training.data import Batches, Data, batch_bounds
-from numnet.training.parallel import DataParallel, Shards, shard_bounds
+from numnet.training.parallel import DataParallel
+from numnet.training.replica import Shards, shard_bounds
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "tests" / "distributed" / "worker.py"
@@ -436,6 +437,15 @@ def test_an_exception_on_one_rank_aborts_the_job(mpiexec, tmp_path):
             "the MPI job") in result.stderr
     assert "Traceback" in result.stderr  # the rank's own traceback comes first
     assert time.perf_counter() - start < 60
+
+
+def test_a_killed_rank_ends_the_job(mpiexec, tmp_path):
+    """The launcher sees a process die and ends the others (MPICH's Hydra, Open MPI)."""
+    start = time.perf_counter()
+    result = launch(mpiexec, sys.executable, str(WORKER), "killed", str(tmp_path),
+                    cwd=tmp_path)
+    assert result.returncode != 0
+    assert time.perf_counter() - start < 45  # well before NUMNET_MPI_TIMEOUT's 60 s
 
 
 def test_a_stalled_rank_makes_the_others_abort_after_the_timeout(mpiexec, tmp_path):

@@ -247,8 +247,19 @@ def scenario_stall(out: Path, rank: int) -> None:
                      callbacks=[nn.LambdaCallback(on_batch_end=stall)])
 
 
+def scenario_killed(out: Path, rank: int) -> None:
+    """Rank 1 dies inside fit without a word (as by the kernel's out-of-memory killer)."""
+    def die(batch: int, logs: Any) -> None:
+        if rank == 1 and batch == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    d = data(CASES["adam"])
+    build("mlp").fit(d["X"], d["y"], epochs=2, batch_size=5, verbose=0, distributed=True,
+                     callbacks=[nn.LambdaCallback(on_batch_end=die)])
+
+
 SCENARIOS = {"train": scenario_train, "stops": scenario_stops, "files": scenario_files,
-             "crash": scenario_crash, "stall": scenario_stall}
+             "crash": scenario_crash, "stall": scenario_stall, "killed": scenario_killed}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](Path(sys.argv[2]), distributed.rank())
