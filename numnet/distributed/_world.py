@@ -12,7 +12,9 @@ Every collective goes through :class:`World`, which
   rather than waiting for ever (``NUMNET_MPI_TIMEOUT`` or :func:`set_timeout`; default 1800
   s, PyTorch's default for its process groups; 0 waits for ever);
 * aborts the job when an exception escapes a block that every rank must finish together
-  (:meth:`World.abort_on_error`), since the other ranks would wait for this one for ever.
+  (:meth:`World.abort_on_error`), since the other ranks would wait for this one for ever;
+  :meth:`World.main_first` runs a block on rank 0 first (a download), then on the others,
+  and raises on every rank when it failed on any.
 """
 
 from __future__ import annotations
@@ -257,26 +259,12 @@ class World:
                        130 if isinstance(exc, KeyboardInterrupt) else 1)
 
     @contextmanager
-    def together(self, what: str) -> Iterator[None]:
-        """Run a block on every rank; when it fails on any rank, it fails on every rank.
+    def main_first(self, what: str) -> Iterator[None]:
+        """Run a block on rank 0, then on the other ranks (a download or a cache is then
+        made once); when it fails on any rank, it fails on every rank.
 
         A rank whose block raised re-raises its own exception; the others raise
         :class:`DistributedError` naming the first rank that failed and its message.
-        """
-        error: Exception | None = None
-        try:
-            yield
-        except Exception as exc:
-            error = exc
-        messages = self.allgather_object(None if error is None else _describe(error), what)
-        if error is not None:
-            raise error
-        self._raise_first(messages, what)
-
-    @contextmanager
-    def main_first(self, what: str) -> Iterator[None]:
-        """Run a block on rank 0, then on the other ranks (a download or a cache is then
-        made once); when it fails on any rank, it fails on every rank (see :meth:`together`).
         """
         if self.size == 1:
             yield

@@ -17,6 +17,11 @@ stops training with a message naming the epoch, the batch and the layer when its
 turn NaN or infinite, and lets a Ctrl-C finish the batch in progress before stopping.
 The checks of the data and the arguments live in :mod:`numnet.training.data` and
 :mod:`numnet.training.options`; nothing is checked again batch by batch.
+
+The same loop trains one model over several MPI processes (``fit(..., distributed=True)``):
+``opts.replicas`` gives each process its part of every batch, a guard whose step sums the
+gradients over the processes, and the sums of the metrics (see
+:mod:`numnet.training.parallel`); for one process each of these is the plain thing.
 """
 
 from __future__ import annotations
