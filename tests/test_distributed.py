@@ -164,17 +164,21 @@ def _on_threads(size: int, work) -> list:
     return results
 
 
+@pytest.mark.parametrize("image", [False, True], ids=["BatchNorm1d", "BatchNorm2d"])
 @pytest.mark.parametrize("n, size", [(7, 2), (9, 3), (3, 4)])
-def test_sync_batchnorm_over_ranks_equals_one_batchnorm_on_the_global_batch(n, size):
+def test_sync_batchnorm_over_ranks_equals_one_batchnorm_on_the_global_batch(n, size, image):
     """Forward, backward (in each rank's loss scale, see numnet.distributed.batchnorm) and
-    running statistics, with a part that may be empty."""
+    running statistics, with a part that may be empty; images in channels-last memory."""
     rng = np.random.default_rng(n)
-    layer = nn.BatchNorm1d(3, dtype="float64")
+    layer = (nn.BatchNorm2d if image else nn.BatchNorm1d)(3, dtype="float64")
     layer.params["gamma"][...] = rng.uniform(0.5, 2, 3)
     layer.params["beta"][...] = rng.standard_normal(3)
     layer.buffers["running_mean"][...] = rng.standard_normal(3)  # the shift of the sums
-    X = 3 * rng.standard_normal((n, 3)) + 5
-    G = rng.standard_normal((n, 3))  # dL/dy of the global batch's loss
+    shape = (n, 3, 2, 4) if image else (n, 3)
+    X = 3 * rng.standard_normal(shape) + 5
+    if image:  # as a Conv2D leaves them: channels last in memory
+        X = np.ascontiguousarray(X.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    G = rng.standard_normal(shape)  # dL/dy of the global batch's loss
     reference = copy.deepcopy(layer)
     y = reference.forward(X, training=True)
     dX = reference.backward(G)
@@ -310,10 +314,11 @@ def trained(mpiexec, tmp_path_factory):
              json.loads((out / f"train-{rank}.json").read_text())) for rank in (0, 1)]
 
 
-@pytest.mark.parametrize("name", ["adam", "sgd", "bn_sync"])
+@pytest.mark.parametrize("name", ["adam", "sgd", "bn_sync", "cnn_sync"])
 def test_two_ranks_train_as_one_process_on_the_same_global_batches(trained, name):
-    """Adam; SGD with L2 and clipping; SyncBatchNorm: odd batch sizes, a last batch of one
-    row (rank 1's part empty), sample weights, a second fit resuming the optimiser."""
+    """Adam; SGD with L2 and clipping; SyncBatchNorm (BatchNorm1d, and BatchNorm2d in a
+    CNN): odd batch sizes, a last batch of one row (rank 1's part empty), sample weights, a
+    second fit resuming the optimiser."""
     case = worker.CASES[name]
     model, histories = worker.train_case(case)
     (arrays, report), _ = trained

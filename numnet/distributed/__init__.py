@@ -25,9 +25,10 @@ distributed=True)`` then trains one model together:
   ranks, so the History is the same on every rank; the progress bar and the callbacks
   that write files (:class:`~numnet.callbacks.ModelCheckpoint`,
   :class:`~numnet.callbacks.CSVLogger`) run on rank 0 only;
-* BatchNorm keeps per-rank statistics by default (as PyTorch's DistributedDataParallel):
-  each rank normalises its part with that part's mean and variance, and the running
-  statistics are averaged over the ranks at the end of every epoch.
+* BatchNorm (1d and 2d) keeps per-rank statistics by default (as PyTorch's
+  DistributedDataParallel): each rank normalises its part with that part's mean and
+  variance, and the running statistics are averaged over the ranks at the end of every
+  epoch.
   ``sync_batchnorm=True`` takes the statistics over the global batch instead (PyTorch's
   SyncBatchNorm: one extra small all-reduce per BatchNorm layer in the forward pass and
   one in the backward pass), which equals one process training on the global batch;

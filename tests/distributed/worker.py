@@ -38,6 +38,10 @@ CASES: dict[str, dict[str, Any]] = {
     # SyncBatchNorm: batch 9 (parts 5 and 4), last batch 4
     "bn_sync": {"model": "bn", "n": 40, "batch_size": 9, "optimizer": ("adam", 1e-2),
                 "sync_batchnorm": True, "validation": 7},
+    # a small CNN with SyncBatchNorm over (N, H, W) of image batches (BatchNorm2d):
+    # batch 5 (parts 3 and 2), last batch 2 (parts 1 and 1)
+    "cnn_sync": {"model": "cnn", "n": 12, "batch_size": 5, "optimizer": ("adam", 1e-2),
+                 "sync_batchnorm": True, "validation": 3},
     # per-rank BatchNorm statistics (the default), compared with a two-replica simulation
     "bn_default": {"model": "bn", "n": 32, "batch_size": 8, "optimizer": ("sgd", 0.05),
                    "shuffle": False, "validation": 6},
@@ -45,9 +49,13 @@ CASES: dict[str, dict[str, Any]] = {
 
 
 def build(kind: str, seed: int | None = 1) -> nn.Sequential:
-    """A small float64 model without dropout: an MLP, or one with a BatchNorm layer."""
+    """A small float64 model without dropout: an MLP, one with a BatchNorm layer, or a CNN
+    with BatchNorm2d on 1 x 5 x 5 images (the same 25 features, reshaped)."""
     if kind == "mlp":
         layers: list[Layer] = [nn.Dense(5, 8), nn.ReLU(), nn.Dense(8, 3)]
+    elif kind == "cnn":
+        layers = [nn.Reshape((1, 5, 5)), nn.Conv2D(1, 3, 3, bias=False), nn.BatchNorm2d(3),
+                  nn.ReLU(), nn.GlobalAvgPool2D(), nn.Dense(3, 3)]
     else:  # no bias before BatchNorm: its exact gradient is 0, so it would hold rounding
         # noise only (which Adam's normalised step turns into updates of ~1e-11)
         layers = [nn.Dense(5, 8, bias=False), nn.BatchNorm1d(8), nn.ReLU(), nn.Dense(8, 3)]
@@ -60,7 +68,7 @@ def data(case: dict[str, Any]) -> dict[str, Any]:
     """The training (and validation) data of a case: the same on every rank."""
     rng = np.random.default_rng(7)
     n, n_val = case["n"], case.get("validation", 0)
-    X = 2 * rng.standard_normal((n + n_val, 5)) + 0.5
+    X = 2 * rng.standard_normal((n + n_val, 25 if case["model"] == "cnn" else 5)) + 0.5
     y = rng.integers(0, 3, n + n_val)
     out: dict[str, Any] = {"X": X[:n], "y": y[:n]}
     if case.get("sample_weight"):
