@@ -234,37 +234,34 @@ def scenario_files(out: Path, rank: int) -> None:
     (out / f"files-{rank}.json").write_text(json.dumps(report))
 
 
-def scenario_crash(out: Path, rank: int) -> None:
-    """An exception on rank 1 only, inside fit: the job must abort, not hang."""
-    def boom(batch: int, logs: Any) -> None:
+def misbehave(rank: int, act: Any) -> None:
+    """Train a small model; on rank 1 only, ``act()`` at the end of batch 2 of epoch 1."""
+    def on_batch_end(batch: int, logs: Any) -> None:
         if rank == 1 and batch == 1:
-            raise RuntimeError("boom on rank 1")
+            act()
 
     d = data(CASES["adam"])
     build("mlp").fit(d["X"], d["y"], epochs=2, batch_size=5, verbose=0, distributed=True,
-                     callbacks=[nn.LambdaCallback(on_batch_end=boom)])
+                     callbacks=[nn.LambdaCallback(on_batch_end=on_batch_end)])
+
+
+def boom() -> None:
+    raise RuntimeError("boom on rank 1")
+
+
+def scenario_crash(out: Path, rank: int) -> None:
+    """An exception on rank 1 only, inside fit: the job must abort, not hang."""
+    misbehave(rank, boom)
 
 
 def scenario_stall(out: Path, rank: int) -> None:
     """Rank 1 stalls inside fit: rank 0 must give up after $NUMNET_MPI_TIMEOUT seconds."""
-    def stall(batch: int, logs: Any) -> None:
-        if rank == 1 and batch == 1:
-            time.sleep(60)
-
-    d = data(CASES["adam"])
-    build("mlp").fit(d["X"], d["y"], epochs=2, batch_size=5, verbose=0, distributed=True,
-                     callbacks=[nn.LambdaCallback(on_batch_end=stall)])
+    misbehave(rank, lambda: time.sleep(60))
 
 
 def scenario_killed(out: Path, rank: int) -> None:
     """Rank 1 dies inside fit without a word (as by the kernel's out-of-memory killer)."""
-    def die(batch: int, logs: Any) -> None:
-        if rank == 1 and batch == 1:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    d = data(CASES["adam"])
-    build("mlp").fit(d["X"], d["y"], epochs=2, batch_size=5, verbose=0, distributed=True,
-                     callbacks=[nn.LambdaCallback(on_batch_end=die)])
+    misbehave(rank, lambda: os.kill(os.getpid(), signal.SIGKILL))
 
 
 SCENARIOS = {"train": scenario_train, "stops": scenario_stops, "files": scenario_files,
