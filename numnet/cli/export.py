@@ -7,7 +7,14 @@ import os
 from pathlib import Path
 
 from numnet import io
-from numnet.cli._common import CLIError, Parser, Subparsers, add_command, shape
+from numnet.cli._common import (
+    CLIError,
+    Parser,
+    Subparsers,
+    add_command,
+    is_architecture,
+    shape,
+)
 from numnet.onnx_io import to_onnx
 
 EXAMPLES = ("  numnet export numnet-model.npz numnet-model.onnx\n"
@@ -19,9 +26,12 @@ OWN_KEYS = ("numnet_version", "loss")
 
 def add_parser(commands: Subparsers[Parser]) -> None:
     sub = add_command(
-        commands, "export", "Export a model file to ONNX: its predict_logits (raw outputs, "
-                            "evaluation mode) as a graph ONNX Runtime runs, with the model's "
-                            "classes and preprocessing in the metadata.", EXAMPLES, run)
+        commands, "export", "Export a model file to ONNX (its predict_logits), for ONNX "
+                            "Runtime.", EXAMPLES, run)
+    sub.description = ("Write a model's predict_logits (raw outputs, evaluation mode) as an "
+                       "ONNX graph that ONNX Runtime runs, with the model file's classes and "
+                       "preprocessing in the graph's metadata. Needs the onnx package: pip "
+                       'install "numnet[onnx]".')
     sub.add_argument("model", metavar="MODEL", help="a model file (.npz) written by numnet")
     sub.add_argument("out", metavar="OUT", help="the ONNX file to write (e.g. model.onnx)")
     sub.add_argument("--opset", type=int, default=None,
@@ -39,6 +49,10 @@ def add_parser(commands: Subparsers[Parser]) -> None:
 def run(args: argparse.Namespace) -> int:
     """``numnet export``."""
     _check_files(args.model, args.out)
+    if is_architecture(args.model):
+        raise CLIError(f"{args.model} is an architecture, without trained weights: train it "
+                       f"first (numnet train --model {args.model}), then export the model "
+                       "file")
     model = io.load(args.model)
     metadata = {key: value for key, value in io.load_metadata(args.model).items()
                 if key not in OWN_KEYS}

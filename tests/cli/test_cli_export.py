@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import assert_error, environment, ok, run
+from cli_helpers import ARCH, assert_error, environment, ok, run
 
 import numnet
 from numnet import io
@@ -74,6 +74,8 @@ def test_export_errors(trained, tmp_path):
     (tmp_path / "notes.npz").write_text("these are my notes, not a model\n")
     assert_error(run("export", "notes.npz", "m.onnx", cwd=tmp_path), "notes.npz",
                  "not a numnet model file")
+    assert_error(run("export", ARCH, "m.onnx", cwd=tmp_path), "is an architecture",
+                 "train it first")
     assert_error(run("export", model, tmp_path / "no" / "such" / "m.onnx", cwd=tmp_path),
                  "does not exist")
     assert_error(run("export", model, tmp_path, cwd=tmp_path), "is a directory")
