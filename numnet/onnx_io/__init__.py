@@ -40,7 +40,9 @@ GlobalAvgPool2D         ``GlobalAveragePool, Flatten``; in float64 ``ReduceMean`
 ======================  ==============================================================
 
 ONNX Runtime 1.32 has no float64 kernel for ``Conv``, ``AveragePool`` and
-``GlobalAveragePool``, hence the float64 forms, all of operators it runs in float64.
+``GlobalAveragePool``, hence the float64 forms, all of operators it runs in float64 (run
+them in batches of about a thousand images: the gathered windows take memory as an im2col
+matrix does, about 1 GB per 1000 MNIST images for the issue's CNN).
 
 ``from_onnx`` accepts those graphs and the usual variants (what ``torch.onnx.export``
 writes for an MLP at opsets 13 to 20): ``Gemm`` with any ``transB``/``alpha``/``beta``,
