@@ -11,6 +11,7 @@ Read top to bottom, ``fit`` is::
         callbacks.on_epoch_end(epoch, logs)          # early stopping, checkpoints, ...
 
 and :func:`train_step` is one step of gradient descent: forward, loss, backward, step.
+:func:`numnet.reference.fit` is the same loop with nothing else around it.
 
 Each step runs inside a :class:`~numnet.training.guard.Guard`, which undoes the step and
 stops training with a message naming the epoch, the batch and the layer when its numbers
@@ -122,7 +123,7 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
         validation_data: tuple[Any, ...] | None = None, validation_split: float = 0.0,
         callbacks: Sequence[Callback] = (), verbose: int = 1, seed: int | None = None,
         sample_weight: Any = None, clip_norm: float | None = None,
-        lr_schedule: Any = None, initial_epoch: int = 0) -> History:
+        lr_schedule: Any = None, initial_epoch: int = 0, health: bool = True) -> History:
     """Train ``model`` on ``(X, y)`` with mini-batches.
 
     Parameters
@@ -161,6 +162,12 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
         The epoch to start from (as in Keras): ``epochs - initial_epoch`` epochs run, numbered
         from ``initial_epoch``, so a run resumed from a saved model and optimiser continues
         its schedule where it stopped.
+    health : bool
+        Warn (:class:`numnet.errors.TrainingWarning`, once per kind) when training looks
+        unhealthy before anything turns NaN: unscaled inputs, a rising loss, a loss or
+        accuracy at chance level, dead or saturated layers, vanishing or exploding
+        gradients (see :mod:`numnet.health`). A :class:`numnet.health.HealthCheck` in
+        ``callbacks`` is used instead of the default one.
 
     Returns
     -------
@@ -181,10 +188,12 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
                        batch_size=batch_size, shuffle=shuffle,
                        validation_split=validation_split, clip_norm=clip_norm,
                        verbose=verbose, optimizer=optimizer, seed=seed, callbacks=callbacks,
-                       lr_schedule=lr_schedule)
+                       lr_schedule=lr_schedule, health=health)
     data, targets = checked_data(model, X, y, sample_weight, "fit")
     train, val = split_validation(model, targets, data, validation_data,
                                   opts.validation_split)
+    if opts.health is not None:
+        opts.health.watch(train.X, train.y, targets.kind, int(np.prod(targets.out_shape)))
     bounds = batch_bounds(train.n, opts.batch_size, min_batch(model, train.n))
     batches = Batches(train, bounds, opts.shuffle, opts.rng)
     history = History(params=_params(opts, batches, train, val, targets))
