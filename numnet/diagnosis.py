@@ -220,9 +220,11 @@ def update_findings(layers: Sequence[Layer], ratios: dict[tuple[int, str], float
             continue
         where = f"{layer_name(index, layer)}: one step of {optimizer} changes {key} by"
         if ratio > high:
+            size = norm(layer.params[key])
             found.append(Finding("update-large", index, (
-                f"{where} {ratio:.2g} of its norm (about 1e-3 is typical): the learning rate "
-                f"is too high for this layer; lower it")))
+                f"{where} {ratio:.2g} of its norm (about 1e-3 is typical; ||{key}|| = "
+                f"{size:.3g}): the steps are too large for weights of this size; lower the "
+                f"learning rate, or check the initialisation")))
         elif ratio < low:
             found.append(Finding("update-small", index, (
                 f"{where} only {ratio:.2g} of its norm (about 1e-3 is typical): this layer "

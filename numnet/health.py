@@ -10,14 +10,15 @@ per kind and run, naming what it saw and what to try:
 * ``loss-rising``, after any batch: the running loss (an exponential moving average of the
   batch losses, ``beta = 0.9``, bias-corrected) is at least :data:`RISE` (3) times its
   lowest value so far and above the first batch's loss; or an epoch's loss is 3 times the
-  previous epoch's;
+  previous epoch's and above the first batch's loss;
 * ``loss-at-chance``, at an epoch's end (from the 20th step on): the loss at the epoch's
   first batch, its mean and its running value at the end all lie within
   :data:`CHANCE_BAND` (2%) of the chance level, between the entropy of the label
   frequencies (the loss of predicting them) and ``ln C`` (a uniform guess over C classes);
 * ``accuracy-at-chance``, at an epoch's end (from the 20th step on): the training accuracy
   is at most the frequency of the most common class plus
-  :data:`CHANCE_ACCURACY_MARGIN` (0.02);
+  :data:`CHANCE_ACCURACY_MARGIN` (0.02), and the running loss did not fall by
+  :data:`FALLING` (5%) over the epoch (a slow start is not a failure);
 * ``dead``, ``saturated``, ``vanishing``, ``exploding``, ``no-gradient``, at an epoch's
   end: the findings of :mod:`numnet.diagnosis` (half the units of a ReLU layer dead, a
   quarter of a sigmoid/tanh layer's outputs saturated, the gradient changing 1000x or
@@ -57,6 +58,8 @@ BETA = 0.9
 CHANCE_BAND = 0.02
 #: an accuracy at most this much above the most common class's frequency is at chance
 CHANCE_ACCURACY_MARGIN = 0.02
+#: a loss that fell by this fraction over an epoch is learning, even at chance accuracy
+FALLING = 0.05
 #: the loss and accuracy are compared with chance only after this many training steps
 MIN_STEPS = 20
 #: the rows of the training data run through the model at each epoch's end
@@ -170,7 +173,9 @@ class HealthCheck(Callback):
     # -- the checks ---------------------------------------------------------------------
     def _epoch_checks(self, epoch: int, loss: float, accuracy: float | None) -> None:
         previous, self._previous_epoch = self._previous_epoch, loss
-        if previous > 0 and loss >= RISE * previous:
+        # a loss still below where training started is not climbing away (a small loss
+        # near the end of training may well triple from one epoch to the next)
+        if previous > 0 and loss >= RISE * previous and loss > self._first:
             self._warn(Finding("loss-rising", None, (
                 f"epoch {epoch + 1}: the loss rose {loss / previous:.1f}x from the previous "
                 f"epoch ({previous:.4g} -> {loss:.4g}): lower the learning rate, standardise "
@@ -187,7 +192,9 @@ class HealthCheck(Callback):
                 f"frequencies and is not learning; look for vanishing gradients (numnet "
                 f"trace), a poor initialisation, a learning rate far too low or too high, "
                 f"or labels that do not match the inputs")))
-        if accuracy is not None and accuracy <= chance_accuracy + CHANCE_ACCURACY_MARGIN:
+        falling = self._running < (1 - FALLING) * self._epoch_first  # slow, but learning
+        if accuracy is not None and accuracy <= chance_accuracy + CHANCE_ACCURACY_MARGIN \
+                and not falling:
             self._warn(Finding("accuracy-at-chance", None, (
                 f"epoch {epoch + 1}: the training accuracy {accuracy:.2%} is at chance level "
                 f"(the most common class is {chance_accuracy:.2%} of the data): the network "
