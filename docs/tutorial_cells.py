@@ -203,7 +203,7 @@ def to_markdown(tutorial: Path, download: str | None = None) -> str:
             answers = [solutions[n] for n in defined_names(cell.source) if n in solutions]
             if answers:
                 parts.append('??? success "Solution"\n\n'
-                             + _indent(_fence("\n\n".join(a.strip("\n") for a in answers))))
+                             + _indent(_fence("\n\n\n".join(a.strip("\n") for a in answers))))
         elif "check" in cell.tags:
             parts.append('!!! check "Check: run it to see right or wrong"\n\n'
                          + _indent(_fence(cell.source)))

@@ -27,9 +27,9 @@ reaches the bottom of the network at all. The trace's ``gain`` column shows each
 share: the norm of the gradient a layer passes down divided by the norm it receives.
 
 **Update-to-weight ratio.** ``||delta W|| / ||W||`` for one step of the optimiser (on a
-copy). About 1e-3 is the usual rule of thumb; above :data:`UPDATE_RATIO` ``[1]`` (0.1) a
-single step rewrites a tenth of the weights (the learning rate is too high), below
-``[0]`` (1e-5) the layer barely moves.
+copy). About 1e-3 is the usual rule of thumb; above :data:`UPDATE_RATIO` ``[1]`` (0.25) a
+single step rewrites a quarter of the weights (the learning rate is too high for them),
+below ``[0]`` (1e-5) the layer barely moves.
 
 **Inputs.** Each input feature's root mean square ``sqrt(mean^2 + std^2)`` over (a sample
 of) the data: above :data:`INPUT_RMS_HIGH` (raw 0-255 pixels, unscaled measurements) the
@@ -57,8 +57,9 @@ SATURATED = 0.25
 DEAD = 0.5
 #: a change of the gradient's RMS by this factor (or more) across the network is a finding
 GRADIENT_CHANGE = 1e3
-#: update-to-weight ratios outside this range are findings (about 1e-3 is healthy)
-UPDATE_RATIO = (1e-5, 1e-1)
+#: update-to-weight ratios outside this range are findings (about 1e-3 is healthy; Adam's
+#: first step is about lr / rms(W), 0.1 for weights of rms 0.01, which is still fine)
+UPDATE_RATIO = (1e-5, 0.25)
 #: input features with a root mean square above this are far from standardised
 INPUT_RMS_HIGH = 5.0
 #: inputs whose every feature has a root mean square below this are too small
@@ -211,26 +212,28 @@ def gradient_findings(layers: Sequence[Layer], grad_rms: dict[int, float],
 def update_findings(layers: Sequence[Layer], ratios: dict[tuple[int, str], float],
                     optimizer: str) -> list[Finding]:
     """Update-to-weight ratios of the weights (not biases) far from about 1e-3; ``ratios``
-    holds only parameters whose gradient is not 0."""
-    found = []
+    holds only parameters whose gradient is not 0. The first finding of each kind explains
+    itself, the others are short."""
+    found: list[Finding] = []
     low, high = UPDATE_RATIO
     for (index, key), ratio in ratios.items():
         layer = layers[index]
-        if key != layer.weight_key or not math.isfinite(ratio):
+        if key != layer.weight_key or not math.isfinite(ratio) or low <= ratio <= high:
             continue
+        kind = "update-large" if ratio > high else "update-small"
+        first = all(finding.kind != kind for finding in found)
         where = f"{layer_name(index, layer)}: one step of {optimizer} changes {key} by"
-        if ratio > high:
-            size = norm(layer.params[key])
-            found.append(Finding("update-large", index, (
-                f"{where} {ratio:.2g} of its norm (about 1e-3 is typical; ||{key}|| = "
-                f"{size:.3g}): the steps are too large for weights of this size; lower the "
-                f"learning rate, or check the initialisation")))
-        elif ratio < low:
-            found.append(Finding("update-small", index, (
-                f"{where} only {ratio:.2g} of its norm (about 1e-3 is typical): this layer "
-                f"barely learns; a higher learning rate may help, or its gradient vanishes"
-                + (" (0: the step is below the weights' floating-point resolution)"
-                   if ratio == 0 else ""))))
+        if kind == "update-large":
+            why = (f" (about 1e-3 is typical; ||{key}|| = {norm(layer.params[key]):.3g}): the "
+                   f"steps are too large for weights of this size; lower the learning rate, "
+                   f"or check the initialisation") if first else ""
+            found.append(Finding(kind, index, f"{where} {ratio:.2g} of its norm{why}"))
+        else:
+            why = (" (about 1e-3 is typical): this layer barely learns; a higher learning "
+                   "rate may help, or its gradient vanishes" if first else "")
+            if ratio == 0:
+                why += " (0: the step is below the weights' floating-point resolution)"
+            found.append(Finding(kind, index, f"{where} only {ratio:.2g} of its norm{why}"))
     return found
 
 

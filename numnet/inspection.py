@@ -72,13 +72,13 @@ def trace(model: Sequential, x: Any, y: Any = None,
     loss_value = loss.forward(out, y) if checked else loss(out, y)
     grad = loss.backward()
     passes, grad_rms, zero_below = _backward(model, grad)
+    findings += diagnosis.gradient_findings(model.layers, grad_rms, zero_below)
     ratios: dict[tuple[int, str], float] = {}
     if optimizer is not None:
         opt = copy.deepcopy(get_optimizer(optimizer))
         ratios = _update_ratios(model, opt)
         findings += diagnosis.update_findings(model.layers, ratios,
                                               f"{type(opt).__name__}(lr={opt.lr:g})")
-    findings += diagnosis.gradient_findings(model.layers, grad_rms, zero_below)
     backward_rows: list[tuple[Any, ...]] = [("d loss/d output", grad.shape, _norm(grad),
                                              None, None)]
     for index, (shape, norm, gain) in passes:
