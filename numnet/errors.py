@@ -26,16 +26,6 @@ class DataError(ValueError):
     column: int | None = None
 
 
-class TrainingWarning(UserWarning):
-    """Training looks unhealthy (dead units, a loss stuck at chance level, a rising loss,
-    unscaled inputs...), before anything turns NaN.
-
-    :class:`numnet.health.HealthCheck` issues these during ``fit`` (once per kind and run).
-    Silence them with ``fit(..., health=False)`` or
-    ``warnings.filterwarnings("ignore", category=numnet.errors.TrainingWarning)``.
-    """
-
-
 class TrainingDiverged(RuntimeError):
     """Training produced a NaN or infinite loss or gradient and was stopped.
 
@@ -48,3 +38,13 @@ class TrainingDiverged(RuntimeError):
         super().__init__(message)
         self.epoch = epoch
         self.batch = batch
+
+
+class TrainingWarning(UserWarning):
+    """Training looks unhealthy (dead units, a loss stuck at chance level, a rising loss,
+    unscaled inputs...), before anything turns NaN.
+
+    :class:`numnet.health.HealthCheck` issues these during ``fit`` (once per kind and run).
+    Silence them with ``fit(..., health=False)`` or
+    ``warnings.filterwarnings("ignore", category=numnet.errors.TrainingWarning)``.
+    """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 
 import numpy as np
 import pytest
@@ -91,10 +92,11 @@ def test_default_init_looks_past_batchnorm_and_dropout():
 
 
 def weighted_layer_cases():
-    """One small instance of every registered layer class that has a weight."""
+    """One small instance of every registered layer class that takes an initialiser."""
     cases = []
     for cls in sorted(Layer.registry.values(), key=lambda c: str(c.type_name)):
-        if cls.weight_key is not None and cls.gradcheck_cases():
+        takes_init = "init" in inspect.signature(cls).parameters
+        if (takes_init or cls.weight_key is not None) and cls.gradcheck_cases():
             cases.append(cls.gradcheck_cases()[0])
     return cases
 

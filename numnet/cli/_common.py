@@ -6,16 +6,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, NoReturn, TextIO
+from typing import IO, Any, NoReturn
 
 import numpy as np
 
 from numnet import io
-from numnet.errors import TrainingDiverged, TrainingWarning
+from numnet.errors import TrainingDiverged
 from numnet.model import Sequential
 
 PROG = "numnet"
@@ -171,27 +169,6 @@ def fresh_line() -> None:
     end_line = getattr(sys.stderr, "end_line", None)
     if end_line is not None:
         end_line()
-
-
-@contextmanager
-def one_line_warnings() -> Iterator[None]:
-    """Print each :class:`~numnet.errors.TrainingWarning` as one line on standard error,
-    ``numnet: warning: ...``, on a line of its own (a progress bar may be mid-line)."""
-    previous = warnings.showwarning
-
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-             file: TextIO | None = None, line: str | None = None) -> None:
-        if not issubclass(category, TrainingWarning):
-            previous(message, category, filename, lineno, file, line)
-            return
-        fresh_line()
-        text = " ".join(str(message).split())
-        print(f"{PROG}: warning: {text}", file=sys.stderr, flush=True)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", TrainingWarning)
-        warnings.showwarning = show
-        yield
 
 
 def describe(exc: BaseException) -> str:

@@ -28,11 +28,11 @@ from numnet.cli._common import (
     fresh_line,
     have_matplotlib,
     integer,
-    one_line_warnings,
     positive_float,
     positive_int,
 )
 from numnet.cli._data import data_kind, load_data
+from numnet.cli._warnings import one_line_warnings
 from numnet.layers import Dense, Dropout, Layer
 from numnet.model import Sequential
 from numnet.training import History
