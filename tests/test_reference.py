@@ -103,7 +103,7 @@ def test_staged_batchnorm_equals_the_closed_form_layer(n, c):
     out, cache = reference.batchnorm_forward(x, gamma, beta, eps=1e-3)
     dx, dgamma, dbeta = reference.batchnorm_backward(dout, cache)
     np.testing.assert_allclose(out, out_fast, rtol=TOL, atol=TOL)
-    np.testing.assert_allclose(dx, dx_fast, rtol=1e-10, atol=TOL)
+    np.testing.assert_allclose(dx, dx_fast, rtol=TOL, atol=TOL)
     np.testing.assert_allclose(dgamma, layer.grads["gamma"], rtol=TOL, atol=TOL)
     np.testing.assert_allclose(dbeta, layer.grads["beta"], rtol=TOL, atol=TOL)
 
@@ -148,6 +148,6 @@ def test_reference_loop_equals_fit(make_fast, step):
     losses = reference.fit(slow, X, y, epochs=3, batch_size=16,
                            update=functools.partial(step, decay=decay), seed=5)
     np.testing.assert_allclose(losses, history.history["loss"], rtol=TOL)
-    np.testing.assert_allclose(slow.flat_params, fast.flat_params, rtol=1e-10, atol=TOL)
+    np.testing.assert_allclose(slow.flat_params, fast.flat_params, rtol=TOL, atol=TOL)
     for name, value in fast.state_dict().items():
-        np.testing.assert_allclose(slow.state_dict()[name], value, rtol=1e-10, atol=TOL)
+        np.testing.assert_allclose(slow.state_dict()[name], value, rtol=TOL, atol=TOL)
