@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from numnet import diagnosis, inspection
+from numnet._checks import positive_int
 from numnet.callbacks import Callback
 from numnet.diagnosis import Finding
 from numnet.errors import TrainingWarning
@@ -89,7 +90,7 @@ class HealthCheck(Callback):
 
     def __init__(self, sample_size: int = SAMPLE) -> None:
         super().__init__()
-        self.sample_size = int(sample_size)
+        self.sample_size = positive_int(sample_size, "HealthCheck sample_size")
         self.findings: list[Finding] = []
         self._X: np.ndarray | None = None
         self._sample: tuple[np.ndarray, np.ndarray] | None = None

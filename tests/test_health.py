@@ -168,10 +168,12 @@ def test_the_health_check_does_not_change_training(digits):
     assert a.history["loss"] == b.history["loss"]
 
 
-def test_health_must_be_a_bool(digits):
+def test_bad_arguments(digits):
     X, y = digits
     with pytest.raises(TypeError, match="health must be True or False"):
         relu_net().fit(X, y, health="yes", verbose=0)
+    with pytest.raises(ValueError, match="HealthCheck sample_size must be a positive integer"):
+        HealthCheck(sample_size=0)
 
 
 def test_chance_levels():
