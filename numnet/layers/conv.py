@@ -158,6 +158,11 @@ class Conv2D(Layer):
         return state
 
     # -- shapes -------------------------------------------------------------------------
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """``(top, bottom, left, right)``: the zeros added on each side, ``"same"`` resolved."""
+        return self._pad
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         c, h, w = image_shape(self, input_shape, self.in_channels)
         oh, ow = pooled_size(self, c, h, w, self.kernel_size, self.stride, self._pad,
