@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from numnet import metrics
 from numnet._checks import positive_int
 from numnet.callbacks import Callback
 from numnet.errors import NonFiniteError, TrainingDiverged
@@ -122,7 +123,8 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
         validation_data: tuple[Any, ...] | None = None, validation_split: float = 0.0,
         callbacks: Sequence[Callback] = (), verbose: int = 1, seed: int | None = None,
         sample_weight: Any = None, clip_norm: float | None = None,
-        lr_schedule: Any = None, initial_epoch: int = 0) -> History:
+        lr_schedule: Any = None, initial_epoch: int = 0,
+        validation_shuffle: bool = True) -> History:
     """Train ``model`` on ``(X, y)`` with mini-batches.
 
     Parameters
@@ -143,7 +145,8 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
     validation_data : (X_val, y_val) or (X_val, y_val, w_val), optional
         Evaluated after each epoch, giving ``val_loss`` (and ``val_accuracy``).
     validation_split : float in [0, 1)
-        Hold out this last fraction of ``X``/``y`` (taken before shuffling) for validation.
+        Hold out this fraction of ``X``/``y`` for validation (see ``validation_shuffle``).
+        A warning names the classes the training part has and the validation part lacks.
     callbacks : list of Callback
     verbose : {0, 1, 2}
         Silent, a progress bar per epoch, or a line per epoch (on standard error).
@@ -161,11 +164,18 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
         The epoch to start from (as in Keras): ``epochs - initial_epoch`` epochs run, numbered
         from ``initial_epoch``, so a run resumed from a saved model and optimiser continues
         its schedule where it stopped.
+    validation_shuffle : bool
+        How ``validation_split`` picks its rows. True (the default): at random, stratified
+        by class for classifiers (each class keeps its share in both parts), by a generator
+        seeded with ``seed`` (0 when None), so calls with the same seed hold out the same
+        rows. False: the last rows before any shuffling, as Keras does (for time-ordered
+        data); on data sorted by class that validates on the last class alone.
 
     Returns
     -------
     History
-        Per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``lr``, ``seconds``.
+        Per-epoch ``loss`` and ``accuracy`` (classifiers) or ``rmse`` and ``r2``
+        (regression), the same with ``val_`` for validation data, ``lr`` and ``seconds``.
         After Ctrl-C it holds the finished epochs and ``interrupted`` is True.
 
     Raises
@@ -181,10 +191,11 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
                        batch_size=batch_size, shuffle=shuffle,
                        validation_split=validation_split, clip_norm=clip_norm,
                        verbose=verbose, optimizer=optimizer, seed=seed, callbacks=callbacks,
-                       lr_schedule=lr_schedule)
+                       lr_schedule=lr_schedule, validation_shuffle=validation_shuffle)
     data, targets = checked_data(model, X, y, sample_weight, "fit")
+    model.target_shape = tuple(np.shape(y)[1:])  # predict returns targets of this shape
     train, val = split_validation(model, targets, data, validation_data,
-                                  opts.validation_split)
+                                  opts.validation_split, opts.validation_shuffle, seed)
     bounds = batch_bounds(train.n, opts.batch_size, min_batch(model, train.n))
     batches = Batches(train, bounds, opts.shuffle, opts.rng)
     history = History(params=_params(opts, batches, train, val, targets))
@@ -238,7 +249,7 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
     model.train()
     callbacks.call("on_epoch_begin", epoch, {})
     lr = float(opts.optimizer.lr)
-    meter = Meter(targets)
+    meter = Meter(targets, None if targets.classifier else target_variance(batches.data.y))
     guard.epoch = epoch
     for batch, (xb, yb, wb) in enumerate(batches):
         guard.batch = batch  # where we are, for the guard's messages
@@ -259,11 +270,14 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
 
 
 class Meter:
-    """The epoch's running mean loss (over samples) and accuracy (classifiers)."""
+    """The epoch's running mean loss (over samples) and accuracy (classifiers), or RMSE and
+    R^2 (regression: against ``variance``, each output's variance over the training set)."""
 
-    def __init__(self, targets: Targets) -> None:
+    def __init__(self, targets: Targets, variance: np.ndarray | None = None) -> None:
         self.targets = targets
+        self.variance = variance
         self.loss_sum, self.seen, self.correct, self.counted = 0.0, 0, 0, 0
+        self.sq_err: np.ndarray | float = 0.0  # per output
 
     def add(self, loss: float, output: np.ndarray, yb: np.ndarray) -> None:
         size = yb.shape[0]
@@ -273,12 +287,40 @@ class Meter:
             right, count = self.targets.count_correct(output, yb)
             self.correct += right
             self.counted += count
+        elif self.variance is not None:
+            self.sq_err = self.sq_err + squared_errors(output, yb)
 
     def logs(self) -> dict[str, float]:
         logs = {"loss": self.loss_sum / self.seen}
         if self.targets.classifier:
             logs["accuracy"] = self.correct / self.counted
+        elif self.variance is not None:
+            logs.update(regression_scores(self.sq_err, self.variance * self.seen, self.seen))
         return logs
+
+
+def squared_errors(output: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``sum((output - target) ** 2)`` over the batch, per output, in float64."""
+    diff = (output.reshape(output.shape[0], -1) - target.reshape(target.shape[0], -1)
+            ).astype(np.float64, copy=False)
+    sums: np.ndarray = np.einsum("ij,ij->j", diff, diff)
+    return sums
+
+
+def target_variance(y: np.ndarray) -> np.ndarray:
+    """Each output's variance over the samples (float64): R^2's denominator, per sample."""
+    flat = y.reshape(y.shape[0], -1)
+    variance: np.ndarray = flat.var(axis=0, dtype=np.float64)
+    return variance
+
+
+def regression_scores(sq_err: np.ndarray | float, ss_tot: np.ndarray,
+                      n: int) -> dict[str, float]:
+    """``rmse`` over every output and ``r2`` averaged over the outputs (as
+    :func:`numnet.metrics.r2_score`), from the summed squared errors per output."""
+    sq = np.asarray(sq_err, dtype=np.float64)
+    return {"rmse": math.sqrt(float(sq.sum()) / (n * sq.size)),
+            "r2": float(metrics.r2_from_sums(sq, ss_tot).mean())}
 
 
 def _validate(model: Sequential, targets: Targets, val: Data, batch_size: int,
@@ -287,16 +329,17 @@ def _validate(model: Sequential, targets: Targets, val: Data, batch_size: int,
     scores = _scores(model, targets, val, batch_size)
     if not math.isfinite(scores["loss"]):
         raise guard.diverged_on_validation(val.X, scores["loss"])
-    return {f"val_{key}": scores[key] for key in ("loss", "accuracy") if key in scores}
+    return {f"val_{key}": scores[key] for key in ("loss", "accuracy", "rmse", "r2")
+            if key in scores}
 
 
 def _params(opts: FitOptions, batches: Batches, train: Data, val: Data | None,
             targets: Targets) -> dict[str, Any]:
-    metrics = ["loss"] + (["accuracy"] if targets.classifier else [])
+    names = ["loss"] + (["accuracy"] if targets.classifier else ["rmse", "r2"])
     if val is not None:
-        metrics += [f"val_{name}" for name in metrics]
+        names += [f"val_{name}" for name in names]
     return {"epochs": opts.epochs, "batch_size": opts.batch_size, "steps": len(batches),
-            "samples": train.n, "verbose": opts.verbose, "metrics": [*metrics, "lr", "seconds"]}
+            "samples": train.n, "verbose": opts.verbose, "metrics": [*names, "lr", "seconds"]}
 
 
 # ----------------------------------------------------------------------------------------
@@ -311,9 +354,10 @@ def evaluate(model: Sequential, X: Any, y: Any, batch_size: int = EVAL_BATCH,
     Returns
     -------
     dict
-        ``{'loss', 'accuracy'}`` for classifiers, ``{'loss', 'mse', 'mae'}`` otherwise.
-        ``loss`` is the mean (sample-weighted) loss plus the model's L2 term, as in
-        training; ``accuracy``, ``mse`` and ``mae`` are unweighted means.
+        ``{'loss', 'accuracy'}`` for classifiers, ``{'loss', 'mse', 'mae', 'rmse', 'r2'}``
+        otherwise. ``loss`` is the mean (sample-weighted) loss plus the model's L2 term, as
+        in training; the metrics are unweighted, over every output element (``r2``: each
+        output's R^2, averaged, as :func:`numnet.metrics.r2_score`).
 
     Raises
     ------
@@ -339,7 +383,8 @@ def _scores(model: Sequential, targets: Targets, data: Data,
             batch_size: int) -> dict[str, float]:
     """The loss and metrics of checked data, ``batch_size`` rows at a time."""
     loss_fn = model._need_loss()
-    loss_sum, correct, counted, sq_sum, abs_sum = 0.0, 0, 0, 0.0, 0.0
+    loss_sum, correct, counted, abs_sum = 0.0, 0, 0, 0.0
+    sq_err: np.ndarray | float = 0.0
     with np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss is reported
         for start in range(0, data.n, batch_size):
             end = start + batch_size
@@ -351,14 +396,14 @@ def _scores(model: Sequential, targets: Targets, data: Data,
                 right, count = targets.count_correct(output, yb)
                 correct, counted = correct + right, counted + count
             else:
-                diff = output.reshape(-1) - yb.reshape(-1)
-                sq_sum += float(np.dot(diff, diff))
-                abs_sum += float(np.abs(diff).sum())
+                sq_err = sq_err + squared_errors(output, yb)
+                abs_sum += float(np.abs(output.reshape(-1) - yb.reshape(-1)).sum())
     result = {"loss": loss_sum / data.n + model.l2_penalty()}
     if targets.classifier:
         result["accuracy"] = correct / counted
     else:
         elements = data.n * int(np.prod(targets.out_shape))
-        result["mse"] = sq_sum / elements
+        result["mse"] = float(np.sum(sq_err)) / elements
         result["mae"] = abs_sum / elements
+        result.update(regression_scores(sq_err, target_variance(data.y) * data.n, data.n))
     return result

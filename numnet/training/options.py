@@ -29,11 +29,13 @@ class FitOptions:
     optimizer: Optimizer
     rng: np.random.Generator  # shuffles the batches
     callbacks: CallbackList
+    validation_shuffle: bool = True
 
 
 def fit_options(model: Sequential, *, epochs: Any, initial_epoch: Any, batch_size: Any,
                 shuffle: Any, validation_split: Any, clip_norm: Any, verbose: Any,
-                optimizer: Any, seed: Any, callbacks: Any, lr_schedule: Any) -> FitOptions:
+                optimizer: Any, seed: Any, callbacks: Any, lr_schedule: Any,
+                validation_shuffle: Any = True) -> FitOptions:
     """Check ``fit``'s arguments other than the data; raise naming the bad one."""
     epochs = positive_int(epochs, "epochs")
     if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
@@ -42,8 +44,9 @@ def fit_options(model: Sequential, *, epochs: Any, initial_epoch: Any, batch_siz
                          f"{initial_epoch!r}")
     batch_size = positive_int(batch_size, "batch_size")
     verbose = _verbose(verbose)
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    for name, flag in (("shuffle", shuffle), ("validation_shuffle", validation_shuffle)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     validation_split = real_number(validation_split, "validation_split", low=0.0, high=1.0,
                                    high_open=True)
     if clip_norm is not None:
@@ -52,7 +55,8 @@ def fit_options(model: Sequential, *, epochs: Any, initial_epoch: Any, batch_siz
     rng = generator(model, seed)
     callback_list = CallbackList(_callbacks(callbacks, lr_schedule, verbose))
     return FitOptions(epochs, int(initial_epoch), batch_size, bool(shuffle), validation_split,
-                      clip_norm, verbose, optimizer, rng, callback_list)
+                      clip_norm, verbose, optimizer, rng, callback_list,
+                      bool(validation_shuffle))
 
 
 def generator(model: Sequential, seed: Any) -> np.random.Generator:
