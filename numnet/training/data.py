@@ -236,25 +236,42 @@ def split_validation(model: Sequential, targets: Targets, train: Data, validatio
         return train, dataset(model, targets, Xv, yv, rest[0] if rest else None, "validation")
     if not validation_split:
         return train, None
-    split = int(math.floor(train.n * (1 - validation_split)))
-    if split <= 0 or split >= train.n:
-        raise ValueError(f"validation_split={validation_split} of {train.n} samples leaves an "
-                         "empty training or validation set")
     strata = targets.strata(train.y)
     if not shuffle:
-        fit_part, val_part = train.part(slice(0, split)), train.part(slice(split, None))
+        split = _fit_rows(train.n, validation_split, "validation_split")
         if strata is not None:
             warn_missing_classes(strata[:split], strata[split:], shuffle)
-        return fit_part, val_part
+        return train.part(slice(0, split)), train.part(slice(split, None))
     rng = np.random.default_rng([0 if seed is None else int(seed), SPLIT_STREAM])
-    if strata is None:
-        held_out = np.zeros(train.n, dtype=bool)
-        held_out[rng.permutation(train.n)[:train.n - split]] = True
-    else:
-        held_out = held_out_rows(strata, train.n - split, rng)
+    held_out = validation_rows(strata, train.n, validation_split, rng)
     if strata is not None:
         warn_missing_classes(strata[~held_out], strata[held_out], shuffle)
     return train.part(~held_out), train.part(held_out)
+
+
+def _fit_rows(n: int, fraction: float, name: str) -> int:
+    """How many of ``n`` samples stay for training when ``fraction`` is held out (as Keras:
+    ``floor(n * (1 - fraction))``); an error when either part would be empty."""
+    split = int(math.floor(n * (1 - fraction)))
+    if split <= 0 or split >= n:
+        raise ValueError(f"{name}={fraction} of {n} samples leaves an empty training or "
+                         "validation set")
+    return split
+
+
+def validation_rows(strata: np.ndarray | None, n: int, fraction: float,
+                    rng: np.random.Generator, name: str = "validation_split") -> np.ndarray:
+    """A mask of the rows to hold out: ``n - floor(n * (1 - fraction))`` of ``n``, drawn by
+    ``rng``, stratified by ``strata`` (a class per row) when given (:func:`held_out_rows`).
+
+    ``name`` names the fraction in the error raised when either part would be empty.
+    """
+    n_val = n - _fit_rows(n, fraction, name)
+    if strata is not None:
+        return held_out_rows(strata, n_val, rng)
+    held = np.zeros(n, dtype=bool)
+    held[rng.permutation(n)[:n_val]] = True
+    return held
 
 
 #: mixed into the seed of the validation split's generator, so that it draws a stream of
@@ -262,18 +279,14 @@ def split_validation(model: Sequential, targets: Targets, train: Data, validatio
 SPLIT_STREAM = 0x5EED_5917
 
 
-def held_out_rows(strata: np.ndarray | None, n_val: int,
-                  rng: np.random.Generator) -> np.ndarray:
-    """A mask of ``n_val`` rows drawn at random; with ``strata`` (a class per row), each
-    class gives its share, rounded so the total is ``n_val``.
+def held_out_rows(strata: np.ndarray, n_val: int, rng: np.random.Generator) -> np.ndarray:
+    """A mask of ``n_val`` rows drawn at random, each class of ``strata`` (one per row)
+    giving its share, rounded so the total is ``n_val``.
 
     The rounding gives the leftover rows to the classes with the largest fractional shares
     that can spare a row (keeping one in training), ties broken at random; no Python loop
     runs over the samples or the classes.
     """
-    if strata is None:
-        raise TypeError("held_out_rows needs a class per row; draw plain rows with "
-                        "rng.permutation")
     n = strata.size
     classes, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
     share = counts * (n_val / n)
