@@ -34,9 +34,10 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
     --------
     >>> from numnet.data import load_digits
     >>> from numnet.sklearn import NumnetClassifier
-    >>> X, y = load_digits(return_X_y=True)          # doctest: +SKIP
-    >>> clf = NumnetClassifier((64,), epochs=20, random_state=0).fit(X / 16, y)
-    >>> clf.predict(X[:3] / 16)                      # doctest: +SKIP
+    >>> X, y = load_digits(flatten=True, scale=True)
+    >>> clf = NumnetClassifier((64,), epochs=20, random_state=0).fit(X, y)
+    >>> clf.predict(X[:3]).tolist()
+    [0, 1, 2]
     """
 
     _losses: ClassVar[dict[str, str]] = {"binary": "binary_cross_entropy",
