@@ -30,8 +30,9 @@ from sklearn.utils.estimator_checks import (  # noqa: E402
     parametrize_with_checks,
 )
 
-from numnet import io  # noqa: E402
-from numnet.layers import BatchNorm1d, Dense, Dropout, ReLU, Softmax, Tanh  # noqa: E402
+from numnet import io, layers  # noqa: E402
+from numnet.data import load_digits  # noqa: E402
+from numnet.layers import BatchNorm1d, Dense, Dropout, Flatten, ReLU, Softmax, Tanh  # noqa: E402
 from numnet.losses import BinaryCrossEntropy, CrossEntropy, MeanSquaredError  # noqa: E402
 from numnet.model import Sequential  # noqa: E402
 from numnet.sklearn import NumnetClassifier, NumnetRegressor  # noqa: E402
@@ -381,6 +382,35 @@ def test_model_from_a_description_a_template_or_a_function():
 def test_model_errors_say_what_is_wrong(model, match):
     with pytest.raises((ValueError, TypeError), match=match):
         small(model=model).fit(*blobs())
+
+
+def cnn_layers():
+    """The CNN layers, or a skip when this numnet has none yet."""
+    names = ("Conv2D", "MaxPool2D", "Reshape")
+    if not all(hasattr(layers, name) for name in names):
+        pytest.skip("numnet has no convolution layers (Conv2D, MaxPool2D, Reshape) yet")
+    return [getattr(layers, name) for name in names]
+
+
+def test_a_convolutional_network_through_its_description(tmp_path):
+    Conv2D, MaxPool2D, Reshape = cnn_layers()
+    X, y = load_digits(flatten=True, scale=True)
+    cnn = Sequential([Reshape((1, 8, 8)), Conv2D(1, 8, 3, padding="same"), ReLU(),
+                      MaxPool2D(2), Flatten(), Dense(8 * 4 * 4, 10)])
+    clf = NumnetClassifier(model=cnn.get_config(), epochs=8, lr=0.01, random_state=0)
+    clf.fit(X[:1200], y[:1200])  # flat rows, as scikit-learn passes them
+    assert [type(layer) for layer in clf.model_.layers][:2] == [Reshape, Conv2D]
+    assert clf.score(X[1200:], y[1200:]) > 0.85
+    loaded = NumnetClassifier.load(clf.save(tmp_path / "cnn.npz"))
+    np.testing.assert_array_equal(loaded.predict_proba(X[1200:]), clf.predict_proba(X[1200:]))
+    images = X.reshape(-1, 1, 8, 8)  # or images (N, C, H, W), for a network that takes them
+
+    def network(shape, n_outputs):
+        assert shape == (1, 8, 8)
+        return [Conv2D(1, 4, 3), ReLU(), Flatten(), Dense(4 * 6 * 6, n_outputs)]
+
+    on_images = NumnetClassifier(model=network, epochs=2, random_state=0).fit(images, y)
+    assert on_images.n_features_in_ == 1 and on_images.predict(images[:5]).shape == (5,)
 
 
 # -- files ------------------------------------------------------------------------------------
