@@ -58,6 +58,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask cluster")
     parser.add_argument("--threads", type=int, default=THREADS,
                         help="BLAS threads of this process (set before NumPy is loaded)")
+    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                        help="first wait up to this long for other processes to go quiet")
     parser.add_argument("--json", default=None, help="also write the results here")
     return parser.parse_args()
 
@@ -189,6 +191,9 @@ def searches(args: argparse.Namespace, X: np.ndarray, y: np.ndarray) -> dict[str
 
 def main() -> int:
     args = parse_args()
+    if args.wait_idle:
+        waited, busy = _common.wait_until_idle(args.wait_idle)
+        print(f"waited {waited:.0f} s for the machine to go quiet (others busy: {busy})")
     X, y = load_digits(flatten=True, scale=True)
     report: dict[str, Any] = {"machine": _common.machine_info(), "threads": args.threads,
                               "blas": _common.blas_threads(), "load_before": _common.load_avg(),

@@ -173,18 +173,18 @@ class NumnetEstimator(BaseEstimator):
             held = validation_rows(strata, X.shape[0], self.validation_fraction,
                                    np.random.default_rng(self._split_seed),
                                    "validation_fraction")
-            validation = (X[held], targets[held], None if weights is None else weights[held])
-            X, targets = X[~held], targets[~held]
-            weights = None if weights is None else weights[~held]
+            validation = (X[held], targets[held], _mean_one(weights, held))
+            X, targets, weights = X[~held], targets[~held], _mean_one(weights, ~held)
             callbacks.append(EarlyStopping(monitor="val_loss", patience=self.patience,
                                            restore_best_weights=True))
+        else:
+            weights = _mean_one(weights)
         seed = self._fit_seed if first else None  # continuing: the model's own generators
         return self.model_.fit(
             X, targets, epochs=1 if partial else self.epochs, batch_size=self.batch_size,
             optimizer=self.optimizer_, shuffle=bool(self.shuffle), validation_data=validation,
             callbacks=callbacks, verbose=min(int(self.verbose), 2), seed=seed,
-            sample_weight=None if weights is None else weights / weights.mean(),
-            clip_norm=self.clip_norm)
+            sample_weight=weights, clip_norm=self.clip_norm)
 
     def _record(self, run: History, first: bool) -> None:
         """Append the run's epochs to ``history_`` (a key a run lacks gets NaN there)."""
@@ -317,6 +317,16 @@ class NumnetEstimator(BaseEstimator):
     def _file_metadata(self) -> dict[str, Any]:
         """Metadata the ``numnet`` command line reads too (a classifier's ``classes``)."""
         return {}
+
+
+def _mean_one(weights: np.ndarray | None, rows: np.ndarray | None = None) -> np.ndarray | None:
+    """``weights[rows]`` rescaled to mean 1, so numnet's ``mean(w * l)`` is
+    ``sum(w l) / sum(w)`` (scikit-learn's weighted mean); None stays None."""
+    if weights is None:
+        return None
+    part = weights if rows is None else weights[rows]
+    total = part.sum()
+    return part * (part.size / total) if total > 0 else part
 
 
 def _sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
