@@ -13,8 +13,9 @@
    runs once untimed first (worker start-up, imports), then ``--repeats`` times, the ways
    interleaved; medians are reported, and the cold first run separately.
 
-The machine may be shared: the load average before and after, and for every measurement
-the CPUs other processes kept busy meanwhile, are printed with the results.
+The machine may be shared: the load average before and after, and how many CPUs other
+processes kept busy (during each fit of part 1; in the half second before each search of
+part 2, whose own workers are other processes) are printed with the results.
 
     python bench/sklearn_compare.py                 # about two minutes on 2 idle cores
     python bench/sklearn_compare.py --repeats 5 --json sklearn.json
@@ -151,13 +152,14 @@ def searches(args: argparse.Namespace, X: np.ndarray, y: np.ndarray) -> dict[str
     best: dict[str, Any] = {}
 
     def run(way: str) -> float:
-        load = _common.OtherLoad().start()
+        # other processes' load, sampled just before (during the run the search's own
+        # worker processes would count as "other")
+        results[way]["other"].append(_common.busy_cores(0.5))
         if ways[way] == "dask":
             with joblib.parallel_backend("dask"):
                 seconds, fitted = search(X, y, args.search_epochs, None)
         else:
             seconds, fitted = search(X, y, args.search_epochs, ways[way])
-        results[way]["other"].append(load.stop())
         best[way] = (fitted.best_params_, float(fitted.best_score_))
         return seconds
 
@@ -228,7 +230,7 @@ def show(report: dict[str, Any]) -> None:
           f"{s['epochs']} epochs (+ refit)")
     for way, r in s["ways"].items():
         print(f"{way:>10}  median {r['median_s']:6.2f} s  (cold {r['cold_s']:6.2f} s; others "
-              f"busy {r['other_cpus_busy']['median'] or 0:.2f} CPUs)")
+              f"busy just before: {r['other_cpus_busy']['median'] or 0:.2f} CPUs)")
     if s["dask_cluster_start_s"] is not None:
         print(f"(starting the local Dask cluster took {s['dask_cluster_start_s']:.2f} s)")
     print(f"same best candidate every way: {s['same_best']}")
