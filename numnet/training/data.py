@@ -10,7 +10,8 @@ Everything here runs once per call of ``fit`` or ``evaluate``, before the first 
   :class:`~numnet.losses.BinaryCrossEntropy`, finite targets of the output's shape
   otherwise. It returns them in the form the loss's ``forward`` takes, so no batch is
   checked again;
-* :func:`split_validation` holds out the validation data;
+* :func:`split_validation` holds out the validation data (a random, class-stratified
+  selection by default, :func:`validation_rows`; or the last rows, as Keras);
 * :class:`Batches` cuts the training data into mini-batches, reshuffled every epoch.
 """
 
