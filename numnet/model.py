@@ -35,6 +35,7 @@ from numnet.errors import ShapeError
 from numnet.inspection import Trace
 from numnet.layers.activations import sigmoid, softmax
 from numnet.layers.base import NAMESPACE, Layer
+from numnet.layers.dense import Dense
 from numnet.losses import BinaryCrossEntropy, CrossEntropy, Loss, get_loss
 from numnet.optim import Optimizer
 from numnet.training import History, loop
@@ -126,15 +127,16 @@ class Sequential:
             if shape is None:
                 shape = expected  # sizes become known from here on
             elif expected is not None and tuple(expected) != shape:
-                raise ValueError(
+                raise ShapeError(
                     f"{here} expects input of size {fmt_shape(expected)}, but {previous} has "
-                    f"size {fmt_shape(shape)}"
+                    f"size {fmt_shape(shape)}: the size that fits here is {fmt_shape(shape)}"
+                    f"{_fitting_hint(layer, shape)}"
                 )
             if shape is not None:
                 try:
                     shape = layer.output_shape(shape)
                 except ShapeError as exc:
-                    raise ValueError(f"{here} cannot take {previous} of size "
+                    raise ShapeError(f"{here} cannot take {previous} of size "
                                      f"{fmt_shape(shape)}: {exc}") from exc
             previous = f"the output of {here}"
         return model_input
@@ -611,3 +613,10 @@ def _check_unshared(layers: list[Layer], index: int, model: Sequential) -> None:
             np.shares_memory(p, owner.flat_params) for p in layer.params.values()):
         raise ValueError(f"layer {index} {layer!r} already belongs to another model, whose "
                          "parameter buffer it uses; pass copy.deepcopy(layer) to reuse it")
+
+
+def _fitting_hint(layer: Layer, shape: tuple[int, ...]) -> str:
+    """How to write ``layer`` so that it takes ``shape`` (for layers with a size argument)."""
+    if isinstance(layer, Dense) and len(shape) == 1:
+        return f" (Dense({shape[0]}, {layer.out_features}))"
+    return ""
