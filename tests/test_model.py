@@ -16,11 +16,13 @@ from numnet.data import LabelEncoder
 from numnet.errors import ShapeError
 from numnet.layers import (
     BatchNorm1d,
+    Conv2D,
     Dense,
     Dropout,
     Flatten,
     Identity,
     LeakyReLU,
+    MaxPool2D,
     ReLU,
     Sigmoid,
     Softmax,
@@ -252,6 +254,16 @@ def test_a_model_pickles_and_keeps_its_flat_buffers():
     shallow = copy.copy(model)  # shares the layers, so it shares their buffers too
     assert shallow.flat_params is model.flat_params
     assert all(np.shares_memory(p, model.flat_params) for _, _, p, _ in model.parameters())
+
+
+def test_a_convolutional_model_pickles_too():
+    model = Sequential([Conv2D(1, 4, 3), ReLU(), MaxPool2D(2), Flatten(), Dense(4 * 3 * 3, 2)],
+                       loss="cross_entropy", seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 1, 8, 8))
+    model.fit(x, [0, 1, 0, 1, 1], epochs=1, verbose=0)  # work arrays in the layers
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(clone.predict_logits(x), model.predict_logits(x))
+    assert all(layer.owner() is clone for layer in clone.layers)
 
 
 def test_predict_rejects_bad_input():

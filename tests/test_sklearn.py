@@ -30,9 +30,20 @@ from sklearn.utils.estimator_checks import (  # noqa: E402
     parametrize_with_checks,
 )
 
-from numnet import io, layers  # noqa: E402
+from numnet import io  # noqa: E402
 from numnet.data import load_digits  # noqa: E402
-from numnet.layers import BatchNorm1d, Dense, Dropout, Flatten, ReLU, Softmax, Tanh  # noqa: E402
+from numnet.layers import (  # noqa: E402
+    BatchNorm1d,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Softmax,
+    Tanh,
+)
 from numnet.losses import BinaryCrossEntropy, CrossEntropy, MeanSquaredError  # noqa: E402
 from numnet.model import Sequential  # noqa: E402
 from numnet.sklearn import NumnetClassifier, NumnetRegressor  # noqa: E402
@@ -384,16 +395,7 @@ def test_model_errors_say_what_is_wrong(model, match):
         small(model=model).fit(*blobs())
 
 
-def cnn_layers():
-    """The CNN layers, or a skip when this numnet has none yet."""
-    names = ("Conv2D", "MaxPool2D", "Reshape")
-    if not all(hasattr(layers, name) for name in names):
-        pytest.skip("numnet has no convolution layers (Conv2D, MaxPool2D, Reshape) yet")
-    return [getattr(layers, name) for name in names]
-
-
 def test_a_convolutional_network_through_its_description(tmp_path):
-    Conv2D, MaxPool2D, Reshape = cnn_layers()
     X, y = load_digits(flatten=True, scale=True)
     cnn = Sequential([Reshape((1, 8, 8)), Conv2D(1, 8, 3, padding="same"), ReLU(),
                       MaxPool2D(2), Flatten(), Dense(8 * 4 * 4, 10)])
@@ -403,6 +405,10 @@ def test_a_convolutional_network_through_its_description(tmp_path):
     assert clf.score(X[1200:], y[1200:]) > 0.85
     loaded = NumnetClassifier.load(clf.save(tmp_path / "cnn.npz"))
     np.testing.assert_array_equal(loaded.predict_proba(X[1200:]), clf.predict_proba(X[1200:]))
+    unpickled = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(unpickled.predict_proba(X[1200:]), clf.predict_proba(X[1200:]))
+    by_template = clone(NumnetClassifier(model=cnn, epochs=1, random_state=0)).fit(X, y)
+    assert type(by_template.model_.layers[1]) is Conv2D
     images = X.reshape(-1, 1, 8, 8)  # or images (N, C, H, W), for a network that takes them
 
     def network(shape, n_outputs):
