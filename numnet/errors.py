@@ -38,3 +38,24 @@ class TrainingDiverged(RuntimeError):
         super().__init__(message)
         self.epoch = epoch
         self.batch = batch
+
+
+class DistributedError(RuntimeError):
+    """The processes of a distributed (MPI) run cannot go on together: another rank failed,
+    or the ranks disagree on the data or the arguments. The message names the rank and what.
+
+    Every rank raises it at the same point (``every_rank``), so a program printing errors
+    may leave the copy to rank 0.
+    """
+
+    every_rank = True
+
+
+class TrainingWarning(UserWarning):
+    """Training looks unhealthy (dead units, a loss stuck at chance level, a rising loss,
+    unscaled inputs...), before anything turns NaN.
+
+    :class:`numnet.health.HealthCheck` issues these during ``fit`` (once per kind and run).
+    Silence them with ``fit(..., health=False)`` or
+    ``warnings.filterwarnings("ignore", category=numnet.errors.TrainingWarning)``.
+    """

@@ -32,6 +32,7 @@ from sklearn.utils.estimator_checks import (  # noqa: E402
 
 from numnet import io  # noqa: E402
 from numnet.data import load_digits  # noqa: E402
+from numnet.errors import TrainingWarning  # noqa: E402
 from numnet.layers import (  # noqa: E402
     BatchNorm1d,
     Conv2D,
@@ -508,6 +509,15 @@ def test_importing_numnet_does_not_import_scikit_learn():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_health_warnings_can_be_switched_off():
+    X, y = blobs()
+    with pytest.warns(TrainingWarning, match="far from standardised"):
+        small(epochs=1).fit(X * 100, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingWarning)
+        small(epochs=1, health=False).fit(X * 100, y)
 
 
 def test_fit_warns_about_a_column_vector_y():

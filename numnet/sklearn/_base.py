@@ -63,6 +63,7 @@ class NumnetEstimator(BaseEstimator):
         "verbose": ["verbose"],
         "dtype": [StrOptions({"float32", "float64"})],
         "n_threads": [None, Interval(Integral, 1, None, closed="left")],
+        "health": ["boolean"],
     }
 
     #: the loss of the network, per kind of target (``_task``)
@@ -76,7 +77,7 @@ class NumnetEstimator(BaseEstimator):
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  patience: int = 10, clip_norm: float | None = None, warm_start: bool = False,
                  random_state: Any = None, verbose: int = 0, dtype: str = "float32",
-                 n_threads: int | None = None) -> None:
+                 n_threads: int | None = None, health: bool = True) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.model = model
         self.activation = activation
@@ -99,6 +100,7 @@ class NumnetEstimator(BaseEstimator):
         self.verbose = verbose
         self.dtype = dtype
         self.n_threads = n_threads
+        self.health = health
 
     # -- for the subclasses -------------------------------------------------------------
     def _encode_targets(self, y: Any, weights: np.ndarray | None, first: bool, classes: Any,
@@ -184,7 +186,7 @@ class NumnetEstimator(BaseEstimator):
             X, targets, epochs=1 if partial else self.epochs, batch_size=self.batch_size,
             optimizer=self.optimizer_, shuffle=bool(self.shuffle), validation_data=validation,
             callbacks=callbacks, verbose=min(int(self.verbose), 2), seed=seed,
-            sample_weight=weights, clip_norm=self.clip_norm)
+            sample_weight=weights, clip_norm=self.clip_norm, health=bool(self.health))
 
     def _record(self, run: History, first: bool) -> None:
         """Append the run's epochs to ``history_`` (a key a run lacks gets NaN there)."""

@@ -63,6 +63,10 @@ default="relu"
         At most this many BLAS/OpenMP threads while fitting and predicting. None: one
         inside a worker process (a parallel search's ``n_jobs`` workers, Dask's worker
         processes), BLAS's own choice otherwise; see :mod:`numnet.sklearn._threads`.
+    health : bool, default=True
+        numnet's training health warnings (:mod:`numnet.health`: unscaled inputs, a loss
+        stuck at chance level or rising...). ``False`` silences them, in the worker
+        processes of a search too, where warning filters set here do not reach.
 """
 
 SHARED_ATTRIBUTES = """

@@ -47,7 +47,8 @@ class NumnetRegressor(RegressorMixin, NumnetEstimator):
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  patience: int = 10, clip_norm: float | None = None, warm_start: bool = False,
                  random_state: Any = None, verbose: int = 0, dtype: str = "float32",
-                 n_threads: int | None = None, scale_target: bool = True) -> None:
+                 n_threads: int | None = None, health: bool = True,
+                 scale_target: bool = True) -> None:
         super().__init__(
             hidden_layer_sizes, model=model, activation=activation, dropout=dropout,
             batch_norm=batch_norm, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
@@ -55,7 +56,7 @@ class NumnetRegressor(RegressorMixin, NumnetEstimator):
             batch_size=batch_size, shuffle=shuffle, early_stopping=early_stopping,
             validation_fraction=validation_fraction, patience=patience, clip_norm=clip_norm,
             warm_start=warm_start, random_state=random_state, verbose=verbose, dtype=dtype,
-            n_threads=n_threads)
+            n_threads=n_threads, health=health)
         self.scale_target = scale_target
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> NumnetRegressor:

@@ -11,12 +11,18 @@ Read top to bottom, ``fit`` is::
         callbacks.on_epoch_end(epoch, logs)          # early stopping, checkpoints, ...
 
 and :func:`train_step` is one step of gradient descent: forward, loss, backward, step.
+:func:`numnet.reference.fit` is the same loop with nothing else around it.
 
 Each step runs inside a :class:`~numnet.training.guard.Guard`, which undoes the step and
 stops training with a message naming the epoch, the batch and the layer when its numbers
 turn NaN or infinite, and lets a Ctrl-C finish the batch in progress before stopping.
 The checks of the data and the arguments live in :mod:`numnet.training.data` and
 :mod:`numnet.training.options`; nothing is checked again batch by batch.
+
+The same loop trains one model over several MPI processes (``fit(..., distributed=True)``):
+``opts.replicas`` gives each process its part of every batch, a guard whose step sums the
+gradients over the processes, and the sums of the metrics (see
+:mod:`numnet.training.parallel`); for one process each of these is the plain thing.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,16 +47,19 @@ from numnet.training.data import (
     Targets,
     batch_bounds,
     checked_data,
-    min_batch,
     split_validation,
 )
 from numnet.training.guard import Guard, Updater, catch_ctrl_c
 from numnet.training.options import FitOptions, fit_options
+from numnet.training.parallel import Replicas, local
 
 if TYPE_CHECKING:
     from numnet.model import Sequential
 
 EVAL_BATCH = 1024
+
+#: sums a batch's numbers over the processes of a distributed run (as they are in one)
+Reduce = Callable[..., tuple[float, ...]]
 
 
 @dataclass
@@ -123,7 +132,8 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
         validation_data: tuple[Any, ...] | None = None, validation_split: float = 0.0,
         callbacks: Sequence[Callback] = (), verbose: int = 1, seed: int | None = None,
         sample_weight: Any = None, clip_norm: float | None = None,
-        lr_schedule: Any = None, initial_epoch: int = 0,
+        lr_schedule: Any = None, initial_epoch: int = 0, distributed: bool = False,
+        sync_batchnorm: bool = False, health: bool = True,
         validation_shuffle: bool = True) -> History:
     """Train ``model`` on ``(X, y)`` with mini-batches.
 
@@ -164,6 +174,21 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
         The epoch to start from (as in Keras): ``epochs - initial_epoch`` epochs run, numbered
         from ``initial_epoch``, so a run resumed from a saved model and optimiser continues
         its schedule where it stopped.
+    distributed : bool
+        Data-parallel training over the processes of an MPI job (``mpiexec -n P python
+        script.py``, every process calling ``fit`` with the same data and arguments): each
+        rank trains on its part of every global batch of ``batch_size`` rows and the
+        gradients are summed over the ranks before each step, so the result does not depend
+        on P. See :mod:`numnet.distributed`; needs ``pip install 'numnet[mpi]'``.
+    sync_batchnorm : bool
+        With ``distributed``: BatchNorm takes its statistics over the global batch
+        (SyncBatchNorm) instead of over each rank's part.
+    health : bool
+        Warn (:class:`numnet.errors.TrainingWarning`, once per kind) when training looks
+        unhealthy before anything turns NaN: unscaled inputs, a rising loss, a loss or
+        accuracy at chance level, dead or saturated layers, vanishing or exploding
+        gradients (see :mod:`numnet.health`). A :class:`numnet.health.HealthCheck` in
+        ``callbacks`` is used instead of the default one.
     validation_shuffle : bool
         How ``validation_split`` picks its rows. True (the default): at random, stratified
         by class for classifiers (each class keeps its share in both parts), by a generator
@@ -174,8 +199,7 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
     Returns
     -------
     History
-        Per-epoch ``loss`` and ``accuracy`` (classifiers) or ``rmse`` and ``r2``
-        (regression), the same with ``val_`` for validation data, ``lr`` and ``seconds``.
+        Per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``lr``, ``seconds``.
         After Ctrl-C it holds the finished epochs and ``interrupted`` is True.
 
     Raises
@@ -191,18 +215,26 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
                        batch_size=batch_size, shuffle=shuffle,
                        validation_split=validation_split, clip_norm=clip_norm,
                        verbose=verbose, optimizer=optimizer, seed=seed, callbacks=callbacks,
-                       lr_schedule=lr_schedule, validation_shuffle=validation_shuffle)
+                       lr_schedule=lr_schedule, distributed=distributed,
+                       sync_batchnorm=sync_batchnorm, health=health,
+                       validation_shuffle=validation_shuffle)
     data, targets = checked_data(model, X, y, sample_weight, "fit")
     model.target_shape = tuple(np.shape(y)[1:])  # predict returns targets of this shape
     train, val = split_validation(model, targets, data, validation_data,
                                   opts.validation_split, opts.validation_shuffle, seed)
-    bounds = batch_bounds(train.n, opts.batch_size, min_batch(model, train.n))
-    batches = Batches(train, bounds, opts.shuffle, opts.rng)
+    if opts.health is not None:
+        opts.health.watch(train.X, train.y, targets.kind, int(np.prod(targets.out_shape)))
+    replicas = opts.replicas  # one process, or one rank of a distributed run
+    bounds = batch_bounds(train.n, opts.batch_size,
+                          replicas.min_batch(model, train.n, opts.batch_size))
+    batches = replicas.batches(train, bounds, opts.shuffle, opts.rng)
     history = History(params=_params(opts, batches, train, val, targets))
-    guard = Guard(model, opts.optimizer, train.X, opts.epochs, len(batches))
+    guard = replicas.guard(model, opts.optimizer, train.X, opts.epochs, len(batches),
+                           targets)
     was_training = model.training
     try:
-        _train(model, opts, batches, val, targets, guard, history)
+        with replicas.training(model, opts, train, val, batches):
+            _train(model, opts, batches, val, targets, guard, history)
     finally:
         model.training = was_training
     return history
@@ -249,11 +281,14 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
     model.train()
     callbacks.call("on_epoch_begin", epoch, {})
     lr = float(opts.optimizer.lr)
-    meter = Meter(targets, None if targets.classifier else target_variance(batches.data.y))
+    meter = Meter(targets, opts.replicas.batch_sums,
+                  None if targets.classifier else target_variance(batches.data.y),
+                  opts.replicas.sum if opts.replicas.size > 1 else local)
     guard.epoch = epoch
     for batch, (xb, yb, wb) in enumerate(batches):
         guard.batch = batch  # where we are, for the guard's messages
-        size = xb.shape[0]
+        first, last = batches.bounds[batch]
+        size = last - first  # all the batch's rows (a distributed rank trains on a part)
         callbacks.call("on_batch_begin", batch, {"batch": batch, "size": size})
         loss, output = guard.run(train_step, xb, yb, wb, clip_norm=opts.clip_norm)
         meter.add(loss, output, yb)
@@ -261,41 +296,53 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
         if (guard.interrupt.requested or model.stop_training) and meter.seen < batches.data.n:
             return None
     model.eval()
-    logs = meter.logs()
+    opts.replicas.sync_buffers(model)  # distributed: the same running statistics everywhere
+    logs = meter.logs(final=True)
     if val is not None:
-        logs.update(_validate(model, targets, val, max(opts.batch_size, EVAL_BATCH), guard))
+        logs.update(_validate(model, targets, val, max(opts.batch_size, EVAL_BATCH), guard,
+                              opts.replicas))
     logs["lr"] = lr
-    logs["seconds"] = time.perf_counter() - start
+    logs["seconds"] = opts.replicas.maximum(time.perf_counter() - start)  # the slowest rank's
     return logs
 
 
 class Meter:
     """The epoch's running mean loss (over samples) and accuracy (classifiers), or RMSE and
-    R^2 (regression: against ``variance``, each output's variance over the training set)."""
+    R^2 (regression: against ``variance``, each output's variance over the training set).
 
-    def __init__(self, targets: Targets, variance: np.ndarray | None = None) -> None:
-        self.targets = targets
-        self.variance = variance
+    ``reduce`` sums a batch's numbers over the processes of a distributed run, so the meter
+    counts the whole global batch on every rank. A regression's squared errors are summed
+    by ``total`` once, at the epoch's end (``logs(final=True)``); in a distributed run the
+    batch logs leave RMSE and R^2 out rather than add a collective to every step.
+    """
+
+    def __init__(self, targets: Targets, reduce: Reduce = local,
+                 variance: np.ndarray | None = None, total: Reduce = local) -> None:
+        self.targets, self.reduce = targets, reduce
+        self.variance, self.total = variance, total
         self.loss_sum, self.seen, self.correct, self.counted = 0.0, 0, 0, 0
-        self.sq_err: np.ndarray | float = 0.0  # per output
+        # this process's squared errors per output (a regression), the same size everywhere
+        self.sq_err = np.zeros(0 if variance is None else variance.size)
 
     def add(self, loss: float, output: np.ndarray, yb: np.ndarray) -> None:
         size = yb.shape[0]
-        self.loss_sum += loss * size
-        self.seen += size
-        if self.targets.classifier:
-            right, count = self.targets.count_correct(output, yb)
-            self.correct += right
-            self.counted += count
-        elif self.variance is not None:
-            self.sq_err = self.sq_err + squared_errors(output, yb)
+        right, count = self.targets.count_correct(output, yb) if self.targets.classifier \
+            else (0, 0)
+        totals = self.reduce(loss * size, size, right, count)
+        self.loss_sum += totals[0]
+        self.seen += int(totals[1])
+        self.correct += int(totals[2])
+        self.counted += int(totals[3])
+        if self.variance is not None and size:
+            self.sq_err += squared_errors(output, yb)
 
-    def logs(self) -> dict[str, float]:
+    def logs(self, final: bool = False) -> dict[str, float]:
         logs = {"loss": self.loss_sum / self.seen}
         if self.targets.classifier:
             logs["accuracy"] = self.correct / self.counted
-        elif self.variance is not None:
-            logs.update(regression_scores(self.sq_err, self.variance * self.seen, self.seen))
+        elif self.variance is not None and (final or self.total is local):
+            sq_err = np.asarray(self.total(*self.sq_err)) if final else self.sq_err
+            logs.update(regression_scores(sq_err, self.variance * self.seen, self.seen))
         return logs
 
 
@@ -314,8 +361,7 @@ def target_variance(y: np.ndarray) -> np.ndarray:
     return variance
 
 
-def regression_scores(sq_err: np.ndarray | float, ss_tot: np.ndarray,
-                      n: int) -> dict[str, float]:
+def regression_scores(sq_err: np.ndarray, ss_tot: np.ndarray, n: int) -> dict[str, float]:
     """``rmse`` over every output and ``r2`` averaged over the outputs (as
     :func:`numnet.metrics.r2_score`), from the summed squared errors per output."""
     sq = np.asarray(sq_err, dtype=np.float64)
@@ -324,9 +370,13 @@ def regression_scores(sq_err: np.ndarray | float, ss_tot: np.ndarray,
 
 
 def _validate(model: Sequential, targets: Targets, val: Data, batch_size: int,
-              guard: Guard) -> dict[str, float]:
-    """``val_loss`` (and ``val_accuracy``); TrainingDiverged when the loss is not finite."""
-    scores = _scores(model, targets, val, batch_size)
+              guard: Guard, replicas: Replicas) -> dict[str, float]:
+    """``val_loss`` (and ``val_accuracy``); TrainingDiverged when the loss is not finite.
+
+    A distributed run scores each rank's part of the validation data and sums over ranks.
+    """
+    scores = _scores(model, targets, replicas.part(val), batch_size, replicas.sum,
+                     None if targets.classifier else target_variance(val.y) * val.n)
     if not math.isfinite(scores["loss"]):
         raise guard.diverged_on_validation(val.X, scores["loss"])
     return {f"val_{key}": scores[key] for key in ("loss", "accuracy", "rmse", "r2")
@@ -379,12 +429,15 @@ def evaluate(model: Sequential, X: Any, y: Any, batch_size: int = EVAL_BATCH,
     return scores
 
 
-def _scores(model: Sequential, targets: Targets, data: Data,
-            batch_size: int) -> dict[str, float]:
-    """The loss and metrics of checked data, ``batch_size`` rows at a time."""
+def _scores(model: Sequential, targets: Targets, data: Data, batch_size: int,
+            reduce: Reduce = local, ss_tot: np.ndarray | None = None) -> dict[str, float]:
+    """The loss and metrics of checked data, ``batch_size`` rows at a time (the sums
+    ``reduce``d over the processes of a distributed run). A regression's R^2 divides by
+    ``ss_tot``, each output's sum of squares about its mean over all the data (by default
+    over ``data``: a distributed run scores a part and passes the whole's)."""
     loss_fn = model._need_loss()
-    loss_sum, correct, counted, abs_sum = 0.0, 0, 0, 0.0
-    sq_err: np.ndarray | float = 0.0
+    loss_sum, correct, counted, abs_sum = 0.0, 0.0, 0.0, 0.0
+    sq_err = np.zeros(0 if targets.classifier else int(np.prod(targets.out_shape)))
     with np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss is reported
         for start in range(0, data.n, batch_size):
             end = start + batch_size
@@ -396,14 +449,18 @@ def _scores(model: Sequential, targets: Targets, data: Data,
                 right, count = targets.count_correct(output, yb)
                 correct, counted = correct + right, counted + count
             else:
-                sq_err = sq_err + squared_errors(output, yb)
+                sq_err += squared_errors(output, yb)
                 abs_sum += float(np.abs(output.reshape(-1) - yb.reshape(-1)).sum())
-    result = {"loss": loss_sum / data.n + model.l2_penalty()}
+    loss_sum, n, correct, counted, abs_sum, *summed = reduce(
+        loss_sum, data.n, correct, counted, abs_sum, *sq_err)
+    result = {"loss": loss_sum / n + model.l2_penalty()}
     if targets.classifier:
         result["accuracy"] = correct / counted
     else:
-        elements = data.n * int(np.prod(targets.out_shape))
-        result["mse"] = float(np.sum(sq_err)) / elements
+        elements = n * int(np.prod(targets.out_shape))
+        result["mse"] = float(np.sum(summed)) / elements
         result["mae"] = abs_sum / elements
-        result.update(regression_scores(sq_err, target_variance(data.y) * data.n, data.n))
+        if ss_tot is None:
+            ss_tot = target_variance(data.y) * data.n
+        result.update(regression_scores(np.asarray(summed), ss_tot, int(n)))
     return result
