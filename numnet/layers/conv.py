@@ -152,7 +152,7 @@ class Conv2D(Layer):
 
     def __getstate__(self) -> dict[str, Any]:
         # copies (deepcopy, pickle) leave the work arrays behind: they are rebuilt on demand
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state["_work"] = Workspace()
         state["_col"] = None
         return state
