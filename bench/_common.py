@@ -17,6 +17,7 @@ import platform
 import resource
 import statistics
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -129,16 +130,12 @@ class OtherLoad:
     """
 
     def start(self) -> OtherLoad:
-        import time
-
         self.wall = time.perf_counter()
         self.system = _cpu_times()
         self.own = _own_cpu()
         return self
 
     def stop(self) -> float | None:
-        import time
-
         wall = time.perf_counter() - self.wall
         system = _cpu_times()
         if self.system is None or system is None or wall <= 0 or system[1] <= self.system[1]:
@@ -155,8 +152,6 @@ def _own_cpu() -> float:
 
 def busy_cores(interval: float = 1.0) -> float | None:
     """How many CPUs' worth of work other processes did during ``interval`` seconds."""
-    import time
-
     first = _cpu_times()
     if first is None:
         return None
@@ -173,8 +168,6 @@ def wait_until_idle(max_wait: float, threshold: float = 0.3,
 
     Returns ``(seconds waited, busy CPUs in the last sample)``.
     """
-    import time
-
     start = time.perf_counter()
     busy = busy_cores(interval)
     while busy is not None and busy >= threshold and time.perf_counter() - start < max_wait:

@@ -12,16 +12,17 @@ accumulator (about 0.2 us per call, a few ms per epoch in all):
 Each instrumented epoch is preceded by a GEMM-floor epoch in the same process, so the
 floor and the epochs see the same drift of the machine's speed.
 
-* the batch gather (``_Trainer._batches``: the shuffle and one ``np.take`` per batch);
+* the batch gather (``numnet.training.data.Batches``: the shuffle and one ``np.take`` per
+  batch);
 * each layer's ``forward`` and ``backward``;
 * the loss's ``forward`` and ``backward``;
 * the optimiser's ``step``;
-* what is left of ``Sequential.loss_and_grad`` (input conversion, the calls themselves),
-  of ``_Trainer.step`` (finiteness checks, the weight backup, the accuracy count) and of
-  the epoch (the Python loop, callbacks, logs).
+* what is left of the guarded step (``numnet.training.guard.Guard.run`` around
+  ``train_step``: finiteness checks, the weight backup, the model's input conversion) and
+  of the epoch (the Python loop, callbacks, logs, the accuracy count).
 
 Nothing in numnet is edited: the wrappers are set on the model's objects (and, for the
-gather and the step, on ``numnet.training._Trainer`` for the duration of the run).
+gather and the step, on ``Batches`` and ``Guard`` for the duration of the run).
 
 Each Dense row also shows the GEMM floor of the matrix products it performs (from
 ``bench/gemm_floor.py``, measured in the same process between the epochs), so "non-GEMM" is the
@@ -113,7 +114,8 @@ def layer_name(index: int, layer: Any) -> str:
 
 def instrument(model: Any, optimizer: Any, timers: Timers) -> Callable[[], None]:
     """Wrap the model's, loss's and optimiser's methods; returns a function that undoes it."""
-    from numnet import training
+    from numnet.training.data import Batches
+    from numnet.training.guard import Guard
 
     undo: list[Callable[[], None]] = []
 
@@ -144,12 +146,9 @@ def instrument(model: Any, optimizer: Any, timers: Timers) -> Callable[[], None]
     patch(model, "loss_and_grad", timers.wrap("[loss_and_grad total]", model.loss_and_grad))
     patch(optimizer, "step", timers.wrap(f"optimizer {type(optimizer).__name__} step",
                                          optimizer.step))
-    trainer = getattr(training, "_Trainer", None)
-    if trainer is not None and hasattr(trainer, "_batches"):
-        patch(trainer, "_batches", timers.wrap_generator("batch gather (shuffle + np.take)",
-                                                         trainer._batches))
-    if trainer is not None and hasattr(trainer, "step"):
-        patch(trainer, "step", timers.wrap("[trainer step total]", trainer.step))
+    patch(Batches, "__iter__", timers.wrap_generator("batch gather (shuffle + np.take)",
+                                                     Batches.__iter__))
+    patch(Guard, "run", timers.wrap("[trainer step total]", Guard.run))
 
     def restore_all() -> None:  # idempotent
         while undo:
@@ -262,9 +261,10 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "seconds": sec["[loss_and_grad total]"] - layers_and_loss,
                     "calls": calls["[loss_and_grad total]"]})
     if "[trainer step total]" in sec:
-        inner = sec.get("[loss_and_grad total]", 0.0) + sum(
+        # fit runs train_step, whose layers and loss are timed one by one
+        inner = sec.get("[loss_and_grad total]", layers_and_loss) + sum(
             sec[n] for n in names if n.startswith("optimizer"))
-        out.append({"operation": "fit step checks (finite checks, backup, accuracy)",
+        out.append({"operation": "fit step checks (finite checks, backup, glue)",
                     "seconds": sec["[trainer step total]"] - inner,
                     "calls": calls["[trainer step total]"]})
         accounted = sec["[trainer step total]"] + sum(

@@ -1,7 +1,22 @@
 """numnet: a neural-network library written from scratch on NumPy."""
 
-from numnet import callbacks, gradcheck, init, io, losses, metrics, optim, training
+from numnet import (
+    callbacks,
+    diagnosis,
+    distributed,
+    gradcheck,
+    health,
+    init,
+    io,
+    layers,
+    losses,
+    metrics,
+    optim,
+    reference,
+    training,
+)
 from numnet._kernels import fast_path, set_fast_path
+from numnet._version import __version__
 from numnet.callbacks import (
     Callback,
     CSVLogger,
@@ -10,74 +25,60 @@ from numnet.callbacks import (
     LearningRateScheduler,
     ModelCheckpoint,
 )
-from numnet.errors import DataError, NonFiniteError, ShapeError, TrainingDiverged
-from numnet.layers import (
-    Add,
-    BatchNorm1d,
-    Dense,
-    Dropout,
-    Flatten,
-    Identity,
-    Layer,
-    LayerNorm,
-    LeakyReLU,
-    Mul,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
+from numnet.errors import (
+    DataError,
+    NonFiniteError,
+    ShapeError,
+    TrainingDiverged,
+    TrainingWarning,
 )
+from numnet.health import HealthCheck
+from numnet.layers import *  # noqa: F403 - the layer list is numnet/layers/__init__.py's
 from numnet.losses import BinaryCrossEntropy, CrossEntropy, MeanSquaredError
 from numnet.model import Sequential
-from numnet.optim import SGD, Adam, AdamW, RMSProp, clip_grad_norm, get_optimizer
+from numnet.optim import SGD, AdaGrad, Adam, AdamW, RMSProp, clip_grad_norm, get_optimizer
 from numnet.training import History
-
-__version__ = "0.1.0"
 
 __all__ = [
     "SGD",
+    "AdaGrad",
     "Adam",
     "AdamW",
-    "Add",
-    "BatchNorm1d",
     "BinaryCrossEntropy",
     "CSVLogger",
     "Callback",
     "CrossEntropy",
     "DataError",
-    "Dense",
-    "Dropout",
     "EarlyStopping",
-    "Flatten",
+    "HealthCheck",
     "History",
-    "Identity",
     "LambdaCallback",
-    "Layer",
-    "LayerNorm",
     "LearningRateScheduler",
-    "LeakyReLU",
     "MeanSquaredError",
     "ModelCheckpoint",
-    "Mul",
     "NonFiniteError",
     "RMSProp",
-    "ReLU",
     "Sequential",
     "ShapeError",
-    "Sigmoid",
-    "Softmax",
-    "Tanh",
     "TrainingDiverged",
+    "TrainingWarning",
+    "__version__",
     "callbacks",
     "clip_grad_norm",
+    "diagnosis",
+    "distributed",
     "fast_path",
     "get_optimizer",
     "gradcheck",
+    "health",
     "init",
     "io",
+    "layers",
     "losses",
     "metrics",
     "optim",
+    "reference",
     "set_fast_path",
     "training",
 ]
+__all__ += layers.__all__  # every layer, from the one list in numnet/layers/__init__.py

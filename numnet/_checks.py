@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,17 +12,22 @@ from numnet.errors import NonFiniteError
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def resolve_dtype(dtype: Any) -> np.dtype:
+def resolve_dtype(dtype: Any) -> np.dtype[Any]:
     """Return ``float32`` for None, else the given float dtype; anything else is an error."""
     if dtype is None:
         return np.dtype(np.float32)
     try:
-        resolved = np.dtype(dtype)
+        resolved: np.dtype[Any] = np.dtype(dtype)
     except TypeError as exc:
         raise ValueError(f"unknown dtype {dtype!r}: expected 'float32' or 'float64'") from exc
     if resolved not in FLOAT_DTYPES:
         raise ValueError(f"unsupported dtype {resolved}: expected 'float32' or 'float64'")
     return resolved
+
+
+def fmt_shape(shape: Sequence[Any]) -> str:
+    """A shape as it reads in a message: ``(N, 784)``, ``(10,)``."""
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def first_bad_index(mask: np.ndarray) -> tuple[int, ...]:
@@ -66,21 +72,28 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def non_negative_int(value: Any, name: str) -> int:
+    """Validate an integer argument >= 0 (a patience, a count of epochs)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
 def real_number(value: Any, name: str, low: float | None = None, high: float | None = None,
                 low_open: bool = False, high_open: bool = False) -> float:
     """Validate a finite real number within optional bounds."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
+    number = float(value)
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}")
+    too_low = low is not None and (number <= low if low_open else number < low)
+    too_high = high is not None and (number >= high if high_open else number > high)
     if too_low or too_high:
         lo = "(" if low_open else "["
         hi = ")" if high_open else "]"
         raise ValueError(
             f"{name} must be in {lo}{'-inf' if low is None else low}, "
-            f"{'inf' if high is None else high}{hi}, got {value}"
+            f"{'inf' if high is None else high}{hi}, got {number}"
         )
-    return value
+    return number

@@ -16,6 +16,12 @@ The logs of ``on_epoch_end`` hold that epoch's ``loss``, ``accuracy`` (classifie
 ``val_loss``/``val_accuracy`` (with validation data), ``lr`` and ``seconds``; the logs of
 ``on_batch_end`` hold ``batch``, ``size`` and the epoch's running mean ``loss`` (and
 ``accuracy``) so far.
+
+In a distributed run (``fit(..., distributed=True)`` under MPI) every process runs the
+callbacks with the same logs, so they decide alike (early stopping, learning-rate
+schedules); those that write files or to the terminal (``main_only = True``: the progress
+bar, :class:`ModelCheckpoint`, :class:`CSVLogger`) run on rank 0 only, and the others run
+with ``verbose`` set to 0 on the other ranks.
 """
 
 from __future__ import annotations
@@ -29,18 +35,22 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from numnet._checks import real_number
 from numnet.optim import (
     LRSchedule,
+    Optimizer,
     ReduceLROnPlateau,
     is_improvement,
     non_negative_int,
     resolve_mode,
 )
+
+if TYPE_CHECKING:
+    from numnet.model import Sequential
 
 #: the keys fit itself writes into the epoch logs (some only for classifiers / validation)
 STANDARD_LOGS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
@@ -49,12 +59,17 @@ STANDARD_LOGS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"
 class Callback:
     """Base class: every hook does nothing. See the module docstring."""
 
+    # set by fit before on_train_begin (set_context): a callback runs inside fit only
+    model: Sequential
+    optimizer: Optimizer
+    #: run on rank 0 only in a distributed run: the callback writes files or to the terminal
+    main_only: bool = False
+
     def __init__(self) -> None:
-        self.model: Any = None
-        self.optimizer: Any = None
         self.params: dict[str, Any] = {}
 
-    def set_context(self, model: Any, optimizer: Any, params: dict[str, Any]) -> None:
+    def set_context(self, model: Sequential, optimizer: Optimizer,
+                    params: dict[str, Any]) -> None:
         """Called by ``fit`` before ``on_train_begin``."""
         self.model, self.optimizer, self.params = model, optimizer, params
 
@@ -105,7 +120,8 @@ class CallbackList:
     def __init__(self, callbacks: list[Callback]) -> None:
         self.callbacks = callbacks
 
-    def set_context(self, model: Any, optimizer: Any, params: dict[str, Any]) -> None:
+    def set_context(self, model: Sequential, optimizer: Optimizer,
+                    params: dict[str, Any]) -> None:
         for callback in self.callbacks:
             callback.set_context(model, optimizer, params)
 
@@ -176,7 +192,8 @@ class EarlyStopping(Callback):
             self.model.load_state_dict(self.best_state)
         if self.verbose and self.stopped_epoch is not None:
             restored = (f"; restored the weights of epoch {self.best_epoch + 1}"
-                        if self.best_state is not None else "")
+                        if self.best_state is not None and self.best_epoch is not None
+                        else "")
             print(f"early stopping after epoch {self.stopped_epoch + 1}: {self.monitor} did "
                   f"not improve on {self.best:.6g}{restored}", file=sys.stderr)
 
@@ -197,7 +214,7 @@ def _format_fields(path: str) -> list[str]:
 
 
 class ModelCheckpoint(Callback):
-    """Save the model with :func:`numnet.io.save` at the end of epochs.
+    """Save the model with its :meth:`~numnet.model.Sequential.save` at the end of epochs.
 
     ``path`` may hold format fields filled from the epoch (from 1) and the logs, e.g.
     ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``. With ``save_best_only=True`` the model is
@@ -211,7 +228,9 @@ class ModelCheckpoint(Callback):
         Every path written, in order.
     """
 
-    def __init__(self, path: str | os.PathLike, monitor: str = "val_loss",
+    main_only = True
+
+    def __init__(self, path: str | os.PathLike[str], monitor: str = "val_loss",
                  save_best_only: bool = False, mode: str = "auto",
                  save_optimizer: bool = False) -> None:
         super().__init__()
@@ -244,12 +263,7 @@ class ModelCheckpoint(Callback):
         except KeyError as exc:
             raise ValueError(f"ModelCheckpoint path {self.path!r} names {exc}, which the epoch "
                              f"logs do not have (they have epoch and {sorted(logs)})") from exc
-        from numnet.io import save  # imported late: numnet.io imports the model
-
-        if self.save_optimizer:
-            save(self.model, path, optimizer=self.optimizer)
-        else:
-            save(self.model, path)
+        self.model.save(path, optimizer=self.optimizer if self.save_optimizer else None)
         self.saved.append(path)
 
 
@@ -330,7 +344,9 @@ class CSVLogger(Callback):
     keys.
     """
 
-    def __init__(self, path: str | os.PathLike, separator: str = ",",
+    main_only = True
+
+    def __init__(self, path: str | os.PathLike[str], separator: str = ",",
                  append: bool = False) -> None:
         super().__init__()
         if not isinstance(path, (str, os.PathLike)):
@@ -392,6 +408,8 @@ class ProgressBar(Callback):
     one line per epoch. ``fit(verbose=...)`` adds one of these itself.
     """
 
+    main_only = True
+
     def __init__(self, verbose: int = 1) -> None:
         super().__init__()
         self.verbose = verbose
@@ -402,11 +420,7 @@ class ProgressBar(Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._tqdm = None
         if self.verbose == 1:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:  # the optional 'progress' extra is not installed
-                tqdm = None
-            self._tqdm = tqdm
+            self._tqdm = _tqdm()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._start = time.perf_counter()
@@ -423,8 +437,8 @@ class ProgressBar(Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         if self._bar is not None:
-            keys = ("loss", "accuracy", "val_loss", "val_accuracy")
-            self._bar.set_postfix_str(_format_logs(logs, keys), refresh=True)
+            shown = ("loss", "accuracy", "val_loss", "val_accuracy")
+            self._bar.set_postfix_str(_format_logs(logs, shown), refresh=True)
             self._bar.close()
             self._bar = None
             return
@@ -437,6 +451,15 @@ class ProgressBar(Callback):
         if self._bar is not None:  # an interrupted epoch
             self._bar.close()
             self._bar = None
+
+
+def _tqdm() -> Any:
+    """tqdm's bar, or None when the optional 'progress' extra is not installed."""
+    try:
+        from tqdm.auto import tqdm  # noqa: PLC0415 - optional dependency, imported when used
+    except ImportError:
+        return None
+    return tqdm
 
 
 def _format_logs(logs: dict[str, Any], keys: tuple[str, ...], sep: str = " ") -> str:

@@ -16,8 +16,46 @@ class NonFiniteError(ValueError):
 
 
 class DataError(ValueError):
-    """A data file or dataset is malformed (bad header, ragged row, bad checksum, ...)."""
+    """A data file or dataset is malformed (bad header, ragged row, bad checksum, ...).
+
+    ``path``, ``line`` and ``column`` (1-based) say where, when known; else None.
+    """
+
+    path: str | None = None
+    line: int | None = None
+    column: int | None = None
 
 
 class TrainingDiverged(RuntimeError):
-    """Training produced a NaN or infinite loss or gradient and was stopped."""
+    """Training produced a NaN or infinite loss or gradient and was stopped.
+
+    ``epoch`` and ``batch`` (from 0) say where; ``batch`` is None when the validation data
+    after an epoch went bad.
+    """
+
+    def __init__(self, message: str, epoch: int | None = None,
+                 batch: int | None = None) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.batch = batch
+
+
+class DistributedError(RuntimeError):
+    """The processes of a distributed (MPI) run cannot go on together: another rank failed,
+    or the ranks disagree on the data or the arguments. The message names the rank and what.
+
+    Every rank raises it at the same point (``every_rank``), so a program printing errors
+    may leave the copy to rank 0.
+    """
+
+    every_rank = True
+
+
+class TrainingWarning(UserWarning):
+    """Training looks unhealthy (dead units, a loss stuck at chance level, a rising loss,
+    unscaled inputs...), before anything turns NaN.
+
+    :class:`numnet.health.HealthCheck` issues these during ``fit`` (once per kind and run).
+    Silence them with ``fit(..., health=False)`` or
+    ``warnings.filterwarnings("ignore", category=numnet.errors.TrainingWarning)``.
+    """

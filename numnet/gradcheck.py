@@ -27,23 +27,86 @@ Layers are checked on the scalar ``L = sum(y * R)`` with a fixed random ``R``, s
 ``dL/dy = R``. Before every forward pass the layer's generator is reset to the same seed,
 so a random layer (dropout) draws the same mask each time and is checked as the fixed
 function it is for that mask.
+
+Each check returns a :class:`GradCheckReport`: a dict of relative errors by tensor name
+(``{"input": 3e-10, "W": 2e-10, ...}``) whose ``details`` say where each tensor is worst:
+the element's index with its analytic and numerical values (:class:`TensorCheck`). A
+failure raises :class:`GradientCheckError` with the same details in its message.
+
+Every registered layer, loss and graph node gives examples of itself
+(``gradcheck_cases()`` / ``gradcheck_inputs()``); :func:`check_layer_class`,
+:func:`check_loss_class` and :func:`check_node_class` run them, and
+:func:`registered_classes` lists what there is to check, so the test suite and
+``bench/gradcheck_report.py`` check whatever is registered.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+
+from numnet.layers.base import Layer
+from numnet.layers.graph import Node
+from numnet.losses import Loss
+
+if TYPE_CHECKING:
+    from numnet.model import Sequential
 
 DEFAULT_TOL = 1e-6
 DEFAULT_EPS = 1e-6
 ZERO_GRAD_FLOOR = 1e-4  # times max(1, |f|): the smallest gradient scale errors are taken of
 
 
+@dataclass(frozen=True)
+class TensorCheck:
+    """The check of one tensor: its relative error and its worst element.
+
+    Attributes
+    ----------
+    error : float
+        The relative error (see the module docstring).
+    index : tuple of int
+        Where ``|analytic - numerical|`` is largest (``()`` for a scalar).
+    analytic, numerical : float
+        The two gradients there.
+    eps : float
+        The step of the central differences that gave the smallest error.
+    """
+
+    error: float
+    index: tuple[int, ...]
+    analytic: float
+    numerical: float
+    eps: float
+
+    def where(self, name: str) -> str:
+        """``"W[2, 1]: analytic 0.5, numerical 0.25"``."""
+        at = f"{name}[{', '.join(map(str, self.index))}]" if self.index else name
+        return f"{at}: analytic {self.analytic:.6g}, numerical {self.numerical:.6g}"
+
+
+class GradCheckReport(dict[str, float]):
+    """``{tensor name: relative error}``, with ``details[name]`` a :class:`TensorCheck`."""
+
+    def __init__(self, details: dict[str, TensorCheck]) -> None:
+        super().__init__({name: check.error for name, check in details.items()})
+        self.details = details
+
+
 class GradientCheckError(AssertionError):
-    """An analytic gradient disagrees with the numerical one beyond the tolerance."""
+    """An analytic gradient disagrees with the numerical one beyond the tolerance.
+
+    ``details`` maps each failing tensor to its :class:`TensorCheck` (worst element, its
+    analytic and numerical values).
+    """
+
+    def __init__(self, message: str, details: dict[str, TensorCheck] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}
 
 
 def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = DEFAULT_EPS
@@ -83,47 +146,67 @@ def relative_error(analytic: np.ndarray, numerical: np.ndarray, floor: float = 0
 
 
 def _error(f: Callable[[], float], x: np.ndarray, analytic: np.ndarray, eps: float,
-           tol: float) -> float:
-    """Relative error of ``analytic`` against the numerical gradient at the best of three steps."""
-    best = np.inf
+           tol: float) -> TensorCheck:
+    """The check of ``analytic`` against the numerical gradient at the best of three steps."""
+    best: TensorCheck | None = None
     floor = ZERO_GRAD_FLOOR * max(1.0, abs(float(f())))
     for step in (eps, eps * 10, eps * 100):
-        best = min(best, relative_error(analytic, numerical_gradient(f, x, step), floor))
-        if best <= tol:
+        numerical = numerical_gradient(f, x, step)
+        error = relative_error(analytic, numerical, floor)
+        if best is None or error < best.error or (np.isnan(best.error)
+                                                   and not np.isnan(error)):
+            best = _worst_element(error, np.asarray(analytic, dtype=np.float64), numerical,
+                                  step)
+        if best.error <= tol:
             break
+    assert best is not None
     return best
 
 
-def _raise_if_bad(errors: dict[str, float], tol: float, what: str) -> dict[str, float]:
-    bad = {name: err for name, err in errors.items() if not err <= tol}
+def _worst_element(error: float, analytic: np.ndarray, numerical: np.ndarray,
+                   eps: float) -> TensorCheck:
+    if analytic.size == 0:
+        return TensorCheck(error, (), 0.0, 0.0, eps)
+    difference = np.abs(analytic - numerical)
+    # NaN compares as the largest: a NaN entry is the worst there is
+    flat = int(np.argmax(np.where(np.isnan(difference), np.inf, difference)))
+    index = tuple(int(i) for i in np.unravel_index(flat, analytic.shape))
+    return TensorCheck(error, index, float(analytic.reshape(-1)[flat]),
+                       float(numerical.reshape(-1)[flat]), eps)
+
+
+def _raise_if_bad(checks: dict[str, TensorCheck], tol: float, what: str) -> GradCheckReport:
+    bad = {name: check for name, check in checks.items() if not check.error <= tol}
     if bad:
-        detail = ", ".join(f"{name}: {err:.3g}" for name, err in bad.items())
+        detail = ", ".join(f"{name}: {check.error:.3g} (worst element {check.where(name)})"
+                           for name, check in bad.items())
         raise GradientCheckError(
-            f"gradient check failed for {what}: relative error above {tol:g} in {detail}"
-        )
-    return errors
+            f"gradient check failed for {what}: relative error above {tol:g} in {detail}",
+            bad)
+    return GradCheckReport(checks)
 
 
-def check_layer(layer: Any, x: np.ndarray, training: bool = True, seed: int = 0,
-                tol: float = DEFAULT_TOL, eps: float = DEFAULT_EPS) -> dict[str, float]:
+def check_layer(layer: Layer, x: np.ndarray, training: bool = True, seed: int = 0,
+                tol: float = DEFAULT_TOL, eps: float = DEFAULT_EPS) -> GradCheckReport:
     """Check a layer's input gradient and every parameter gradient.
 
     The layer is copied and converted to float64, so the original is untouched.
 
     Returns
     -------
-    dict
-        ``{"input": err, "W": err, ...}``: the relative error of each tensor.
+    GradCheckReport
+        ``{"input": err, "W": err, ...}``: the relative error of each tensor, and in
+        ``details`` its worst element with the analytic and numerical values there.
 
     Raises
     ------
     GradientCheckError
-        Naming every tensor whose error exceeds ``tol``.
+        Naming every tensor whose error exceeds ``tol``, with its worst element.
     """
     layer = copy.deepcopy(layer).astype(np.float64)
     x = np.array(x, dtype=np.float64)  # a private, contiguous copy to perturb
     rng = np.random.default_rng(seed)
-    probe = rng.standard_normal(layer.forward(x, training=training).shape)
+    probe = rng.standard_normal(layer(x, training=training).shape)  # x checked once
 
     def loss() -> float:
         layer.rng = np.random.default_rng(seed + 1)
@@ -138,8 +221,8 @@ def check_layer(layer: Any, x: np.ndarray, training: bool = True, seed: int = 0,
     return _raise_if_bad(errors, tol, f"{layer!r} (training={training})")
 
 
-def check_loss(loss: Any, prediction: np.ndarray, target: Any, sample_weight: Any = None,
-               tol: float = DEFAULT_TOL, eps: float = DEFAULT_EPS) -> dict[str, float]:
+def check_loss(loss: Loss, prediction: np.ndarray, target: Any, sample_weight: Any = None,
+               tol: float = DEFAULT_TOL, eps: float = DEFAULT_EPS) -> GradCheckReport:
     """Check ``loss.backward()`` against the numerical gradient w.r.t. the prediction."""
     prediction = np.array(prediction, dtype=np.float64)
     target = np.asarray(target)
@@ -147,7 +230,7 @@ def check_loss(loss: Any, prediction: np.ndarray, target: Any, sample_weight: An
         target = target.astype(np.float64)
 
     def value() -> float:
-        return loss.forward(prediction, target, sample_weight)
+        return loss(prediction, target, sample_weight)
 
     value()
     analytic = loss.backward()
@@ -155,8 +238,9 @@ def check_loss(loss: Any, prediction: np.ndarray, target: Any, sample_weight: An
     return _raise_if_bad(errors, tol, repr(loss))
 
 
-def check_model(model: Any, x: np.ndarray, y: Any, training: bool = True, seed: int = 0,
-                tol: float = DEFAULT_TOL, eps: float = DEFAULT_EPS) -> dict[str, float]:
+def check_model(model: Sequential, x: np.ndarray, y: Any, training: bool = True,
+                seed: int = 0, tol: float = DEFAULT_TOL,
+                eps: float = DEFAULT_EPS) -> GradCheckReport:
     """Check a whole model (its loss on ``(x, y)``) for the input and every parameter.
 
     The model is copied and converted to float64. Keys are ``"input"`` and
@@ -166,14 +250,15 @@ def check_model(model: Any, x: np.ndarray, y: Any, training: bool = True, seed: 
     if model.dtype != np.float64:
         model = model.astype(np.float64)
     x = np.array(x, dtype=np.float64)
+    loss = model._need_loss()
 
     def value() -> float:
         for index, layer in enumerate(model.layers):
             layer.rng = np.random.default_rng(seed + index)
-        return model.loss.forward(model.forward(x, training=training), y)
+        return loss(model.forward(x, training=training), y)
 
     value()
-    analytic = {"input": model.backward(model.loss.backward())}
+    analytic = {"input": cast(np.ndarray, model.backward(loss.backward()))}
     for index, layer in enumerate(model.layers):
         analytic.update({f"{index}.{k}": g.copy() for k, g in layer.grads.items()})
     errors = {"input": _error(value, x, analytic["input"], eps, tol)}
@@ -184,8 +269,8 @@ def check_model(model: Any, x: np.ndarray, y: Any, training: bool = True, seed: 
     return _raise_if_bad(errors, tol, f"model (training={training})")
 
 
-def check_node(node: Any, x: Any, y: Any, seed: int = 0, tol: float = DEFAULT_TOL,
-               eps: float = DEFAULT_EPS) -> dict[str, float]:
+def check_node(node: Node, x: Any, y: Any, seed: int = 0, tol: float = DEFAULT_TOL,
+               eps: float = DEFAULT_EPS) -> GradCheckReport:
     """Check a two-input graph node (:class:`numnet.layers.Add`, ``Mul``)."""
     x = np.array(x, dtype=np.float64)
     y = np.array(y, dtype=np.float64)
@@ -198,3 +283,72 @@ def check_node(node: Any, x: Any, y: Any, seed: int = 0, tol: float = DEFAULT_TO
     dx, dy = node.backward(probe.copy())
     errors = {"x": _error(value, x, dx, eps, tol), "y": _error(value, y, dy, eps, tol)}
     return _raise_if_bad(errors, tol, repr(node))
+
+
+# -- everything registered ------------------------------------------------------------------
+def registered_classes() -> dict[str, list[type[Any]]]:
+    """Every registered layer, loss and graph node class, to be gradient-checked."""
+    return {"layer": sorted(Layer.registry.values(), key=_name),
+            "loss": sorted(Loss.registry.values(), key=_name),
+            "node": sorted(Node.registry.values(), key=_name)}
+
+
+def _name(cls: type[Any]) -> str:
+    return str(getattr(cls, "type_name", None) or cls.name)
+
+
+def _worst(into: dict[str, float], key: str, errors: dict[str, float]) -> None:
+    for tensor, err in errors.items():
+        name = f"{key}.{tensor}"
+        into[name] = max(into.get(name, 0.0), err)
+
+
+def _no_cases(cls: type[Any], method: str) -> GradientCheckError:
+    return GradientCheckError(
+        f"{_name(cls)} ({cls.__module__}.{cls.__qualname__}) gives no gradient-check cases: "
+        f"define the classmethod {method}() returning small examples (see CONTRIBUTING.md)")
+
+
+def check_layer_class(cls: type[Layer], tol: float = DEFAULT_TOL,
+                      eps: float = DEFAULT_EPS) -> dict[str, float]:
+    """Check every case of ``cls.gradcheck_cases()`` in each of its modes.
+
+    Returns the worst relative error per ``"<mode>.<tensor>"`` (``"train.input"``,
+    ``"eval.W"``, ...); raises :class:`GradientCheckError` for a failing tensor, or when
+    the class gives no cases.
+    """
+    cases = cls.gradcheck_cases()
+    if not cases:
+        raise _no_cases(cls, "gradcheck_cases")
+    worst: dict[str, float] = {}
+    for index, case in enumerate(cases):
+        for training in case.modes:
+            errors = check_layer(case.layer, case.x, training=training, seed=index, tol=tol,
+                                 eps=eps)
+            _worst(worst, "train" if training else "eval", errors)
+    return worst
+
+
+def check_loss_class(cls: type[Loss], tol: float = DEFAULT_TOL,
+                     eps: float = DEFAULT_EPS) -> dict[str, float]:
+    """Check every case of ``cls.gradcheck_cases()``; the worst error (key ``"prediction"``)."""
+    cases = cls.gradcheck_cases()
+    if not cases:
+        raise _no_cases(cls, "gradcheck_cases")
+    worst: dict[str, float] = {}
+    for case in cases:
+        _worst(worst, "loss", check_loss(case.loss, case.prediction, case.target,
+                                         case.sample_weight, tol=tol, eps=eps))
+    return worst
+
+
+def check_node_class(cls: type[Node], tol: float = DEFAULT_TOL,
+                     eps: float = DEFAULT_EPS) -> dict[str, float]:
+    """Check ``cls()`` on every pair of ``cls.gradcheck_inputs()``; the worst errors."""
+    pairs = cls.gradcheck_inputs()
+    if not pairs:
+        raise _no_cases(cls, "gradcheck_inputs")
+    worst: dict[str, float] = {}
+    for seed, (x, y) in enumerate(pairs):
+        _worst(worst, "node", check_node(cls(), x, y, seed=seed, tol=tol, eps=eps))
+    return worst

@@ -1,8 +1,11 @@
 """Weight initialisers.
 
-An initialiser is a callable ``init(shape, rng, dtype) -> np.ndarray``. Fans follow the
-layout of the weight: a 2-D Dense weight is ``(in_features, out_features)``; a weight of
-rank > 2 is a convolution kernel ``(out_channels, in_channels, *kernel)``.
+An initialiser is a callable ``init(shape, rng, dtype) -> np.ndarray``. The named ones
+below also take ``fans=(fan_in, fan_out)``: a layer passes the fans of its weight (see
+:meth:`numnet.layers.Layer.fans`), so a weight of any layout gets the right scale. Without
+``fans`` they are computed by :func:`fans` from the layout: a 2-D Dense weight is
+``(in_features, out_features)``; a weight of rank > 2 is a convolution kernel
+``(out_channels, in_channels, *kernel)``.
 
 =================  ===============================================  ========================
 name               distribution                                     suits
@@ -24,14 +27,17 @@ network's output is 0 and nothing trains.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-Initializer = Callable[[tuple, np.random.Generator, np.dtype], np.ndarray]
+#: ``init(shape, rng, dtype)``, and ``fans=`` for the named initialisers
+Initializer = Callable[..., np.ndarray]
 InitSpec = str | Initializer | None
+Fans = tuple[int, int]
 
 
-def fans(shape: tuple) -> tuple[int, int]:
+def fans(shape: tuple[int, ...]) -> Fans:
     """Return ``(fan_in, fan_out)`` for a weight of the given shape."""
     if len(shape) < 2:
         raise ValueError(f"fans need a weight of rank >= 2, got shape {shape}")
@@ -41,35 +47,44 @@ def fans(shape: tuple) -> tuple[int, int]:
     return int(shape[1]) * receptive, int(shape[0]) * receptive
 
 
-def _uniform(shape: tuple, rng: np.random.Generator, dtype, limit: float) -> np.ndarray:
+_fans = fans  # the initialisers' ``fans`` argument shadows the function
+
+
+def _uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any,
+             limit: float) -> np.ndarray:
     return rng.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
 
 
-def _normal(shape: tuple, rng: np.random.Generator, dtype, std: float) -> np.ndarray:
+def _normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any,
+            std: float) -> np.ndarray:
     return (rng.standard_normal(size=shape) * std).astype(dtype, copy=False)
 
 
-def glorot_uniform(shape: tuple, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+def glorot_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32,
+                   fans: Fans | None = None) -> np.ndarray:
     """Glorot/Xavier uniform: U(-a, a) with a = sqrt(6 / (fan_in + fan_out))."""
-    fan_in, fan_out = fans(shape)
+    fan_in, fan_out = fans or _fans(shape)
     return _uniform(shape, rng, dtype, np.sqrt(6.0 / (fan_in + fan_out)))
 
 
-def glorot_normal(shape: tuple, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+def glorot_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32,
+                  fans: Fans | None = None) -> np.ndarray:
     """Glorot/Xavier normal: N(0, 2 / (fan_in + fan_out))."""
-    fan_in, fan_out = fans(shape)
+    fan_in, fan_out = fans or _fans(shape)
     return _normal(shape, rng, dtype, np.sqrt(2.0 / (fan_in + fan_out)))
 
 
-def he_uniform(shape: tuple, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+def he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32,
+               fans: Fans | None = None) -> np.ndarray:
     """He/Kaiming uniform: U(-a, a) with a = sqrt(6 / fan_in)."""
-    fan_in, _ = fans(shape)
+    fan_in, _ = fans or _fans(shape)
     return _uniform(shape, rng, dtype, np.sqrt(6.0 / fan_in))
 
 
-def he_normal(shape: tuple, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32,
+              fans: Fans | None = None) -> np.ndarray:
     """He/Kaiming normal: N(0, 2 / fan_in)."""
-    fan_in, _ = fans(shape)
+    fan_in, _ = fans or _fans(shape)
     return _normal(shape, rng, dtype, np.sqrt(2.0 / fan_in))
 
 
@@ -78,16 +93,20 @@ def normal(std: float = 0.01) -> Initializer:
     if not np.isfinite(std) or std <= 0:
         raise ValueError(f"normal initialiser needs a positive finite std, got {std}")
 
-    def init(shape: tuple, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    def init(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32,
+             fans: Fans | None = None) -> np.ndarray:
         return _normal(shape, rng, dtype, std)
 
-    init.__name__ = "normal"
+    # what a layer's repr and messages show as its initialiser: the std matters
+    init.__name__ = init.__qualname__ = f"normal(std={std:g})"
     return init
 
 
-def zeros(shape: tuple, rng: np.random.Generator | None = None, dtype=np.float32) -> np.ndarray:
+def zeros(shape: tuple[int, ...], rng: np.random.Generator | None = None,
+          dtype: Any = np.float32, fans: Fans | None = None) -> np.ndarray:
     """All zeros (the usual bias initialiser)."""
     return np.zeros(shape, dtype=dtype)
+
 
 
 INITIALIZERS: dict[str, Initializer] = {

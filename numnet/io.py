@@ -19,11 +19,14 @@ for dropout masks) are stored as JSON, so training resumed from a file draws exa
 random numbers it would have drawn had it never stopped.
 
 Loading reads with ``allow_pickle=False`` and rebuilds the model from the JSON
-description with :meth:`Sequential.from_config`, then copies the arrays in. Anything
-wrong with the file (not a zip, truncated, corrupt, written by a newer numnet, an array
-missing or of the wrong shape or dtype, an unknown layer type) raises
-:class:`ModelFileError`, a :class:`ValueError`, whose message names the file and the
-problem.
+description, then copies the arrays in. This module does not import the model: the model
+class registers itself here (:func:`register_model`) under the name its descriptions
+carry in their ``"type"`` field (``"numnet.Sequential"``, also assumed when the field is
+absent), and its layers are found in the layer registry
+(:meth:`numnet.layers.Layer.lookup`). Anything wrong with the file (not a zip, truncated,
+corrupt, written by a newer numnet, an array missing or of the wrong shape or dtype, an
+unknown layer type) raises :class:`ModelFileError`, a :class:`ValueError`, whose message
+names the file and the problem.
 
 Saving writes to a temporary file in the destination's directory, flushes and fsyncs it,
 then renames it onto the destination with :func:`os.replace`: an interrupted save leaves
@@ -35,9 +38,11 @@ destination, which is safe to delete.
 The API
 -------
 ``save(model, path, optimizer=None, metadata=None)``
-    Write a model (and optionally its optimiser and a JSON ``metadata`` dict).
+    Write a model (and optionally its optimiser and a JSON ``metadata`` dict); also
+    ``model.save(path, ...)``.
 ``load(path) -> Sequential``
-    The model, with its weights, buffers and random-generator states.
+    The model, with its weights, buffers and random-generator states; also
+    ``Sequential.load(path)``.
 ``load_optimizer(path) -> Optimizer | None``
     The optimiser saved alongside, with its state; ``None`` when none was saved.
 ``load_metadata(path) -> dict``
@@ -46,6 +51,9 @@ The API
     The whole JSON header (format, numnet version, descriptions, metadata).
 ``load_architecture(path) -> Sequential`` / ``save_architecture(model, path)``
     A model description as a plain JSON file (freshly initialised weights).
+``to_onnx(model, path)`` / ``from_onnx(path) -> Sequential``
+    ONNX files, for ONNX Runtime and other frameworks (see :mod:`numnet.onnx_io`; needs
+    the optional ``onnx`` package).
 
 To resume training exactly, save the optimiser too and call ``fit`` without ``seed``
 (``fit(seed=s)`` restarts every random stream from ``s``; without it the model's restored
@@ -69,25 +77,34 @@ import os
 import secrets
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from numnet import optim
+from numnet._version import __version__
 from numnet.errors import DataError
-from numnet.model import Sequential
+from numnet.layers.base import NAMESPACE, Layer
+from numnet.onnx_io import from_onnx, to_onnx  # re-exported: ONNX files (optional onnx)
+
+if TYPE_CHECKING:
+    from numnet.model import Sequential
 
 __all__ = [
     "FILE_FORMAT",
     "ModelFileError",
     "file_info",
+    "from_onnx",
     "load",
     "load_architecture",
     "load_metadata",
     "load_optimizer",
+    "register_model",
     "save",
     "save_architecture",
+    "to_onnx",
 ]
 
 #: Version of the file layout written by :func:`save`; files with a larger number are
@@ -98,7 +115,19 @@ FILE_KIND = "numnet-model"
 MODEL_PREFIX = "model/"
 OPTIMIZER_PREFIX = "optimizer/"
 
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
+
+#: model classes by the name in their descriptions' ``"type"`` field
+MODEL_TYPES: dict[str, type[Sequential]] = {}
+#: a description without a ``"type"`` field (numnet before 0.2) is one of these
+DEFAULT_MODEL_TYPE = f"{NAMESPACE}.Sequential"
+
+
+def register_model(cls: type[Sequential]) -> type[Sequential]:
+    """Let :func:`load` and :func:`load_architecture` build ``cls`` (the model module calls
+    this for :class:`~numnet.model.Sequential`); ``cls.type_name`` is its name."""
+    MODEL_TYPES[cls.type_name] = cls
+    return cls
 
 
 class ModelFileError(DataError):
@@ -121,7 +150,7 @@ class ModelFileError(DataError):
 
 
 # -- saving ---------------------------------------------------------------------------------
-def save(model: Sequential, path: PathLike, optimizer: Any = None,
+def save(model: Sequential, path: PathLike, optimizer: optim.Optimizer | None = None,
          metadata: Mapping[str, Any] | None = None) -> Path:
     """Write ``model`` (and optionally ``optimizer``) to one ``.npz`` file, atomically.
 
@@ -156,7 +185,7 @@ def save(model: Sequential, path: PathLike, optimizer: Any = None,
     OSError
         If the file cannot be written (the previous file, if any, is left intact).
     """
-    if not isinstance(model, Sequential):
+    if not isinstance(model, tuple(MODEL_TYPES.values())):
         raise TypeError(f"save expects a numnet Sequential model, got {type(model).__name__}")
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
@@ -166,7 +195,7 @@ def save(model: Sequential, path: PathLike, optimizer: Any = None,
         arrays[MODEL_PREFIX + key] = value
         model_shapes[key] = [list(value.shape), value.dtype.str]
     optimizer_config = None
-    optimizer_shapes: dict[str, list] = {}
+    optimizer_shapes: dict[str, list[Any]] = {}
     if optimizer is not None:
         optimizer_config = optimizer.get_config()
         for key, value in optimizer.state_dict().items():
@@ -176,8 +205,6 @@ def save(model: Sequential, path: PathLike, optimizer: Any = None,
                                  "files hold numeric arrays only")
             arrays[OPTIMIZER_PREFIX + key] = value
             optimizer_shapes[key] = [list(value.shape), value.dtype.str]
-    from numnet import __version__
-
     header = {
         "kind": FILE_KIND,
         "format": FILE_FORMAT,
@@ -222,7 +249,7 @@ def save_architecture(model: Sequential, path: PathLike) -> Path:
     return path
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Call ``write(handle)`` on a temporary file next to ``path``, then rename it over.
 
     The temporary file ``.<name>.<hex>.tmp`` is flushed and fsynced before
@@ -296,7 +323,7 @@ def load(path: PathLike) -> Sequential:
     return _read(path).model()
 
 
-def load_optimizer(path: PathLike) -> Any:
+def load_optimizer(path: PathLike) -> optim.Optimizer | None:
     """Read the optimiser saved with a model by ``save(model, path, optimizer=...)``.
 
     Parameters
@@ -410,10 +437,16 @@ def load_architecture(path: PathLike, seed: int | None = None,
 
 
 def _build(path: PathLike, config: dict[str, Any], where: str = "field ") -> Sequential:
-    """``Sequential.from_config(config)``; ``where`` prefixes field names in errors."""
+    """The model ``config`` describes (its class's ``from_config``); ``where`` prefixes
+    field names in errors."""
     _check_description(path, config, where)
+    name = config.get("type", DEFAULT_MODEL_TYPE)
+    model_class = MODEL_TYPES.get(name)
+    if model_class is None:
+        raise ModelFileError(path, f"{where}type is {name!r}, not a model type numnet knows "
+                                   f"({sorted(MODEL_TYPES)})")
     try:
-        return Sequential.from_config(config)
+        return model_class.from_config(config)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ModelFileError(path, f"invalid model description: {exc}") from exc
 
@@ -495,12 +528,11 @@ class _ModelFile:
         is assembled. Returns the number of trainable parameters described, or None when a
         layer could not be built alone (building the model then reports why).
         """
-        from numnet.layers.base import Layer
-
         num_params: int | None = 0
         for index, entry in enumerate(config["layers"]):
-            layer_cls = Layer.registry.get(entry["type"])
-            if layer_cls is None or entry["type"].startswith("_"):
+            try:
+                layer_cls = Layer.lookup(entry["type"])
+            except ValueError:
                 num_params = None
                 continue  # _build names the unknown type
             try:
@@ -558,12 +590,10 @@ class _ModelFile:
                              f"{exc}") from exc
         return np.random.Generator(bit_generator)
 
-    def optimizer(self) -> Any:
+    def optimizer(self) -> optim.Optimizer | None:
         config = self.header.get("optimizer")
         if config is None:
             return None
-        from numnet import optim
-
         try:
             opt = optim.from_config(config)
         except (ValueError, TypeError, KeyError) as exc:
@@ -631,8 +661,6 @@ def _read(path: PathLike) -> _ModelFile:
     if not isinstance(version, int) or isinstance(version, bool):
         raise ModelFileError(path, f"header has an invalid format version {version!r}")
     if version > FILE_FORMAT:
-        from numnet import __version__
-
         raise ModelFileError(
             path, f"written in file format {version} by numnet "
                   f"{header.get('numnet_version', '?')}; this numnet ({__version__}) reads "
@@ -682,6 +710,7 @@ def _check_header(path: PathLike, header: dict[str, Any]) -> None:
             _expect(path, f"{field}rng.layers[{index}]", state, (dict,), _OBJECT)
     arrays = header.get("arrays")
     _expect(path, field + "arrays", arrays, (dict,), _OBJECT, optional=False)
+    assert isinstance(arrays, dict)  # for the type checker: _expect raised otherwise
     for section in ("model", "optimizer"):
         listed = arrays.get(section)
         _expect(path, f"{field}arrays.{section}", listed, (dict,), _OBJECT)
@@ -709,6 +738,7 @@ def _check_description(path: PathLike, config: dict[str, Any], where: str = "fie
     """Check the types in a model description, naming the field (``where`` + its name)."""
     layers = config.get("layers")
     _expect(path, f"{where}layers", layers, (list,), "a list", optional=False)
+    assert isinstance(layers, list)  # for the type checker: _expect raised otherwise
     for index, entry in enumerate(layers):
         field = f"{where}layers[{index}]"
         _expect(path, field, entry, (dict,), _OBJECT, optional=False)
@@ -718,6 +748,7 @@ def _check_description(path: PathLike, config: dict[str, Any], where: str = "fie
         _expect(path, f"{field}.type", entry["type"], (str,), "a layer type name",
                 optional=False)
         _expect(path, f"{field}.config", entry.get("config"), (dict,), _OBJECT)
+    _expect(path, f"{where}type", config.get("type"), (str,), "a model type name")
     _expect(path, f"{where}loss", config.get("loss"), (dict, str), "an object or a loss name")
     _expect(path, f"{where}input_shape", config.get("input_shape"), (list,), "a list")
 
@@ -726,7 +757,8 @@ def _check_description(path: PathLike, config: dict[str, Any], where: str = "fie
 def _rng_state(rng: Any) -> dict[str, Any] | None:
     if not isinstance(rng, np.random.Generator):
         return None
-    return _to_json(rng.bit_generator.state)
+    state: dict[str, Any] = _to_json(rng.bit_generator.state)
+    return state
 
 
 def _to_json(value: Any) -> Any:

@@ -1,4 +1,8 @@
-"""Loss functions: ``forward(prediction, target) -> float`` and ``backward() -> dL/dprediction``.
+"""Loss functions: ``loss(prediction, target) -> float`` and ``backward() -> dL/dprediction``.
+
+Calling a loss checks its inputs (shapes, finiteness, labels in range, probability rows,
+sample weights), then runs ``forward``, the maths alone, on the checked arrays; the
+training loop, whose data ``fit`` checked once, calls ``forward`` directly.
 
 Every loss is a mean over the batch, so its gradient carries the factor ``1 / N``. With
 ``sample_weight`` ``w`` (shape ``(N,)``), the loss is ``mean_n(w_n * l_n)``, as in Keras.
@@ -9,7 +13,9 @@ whose spread (largest minus smallest logit of a row) is itself finite in the dty
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -18,31 +24,78 @@ from numnet.errors import ShapeError
 from numnet.layers.activations import sigmoid
 
 
-class Loss:
-    """Base class: validates inputs, caches what backward needs."""
+@dataclass
+class LossCheckCase:
+    """One gradient check of a loss: a prediction, a target and optional sample weights."""
 
-    registry: dict[str, type[Loss]] = {}
-    name = "loss"
+    loss: Loss
+    prediction: np.ndarray
+    target: Any
+    sample_weight: np.ndarray | None = None
+
+
+class Loss:
+    """Base class. ``loss(prediction, target)`` checks its inputs, then calls ``forward``.
+
+    ``forward(prediction, target, sample_weight)`` is the maths alone: it trusts that the
+    inputs are what :meth:`__call__` would have made of them (float arrays of one dtype,
+    targets of the prediction's shape or, for :class:`CrossEntropy`, integer labels,
+    weights of shape ``(N,)``), and caches what ``backward`` needs. ``fit`` and
+    ``evaluate`` check the whole data set once and then call ``forward`` on each batch.
+    """
+
+    #: every registered loss class, by its name (``"cross_entropy"``)
+    registry: ClassVar[dict[str, type[Loss]]] = {}
+    name: ClassVar[str] = "loss"
+    #: what ``fit`` checks targets against: ``"classes"`` (integer labels or probability
+    #: rows), ``"binary"`` (values in [0, 1]) or ``"real"`` (anything finite)
+    target_kind: ClassVar[str] = "real"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:  # a subclass that keeps its parent's name replaces nothing
+            holder = Loss.registry.get(cls.name)
+            if holder is not None and (holder.__module__, holder.__qualname__) != (
+                    cls.__module__, cls.__qualname__):
+                raise ValueError(f"loss name {cls.name!r} is already taken by "
+                                 f"{holder.__module__}.{holder.__qualname__}; give "
+                                 f"{cls.__qualname__} a name of its own")
             Loss.registry[cls.name] = cls
 
     def __init__(self) -> None:
-        self._grad_args: tuple | None = None
+        self._grad_args: tuple[Any, ...] | None = None
 
     def __call__(self, prediction: Any, target: Any, sample_weight: Any = None) -> float:
-        return self.forward(prediction, target, sample_weight)
+        """The mean loss over the batch, after checking every input.
 
-    def forward(self, prediction: Any, target: Any, sample_weight: Any = None) -> float:
+        Raises :class:`~numnet.errors.ShapeError` for shapes that do not fit,
+        :class:`~numnet.errors.NonFiniteError` for NaN or infinite values and
+        :class:`ValueError` for targets outside what the loss takes (labels out of range,
+        rows that are not probabilities, negative weights).
+        """
+        p = self._prediction(prediction)
+        t = self.check_target(p, target)
+        w = self._weights(sample_weight, p.shape[0], p.dtype)
+        return self.forward(p, t, w)
+
+    def forward(self, prediction: np.ndarray, target: np.ndarray,
+                sample_weight: np.ndarray | None = None) -> float:
         raise NotImplementedError
 
     def backward(self) -> np.ndarray:
         raise NotImplementedError
 
+    def check_target(self, prediction: np.ndarray, target: Any) -> np.ndarray:
+        """Hook: ``target`` checked against ``prediction``, as ``forward`` takes it."""
+        return self._matching_target(prediction, target)
+
     def get_config(self) -> dict[str, Any]:
         return {}
+
+    @classmethod
+    def gradcheck_cases(cls) -> list[LossCheckCase]:
+        """Examples for the gradient checks; every registered loss must give some."""
+        return []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -74,7 +127,7 @@ class Loss:
         check_finite(target, f"{type(self).__name__} target")
         return target.astype(prediction.dtype, copy=False)
 
-    def _weights(self, sample_weight: Any, n: int, dtype: np.dtype) -> np.ndarray | None:
+    def _weights(self, sample_weight: Any, n: int, dtype: np.dtype[Any]) -> np.ndarray | None:
         if sample_weight is None:
             return None
         w = np.asarray(sample_weight, dtype=dtype)
@@ -93,13 +146,20 @@ class Loss:
             per_sample = per_sample * w
         return float(per_sample.mean())
 
-    def _cached(self) -> tuple:
+    def _cached(self) -> tuple[Any, ...]:
         if self._grad_args is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         return self._grad_args
 
 
-def _row_scale(w: np.ndarray | None, n: int, ndim: int, dtype: np.dtype) -> Any:
+def _examples() -> Iterator[tuple[int, np.random.Generator, np.ndarray, np.ndarray]]:
+    """``(n, rng, logits (n, 5), weights (n,))`` for batches of 1, 4 and 7: gradient checks."""
+    for n in (1, 4, 7):
+        rng = np.random.default_rng(n)
+        yield n, rng, rng.standard_normal((n, 5)) * 2, rng.random(n) + 0.5
+
+
+def _row_scale(w: np.ndarray | None, n: int, ndim: int, dtype: np.dtype[Any]) -> Any:
     """The factor ``w_n / N`` shaped to broadcast over a gradient of rank ``ndim``."""
     if w is None:
         return dtype.type(1.0 / n)
@@ -115,21 +175,28 @@ class MeanSquaredError(Loss):
 
     name = "mse"
 
-    def forward(self, prediction: Any, target: Any, sample_weight: Any = None) -> float:
-        p = self._prediction(prediction)
-        t = self._matching_target(p, target)
-        n = p.shape[0]
-        diff = p - t
+    def forward(self, prediction: np.ndarray, target: np.ndarray,
+                sample_weight: np.ndarray | None = None) -> float:
+        n = prediction.shape[0]
+        diff = prediction - target
         per_sample = (diff * diff).reshape(n, -1).mean(axis=1)
-        w = self._weights(sample_weight, n, p.dtype)
-        self._grad_args = (diff, w)
-        return self._reduce(per_sample, w)
+        self._grad_args = (diff, sample_weight)
+        return self._reduce(per_sample, sample_weight)
 
     def backward(self) -> np.ndarray:
         diff, w = self._cached()
         n = diff.shape[0]
         per_sample_size = diff.size // n
         return diff * (2 / per_sample_size) * _row_scale(w, n, diff.ndim, diff.dtype)
+
+    @classmethod
+    def gradcheck_cases(cls) -> list[LossCheckCase]:
+        cases = []
+        for n, rng, z, w in _examples():
+            cases += [LossCheckCase(cls(), z, rng.standard_normal((n, 5))),
+                      LossCheckCase(cls(), z, rng.standard_normal((n, 5)), w),
+                      LossCheckCase(cls(), z[:, :1], rng.standard_normal(n))]  # (N,) target
+        return cases
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -155,25 +222,18 @@ class CrossEntropy(Loss):
     """
 
     name = "cross_entropy"
+    target_kind = "classes"
 
-    def forward(self, prediction: Any, target: Any, sample_weight: Any = None) -> float:
-        z = self._prediction(prediction)
-        if z.ndim != 2:
-            raise ShapeError(f"CrossEntropy expects logits of shape (N, C), got {z.shape}")
-        n, c = z.shape
-        target = np.asarray(target)
-        log_p = log_softmax(z)
-        w = self._weights(sample_weight, n, z.dtype)
-        if target.ndim == 1 or (target.ndim == 2 and target.shape == (n, 1) and c > 1):
-            labels = self._labels(target.reshape(-1), n, c)
-            per_sample = -log_p[np.arange(n), labels]
-            self._grad_args = (log_p, labels, w)
-        else:
-            t = self._matching_target(z, target)
-            self._check_probabilities(t)
-            per_sample = -(t * log_p).sum(axis=1)
-            self._grad_args = (log_p, t, w)
-        return self._reduce(per_sample, w)
+    def forward(self, prediction: np.ndarray, target: np.ndarray,
+                sample_weight: np.ndarray | None = None) -> float:
+        n = prediction.shape[0]
+        log_p = log_softmax(prediction)
+        if target.ndim == 1:  # integer labels
+            per_sample = -log_p[np.arange(n), target]
+        else:  # probability rows
+            per_sample = -(target * log_p).sum(axis=1)
+        self._grad_args = (log_p, target, sample_weight)
+        return self._reduce(per_sample, sample_weight)
 
     def backward(self) -> np.ndarray:
         log_p, target, w = self._cached()
@@ -185,6 +245,19 @@ class CrossEntropy(Loss):
             grad -= target
         grad *= _row_scale(w, n, 2, grad.dtype)
         return grad
+
+    def check_target(self, prediction: np.ndarray, target: Any) -> np.ndarray:
+        """Integer labels ``(N,)`` (or ``(N, 1)``) as intp, or probability rows ``(N, C)``."""
+        if prediction.ndim != 2:
+            raise ShapeError(f"CrossEntropy expects logits of shape (N, C), got "
+                             f"{prediction.shape}")
+        n, c = prediction.shape
+        target = np.asarray(target)
+        if target.ndim == 1 or (target.ndim == 2 and target.shape == (n, 1) and c > 1):
+            return self._labels(target.reshape(-1), n, c)
+        rows = self._matching_target(prediction, target)
+        self._check_probabilities(rows)
+        return rows
 
     @staticmethod
     def _labels(target: np.ndarray, n: int, c: int) -> np.ndarray:
@@ -216,8 +289,8 @@ class CrossEntropy(Loss):
     @staticmethod
     def _check_probabilities(t: np.ndarray) -> None:
         if (t < 0).any():
-            i = first_bad_index(t < 0)
-            raise ValueError(f"CrossEntropy: target row {i[0]} has a negative entry {t[i]}")
+            at = first_bad_index(t < 0)
+            raise ValueError(f"CrossEntropy: target row {at[0]} has a negative entry {t[at]}")
         sums = t.sum(axis=1)
         off = np.abs(sums - 1) > 1e-3
         if off.any():
@@ -226,6 +299,21 @@ class CrossEntropy(Loss):
                 f"CrossEntropy: target row {i} sums to {sums[i]:.6g}, expected one-hot or "
                 "probability rows summing to 1 (or integer class labels of shape (N,))"
             )
+
+    @classmethod
+    def gradcheck_cases(cls) -> list[LossCheckCase]:
+        cases = []
+        for n, rng, z, w in _examples():
+            labels = rng.integers(0, 5, n)
+            rows = rng.random((n, 5)) + 0.05
+            rows /= rows.sum(axis=1, keepdims=True)
+            cases += [LossCheckCase(cls(), z, labels), LossCheckCase(cls(), z, labels, w),
+                      LossCheckCase(cls(), z, np.eye(5)[labels]),
+                      LossCheckCase(cls(), z, rows), LossCheckCase(cls(), z, rows, w)]
+        # large logits: the log-sum-exp keeps them finite
+        cases.append(LossCheckCase(cls(), np.array([[30.0, -20.0, 5.0], [-40.0, 10.0, 12.0]]),
+                                   np.array([2, 0])))
+        return cases
 
 
 class BinaryCrossEntropy(Loss):
@@ -241,21 +329,24 @@ class BinaryCrossEntropy(Loss):
     """
 
     name = "binary_cross_entropy"
+    target_kind = "binary"
 
-    def forward(self, prediction: Any, target: Any, sample_weight: Any = None) -> float:
-        z = self._prediction(prediction)
-        t = self._matching_target(z, target)
+    def forward(self, prediction: np.ndarray, target: np.ndarray,
+                sample_weight: np.ndarray | None = None) -> float:
+        z, t, n = prediction, target, prediction.shape[0]
+        elementwise = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+        self._grad_args = (z, t, sample_weight)
+        return self._reduce(elementwise.reshape(n, -1).mean(axis=1), sample_weight)
+
+    def check_target(self, prediction: np.ndarray, target: Any) -> np.ndarray:
+        t = self._matching_target(prediction, target)
         outside = (t < 0) | (t > 1)
         if outside.any():
             i = first_bad_index(outside)
             raise ValueError(
                 f"BinaryCrossEntropy: target at index {i} is {t[i]}, expected values in [0, 1]"
             )
-        n = z.shape[0]
-        elementwise = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
-        w = self._weights(sample_weight, n, z.dtype)
-        self._grad_args = (z, t, w)
-        return self._reduce(elementwise.reshape(n, -1).mean(axis=1), w)
+        return t
 
     def backward(self) -> np.ndarray:
         z, t, w = self._cached()
@@ -263,6 +354,16 @@ class BinaryCrossEntropy(Loss):
         per_sample_size = z.size // n
         scale = _row_scale(w, n, z.ndim, z.dtype)
         return (sigmoid(z) - t) * (1 / per_sample_size) * scale
+
+    @classmethod
+    def gradcheck_cases(cls) -> list[LossCheckCase]:
+        cases = []
+        for n, rng, z, w in _examples():
+            cases += [LossCheckCase(cls(), z, rng.random((n, 5))),
+                      LossCheckCase(cls(), z, (rng.random((n, 5)) > 0.5).astype(float), w)]
+        z = np.array([[30.0, -20.0, 5.0], [-40.0, 10.0, 12.0]])  # large logits stay finite
+        cases.append(LossCheckCase(cls(), z, np.random.default_rng(0).random(z.shape)))
+        return cases
 
 
 ALIASES = {
@@ -281,9 +382,16 @@ ALIASES = {
 
 
 def get_loss(spec: str | Loss) -> Loss:
-    """A loss instance from an instance, or from a name such as ``"cross_entropy"``."""
+    """A loss instance from an instance, or from a name such as ``"cross_entropy"``.
+
+    The name may be an alias (``"mse"``, ``"bce"``, Keras's names) or the ``name`` of any
+    registered :class:`Loss` subclass.
+    """
     if isinstance(spec, Loss):
         return spec
-    if isinstance(spec, str) and spec.lower() in ALIASES:
-        return Loss.registry[ALIASES[spec.lower()]]()
-    raise ValueError(f"unknown loss {spec!r}: expected a Loss or one of {sorted(ALIASES)}")
+    if isinstance(spec, str):
+        name = ALIASES.get(spec.lower(), spec)
+        if name in Loss.registry:
+            return Loss.registry[name]()
+    known = sorted(set(ALIASES) | set(Loss.registry))
+    raise ValueError(f"unknown loss {spec!r}: expected a Loss or one of {known}")

@@ -10,29 +10,39 @@ The model owns three things the layers do not:
 * **Memory.** All parameters live in one contiguous vector ``flat_params`` and all
   gradients in ``flat_grads``; each layer's ``params``/``grads`` entries are views into
   them, so an optimiser can update everything in a few vectorised operations.
+
+Its input is checked once, at its boundary (``forward``, and ``fit``, ``evaluate`` and
+``predict*`` check the whole data set once); inside, the layers' ``forward`` and
+``backward`` run the maths alone. Training is in :mod:`numnet.training` and files in
+:mod:`numnet.io`, reached through ``fit``/``evaluate`` and ``save``/``load``.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import weakref
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from numnet._checks import check_finite, positive_int, real_number, resolve_dtype
+from numnet import inspection, io
+from numnet._checks import check_finite, fmt_shape, positive_int, real_number, resolve_dtype
+from numnet.callbacks import Callback
 from numnet.errors import ShapeError
+from numnet.inspection import Trace
 from numnet.layers.activations import sigmoid, softmax
-from numnet.layers.base import Layer
+from numnet.layers.base import NAMESPACE, Layer
 from numnet.layers.dense import Dense
 from numnet.losses import BinaryCrossEntropy, CrossEntropy, Loss, get_loss
+from numnet.optim import Adam, Optimizer
+from numnet.training import History, loop
 
-if TYPE_CHECKING:
-    from numnet.training import History
-
-CONFIG_FORMAT = 1
+#: version of the description ``get_config`` writes: 2 names layer types with their
+#: namespace (``"numnet.Dense"``); format 1 (bare names, ``"Dense"``) is still read
+CONFIG_FORMAT = 2
 
 
 class Sequential:
@@ -67,6 +77,9 @@ class Sequential:
         If two neighbouring layers do not fit, naming both and both sizes.
     """
 
+    #: the name model files and descriptions give this class
+    type_name = f"{NAMESPACE}.Sequential"
+
     def __init__(self, layers: Sequence[Layer], loss: Loss | str | None = None,
                  input_shape: Sequence[int] | None = None, dtype: Any = "float32",
                  seed: int | None = None, l2: float = 0.0) -> None:
@@ -84,6 +97,9 @@ class Sequential:
         self.l2 = real_number(l2, "Sequential l2", low=0.0)
         self.training = False
         self.stop_training = False  # set by callbacks to end fit() after the current batch
+        #: per-sample shape of the targets of the last ``fit`` (``()`` for ``y`` of shape
+        #: ``(N,)``): the shape regression ``predict`` returns; None before any fit
+        self.target_shape: tuple[int, ...] | None = None
         self.input_shape = self._check_shapes(input_shape)
         self._set_default_inits()
         for layer in self.layers:
@@ -100,10 +116,9 @@ class Sequential:
         """Walk the stack with the known shape; return the model's per-sample input shape."""
         if isinstance(input_shape, (int, np.integer)):
             input_shape = (input_shape,)
+        shape: tuple[int, ...] | None = self.layers[0].input_shape
         if input_shape is not None:
             shape = tuple(int(d) for d in input_shape)
-        else:
-            shape = self.layers[0].input_shape
         model_input = shape
         previous = "the model input"
         for index, layer in enumerate(self.layers):
@@ -112,29 +127,32 @@ class Sequential:
             if shape is None:
                 shape = expected  # sizes become known from here on
             elif expected is not None and tuple(expected) != shape:
-                raise ValueError(
-                    f"{here} expects input of size {_fmt(expected)}, but {previous} has "
-                    f"size {_fmt(shape)}"
+                raise ShapeError(
+                    f"{here} expects input of size {fmt_shape(expected)}, but {previous} has "
+                    f"size {fmt_shape(shape)}: the size that fits here is {fmt_shape(shape)}"
+                    f"{_fitting_hint(layer, shape)}"
                 )
             if shape is not None:
                 try:
                     shape = layer.output_shape(shape)
                 except ShapeError as exc:
-                    raise ValueError(f"{here} cannot take {previous} of size "
-                                     f"{_fmt(shape)}: {exc}") from exc
+                    raise ShapeError(f"{here} cannot take {previous} of size "
+                                     f"{fmt_shape(shape)}: {exc}") from exc
             previous = f"the output of {here}"
         return model_input
 
     def _set_default_inits(self) -> None:
-        """Give each Dense layer without a chosen init the one its activation suits.
+        """Give each layer with weights the initialiser its activation suits, unless the
+        user chose one.
 
-        The activation is the first layer after the Dense one that names an init family;
-        shape-preserving layers in between (BatchNorm, Dropout) name none and are looked past.
+        The activation is the first layer after it that names an ``init_family``; layers in
+        between that name none and have no weights (BatchNorm, Dropout) are looked past. A
+        layer followed by none (or by another layer with weights first) gets Glorot.
         """
         for index, layer in enumerate(self.layers):
-            if isinstance(layer, Dense):
+            if layer.weight_key is not None:
                 family = next((later.init_family for later in self.layers[index + 1:]
-                               if later.init_family or isinstance(later, Dense)), None)
+                               if later.init_family or later.weight_key is not None), None)
                 layer.set_default_init(family or "glorot_uniform")
 
     def _flatten(self) -> None:
@@ -158,8 +176,29 @@ class Sequential:
         # training's backward stops here: the first layer with parameters
         self._first_trainable = next(
             (i for i, layer in enumerate(self.layers) if layer.params), 0)
+        self._min_train_batch = max(layer.min_train_batch for layer in self.layers)
+        self._fitting_shape: tuple[int, ...] | None = None  # last sample shape that fitted
 
-    def __deepcopy__(self, memo: dict) -> Sequential:
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the flat buffers: the layers carry their parameters, and
+        :meth:`__setstate__` gathers them into new buffers (views cannot be pickled as such)."""
+        state = self.__dict__.copy()
+        for name in ("flat_params", "flat_grads", "decay_mask"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._flatten()
+
+    def __copy__(self) -> Sequential:
+        """A shallow copy shares the layers and their buffers (pickling's state would
+        move the shared layers' parameters into new buffers)."""
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Sequential:
         clone = copy.copy(self)
         memo[id(self)] = clone
         clone.layers = copy.deepcopy(self.layers, memo)
@@ -187,26 +226,47 @@ class Sequential:
         self.training = False
         return self
 
-    def _input(self, x: Any) -> np.ndarray:
-        x = np.asarray(x, dtype=self.dtype)
-        if self.input_shape is not None and x.shape[1:] != self.input_shape:
-            raise ShapeError(
-                f"model expects input of shape {_fmt(('N',) + self.input_shape)}, got {x.shape}"
-            )
+    def _input(self, data: Any, training: bool = False) -> np.ndarray:
+        """``data`` as an array of the model dtype whose samples fit the model (no data scan)."""
+        x: np.ndarray = np.asarray(data, dtype=self.dtype)
+        if self.input_shape is not None:
+            if x.shape[1:] != self.input_shape or x.ndim == 0:
+                raise ShapeError(f"model expects input of shape "
+                                 f"{fmt_shape(('N', *self.input_shape))}, got {x.shape}")
+        elif x.ndim == 0:
+            raise ShapeError("model expects a batch (N, ...) with the samples along the first "
+                             "axis, got a scalar")
+        elif x.shape[1:] != self._fitting_shape:
+            self.output_shape(x.shape[1:])  # each layer names what it cannot take
+            self._fitting_shape = x.shape[1:]  # so the next batch of this shape is not walked
+        if training and x.shape[0] < self._min_train_batch:
+            layer = max(self.layers, key=lambda layer: layer.min_train_batch)
+            raise ValueError(f"{layer!r} needs at least {layer.min_train_batch} samples per "
+                             f"training batch, got {x.shape[0]}")
         return x
 
     def forward(self, x: Any, training: bool | None = None) -> np.ndarray:
-        """Run every layer; ``training`` defaults to the model's mode."""
+        """Run every layer; ``training`` defaults to the model's mode.
+
+        The input is converted to the model dtype and its shape checked here, once, at the
+        model's boundary; the layers' own ``forward`` (the maths alone) runs after that,
+        relying on the shapes between them checked when the model was built.
+        """
         training = self.training if training is None else training
-        out = self._input(x)
-        for layer in self.layers:
-            out = layer.forward(out, training=training)
-        return out
+        return self._forward_layers(self._input(x, training), training)
 
     __call__ = forward
 
+    def _forward_layers(self, x: np.ndarray, training: bool) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """Back-propagate ``dL/doutput`` through every layer; returns ``dL/dinput``.
+
+        ``grad_out`` must be the gradient of the last output: of its shape, in the model's
+        dtype (as a numnet loss's ``backward`` returns it); it is not checked.
 
         With ``input_grad=False`` (training: the input is data) the pass stops at the first
         layer with parameters, which computes its parameter gradients only
@@ -228,18 +288,20 @@ class Sequential:
                       ) -> float | tuple[float, np.ndarray]:
         """Forward, loss and backward on one batch: fills every ``grads`` and returns the loss.
 
+        For hand-written training loops: ``y`` and ``sample_weight`` are checked by the
+        loss (``fit`` checks its data once and calls :func:`numnet.training.train_step`).
         The loss includes the L2 term ``(l2 / 2) * sum(W ** 2)`` when ``l2 > 0``. With
         ``return_output=True`` the model's output is returned too, as ``(loss, output)``.
         """
         loss = self._need_loss()
         output = self.forward(x, training=training)
-        value = loss.forward(output, y, sample_weight)
+        value = loss(output, y, sample_weight)
         self.backward(loss.backward(), input_grad=False)
         if self.l2:
-            value += self._add_l2_gradient()
+            value += self.add_l2_gradient()
         return (value, output) if return_output else value
 
-    def _add_l2_gradient(self) -> float:
+    def add_l2_gradient(self) -> float:
         """Add ``l2 * W`` to the decayed gradients; return ``(l2 / 2) * sum(W ** 2)``."""
         lam = self.dtype.type(self.l2)
         for layer, name, param, grad in self.parameters():
@@ -279,15 +341,26 @@ class Sequential:
         batch_size = positive_int(batch_size, "batch_size")
         x = self._input(x)
         check_finite(x, "predict input")
-        parts = [self.forward(x[i:i + batch_size], training=False)
+        parts = [self._forward_layers(x[i:i + batch_size], training=False)
                  for i in range(0, x.shape[0], batch_size)]
         if not parts:
             return np.empty((0,) + self.output_shape(x.shape[1:]), dtype=self.dtype)
         return np.concatenate(parts, axis=0)
 
     def predict_proba(self, x: Any, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities (softmax or sigmoid of the logits) for classifiers."""
-        logits = self.predict_logits(x, batch_size)
+        """Class probabilities for classifiers.
+
+        With :class:`~numnet.losses.CrossEntropy`: the softmax of the logits, ``(N, C)``,
+        rows summing to 1. With :class:`~numnet.losses.BinaryCrossEntropy`: the sigmoid of
+        each output, ``(N, K)``, column ``j`` holding ``P(y_j = 1)``; a binary model with one
+        output gives ``(N, 1)``, the probability of class 1 (that of class 0 is ``1 - p``;
+        :class:`numnet.sklearn.NumnetClassifier` returns both columns, as scikit-learn).
+
+        The dtype is the input's float dtype where it is more precise than the model's
+        (float64 inputs to a float32 model give float64), else the model's.
+        """
+        x = np.asarray(x)
+        logits = self.predict_logits(x, batch_size).astype(self._result_dtype(x), copy=False)
         if isinstance(self.loss, CrossEntropy):
             return softmax(logits)
         if isinstance(self.loss, BinaryCrossEntropy):
@@ -296,23 +369,64 @@ class Sequential:
                          f"BinaryCrossEntropy), this model has {self.loss!r}")
 
     def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray:
-        """Class indices for classifiers (int64), raw outputs otherwise."""
+        """Labels for classifiers, predicted targets otherwise.
+
+        * :class:`~numnet.losses.CrossEntropy`: class indices, int64 ``(N,)`` (the argmax
+          of the logits), whether the model was fit on labels or on one-hot rows;
+        * :class:`~numnet.losses.BinaryCrossEntropy`: 0/1 int64, ``(N,)`` for a model with
+          one output (binary classification), ``(N, K)`` for ``K`` outputs (multilabel);
+        * any other loss (regression): the outputs, shaped as the targets of the last
+          ``fit`` (:attr:`target_shape`; ``(N,)`` after ``y`` of shape ``(N,)``, so that
+          ``y - model.predict(X)`` does not broadcast to ``(N, N)``), in the input's float
+          dtype where it is more precise than the model's (float64 for float64 inputs to
+          a float32 model; computed in the model's precision, then converted). A model
+          never fit, or read from a file written before numnet recorded the shape,
+          returns its output shape ``(N, *output_shape)``; set ``model.target_shape = ()``
+          to get ``(N,)`` from it.
+
+        Compare labels with labels of the same shape: ``(model.predict(X) == y).mean()``
+        for ``y`` of shape ``(N,)`` (use ``y.ravel()`` for a column ``(N, 1)``).
+        """
+        x = np.asarray(x)
         logits = self.predict_logits(x, batch_size)
         if isinstance(self.loss, CrossEntropy):
-            return logits.argmax(axis=1).astype(np.int64)
+            classes: np.ndarray = logits.argmax(axis=1).astype(np.int64)
+            return classes
         if isinstance(self.loss, BinaryCrossEntropy):
-            return (logits > 0).astype(np.int64)
-        return logits
+            labels = (logits > 0).astype(np.int64)
+            return labels.reshape(-1) if labels.shape[1:] == (1,) else labels
+        outputs = logits.astype(self._result_dtype(x), copy=False)
+        shape = self.target_shape
+        if shape is not None and int(np.prod(shape)) == int(np.prod(outputs.shape[1:])):
+            outputs = outputs.reshape((outputs.shape[0], *shape))
+        return outputs
+
+    def _result_dtype(self, x: np.ndarray) -> np.dtype[Any]:
+        """The input's float dtype when it is more precise than the model's, else the model's."""
+        if x.dtype.kind == "f" and x.dtype.itemsize > self.dtype.itemsize:
+            return x.dtype
+        return self.dtype
 
     # -- training (implemented in numnet.training) --------------------------------------
-    def fit(self, X: Any, y: Any, epochs: int = 1, batch_size: int = 32, optimizer: Any = None,
-            shuffle: bool = True, validation_data: tuple | None = None,
-            validation_split: float = 0.0, callbacks: Sequence[Any] = (), verbose: int = 1,
-            seed: int | None = None, sample_weight: Any = None, clip_norm: float | None = None,
-            lr_schedule: Any = None, initial_epoch: int = 0) -> History:
+    def fit(self, X: Any, y: Any, epochs: int = 1, batch_size: int = 32,
+            optimizer: Optimizer | str | None = None, shuffle: bool = True,
+            validation_data: tuple[Any, ...] | None = None, validation_split: float = 0.0,
+            callbacks: Sequence[Callback] = (), verbose: int = 1, seed: int | None = None,
+            sample_weight: Any = None, clip_norm: float | None = None,
+            lr_schedule: Any = None, initial_epoch: int = 0, distributed: bool = False,
+            sync_batchnorm: bool = False, health: bool = True,
+            validation_shuffle: bool = True) -> History:
         """Train on ``(X, y)`` in mini-batches; returns a :class:`numnet.training.History`.
 
-        See :func:`numnet.training.fit` for every argument.
+        See :func:`numnet.training.fit` for every argument; ``distributed=True`` trains
+        one model over the processes of an MPI job (:mod:`numnet.distributed`). ``y`` holds
+        numbers: class indices ``0..K-1`` (or one-hot rows) for a classifier; map labels of
+        any other kind (``"setosa"``, ``-1/1``, ``3/7/10``) with
+        :class:`numnet.data.LabelEncoder` (``y = LabelEncoder().fit_transform(labels)``,
+        ``encoder.inverse_transform(model.predict(X))`` back), or use
+        :class:`numnet.sklearn.NumnetClassifier`. ``validation_split`` holds out a random,
+        stratified fraction unless ``validation_shuffle=False`` (then the last rows, as
+        Keras).
 
         Examples
         --------
@@ -322,21 +436,42 @@ class Sequential:
         ...                     callbacks=[EarlyStopping(patience=3)])  # doctest: +SKIP
         >>> history.history["val_accuracy"][-1]                         # doctest: +SKIP
         """
-        from numnet.training import fit
-
-        return fit(self, X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                   shuffle=shuffle, validation_data=validation_data,
-                   validation_split=validation_split, callbacks=callbacks, verbose=verbose,
-                   seed=seed, sample_weight=sample_weight, clip_norm=clip_norm,
-                   lr_schedule=lr_schedule, initial_epoch=initial_epoch)
+        return loop.fit(self, X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                        shuffle=shuffle, validation_data=validation_data,
+                        validation_split=validation_split, callbacks=callbacks,
+                        verbose=verbose, seed=seed, sample_weight=sample_weight,
+                        clip_norm=clip_norm, lr_schedule=lr_schedule,
+                        initial_epoch=initial_epoch, distributed=distributed,
+                        sync_batchnorm=sync_batchnorm, health=health,
+                        validation_shuffle=validation_shuffle)
 
     def evaluate(self, X: Any, y: Any, batch_size: int = 1024,
                  sample_weight: Any = None) -> dict[str, float]:
         """Loss and metrics in evaluation mode: ``{'loss', 'accuracy'}`` for classifiers,
-        ``{'loss', 'mse', 'mae'}`` otherwise. See :func:`numnet.training.evaluate`."""
-        from numnet.training import evaluate
+        ``{'loss', 'mse', 'mae', 'rmse', 'r2'}`` otherwise. See
+        :func:`numnet.training.evaluate`."""
+        return loop.evaluate(self, X, y, batch_size=batch_size, sample_weight=sample_weight)
 
-        return evaluate(self, X, y, batch_size=batch_size, sample_weight=sample_weight)
+    # -- files (implemented in numnet.io) -------------------------------------------------
+    def save(self, path: str | os.PathLike[str], optimizer: Optimizer | None = None,
+             metadata: Mapping[str, Any] | None = None) -> Path:
+        """Write the model (and optionally its optimiser) to one ``.npz`` file, atomically.
+
+        See :func:`numnet.io.save`; :meth:`load` reads it back.
+        """
+        return io.save(self, path, optimizer=optimizer, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Sequential:
+        """The model saved by :meth:`save` (or :func:`numnet.io.save`) at ``path``.
+
+        See :func:`numnet.io.load`; the optimiser saved with it comes from
+        :func:`numnet.io.load_optimizer`.
+        """
+        model = io.load(path)
+        if not isinstance(model, cls):
+            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
 
     # -- inspection ---------------------------------------------------------------------
     def output_shape(self, input_shape: Sequence[int] | None = None) -> tuple[int, ...]:
@@ -348,72 +483,50 @@ class Sequential:
         return shape
 
     def summary(self, input_shape: Sequence[int] | None = None) -> str:
-        """A table: one row per layer with its output shape and parameter count; totals."""
-        shape = tuple(input_shape) if input_shape is not None else self.input_shape
-        if shape is None:
-            raise ValueError("summary needs an input shape: pass input_shape=(features,)")
-        rows = [("#", "layer", "output shape", "params")]
-        for index, layer in enumerate(self.layers):
-            shape = layer.output_shape(shape)
-            rows.append((str(index), repr(layer), _fmt(("N",) + shape), f"{layer.num_params:,}"))
-        trainable = self.num_params
-        buffers = sum(b.size for layer in self.layers for b in layer.buffers.values())
-        footer = [
-            f"total parameters: {trainable:,} ({trainable * self.dtype.itemsize / 1024:.1f} KiB, "
-            f"{self.dtype.name})",
-            f"non-trained buffers: {buffers:,}",
-            f"loss: {self.loss!r}",
-        ]
-        return _table(rows) + "\n" + "\n".join(footer)
+        """A table: one row per layer with its output shape and parameter count; totals.
 
-    def trace(self, x: Any, y: Any = None) -> Trace:
-        """Run one batch forward (and backward when ``y`` is given) and tabulate statistics.
+        See :func:`numnet.inspection.summary`.
+        """
+        return inspection.summary(self, input_shape)
 
-        Forward rows give each layer's output shape, mean, std, min, max and fraction of
-        zeros; backward rows give the shape and norm of the gradient reaching each layer's
-        input and of each parameter gradient. Shows where values explode or vanish.
+    def trace(self, x: Any, y: Any = None, optimizer: Optimizer | str | None = None) -> Trace:
+        """Run one batch forward (and backward when ``y`` is given), tabulate statistics and
+        say what looks wrong.
+
+        Forward rows give each layer's output shape, mean, std, min, max, fraction of
+        zeros, and the fraction of dead units (ReLU) or saturated outputs (sigmoid, tanh);
+        backward rows give the norm of the gradient reaching each layer's input with the
+        layer's gain, and of each parameter gradient with its update-to-weight ratio for one
+        step of ``optimizer`` (default ``Adam(1e-3)``; an instance is copied with its
+        state). ``trace.findings`` lists what looks wrong in plain language (dead units,
+        saturation, vanishing or exploding gradients, updates far from about 1e-3 of the
+        weights, unscaled inputs); ``print(trace)`` shows the tables and the findings. See
+        :mod:`numnet.diagnosis` for the definitions and thresholds.
 
         It runs on a copy of the model, so the model's gradients, running statistics and
-        random generators are left as they were.
+        random generators are left as they were (see :func:`numnet.inspection.trace`).
         """
-        return copy.deepcopy(self)._trace(x, y)
-
-    def _trace(self, x: Any, y: Any) -> Trace:
-        training = self.training
-        out = self._input(x)
-        forward_rows = [("input", out.shape, *_stats(out))]
-        for index, layer in enumerate(self.layers):
-            out = layer.forward(out, training=training)
-            forward_rows.append((f"{index} {type(layer).__name__}", out.shape, *_stats(out)))
-        backward_rows: list[tuple] = []
-        loss_value = None
-        if y is not None:
-            loss = self._need_loss()
-            loss_value = loss.forward(out, y)
-            grad = loss.backward()
-            backward_rows.append(("d loss/d output", grad.shape, _norm(grad)))
-            for index in reversed(range(len(self.layers))):
-                layer = self.layers[index]
-                grad = layer.backward(grad)
-                name = f"{index} {type(layer).__name__}"
-                backward_rows.append((f"{name} d/dinput", grad.shape, _norm(grad)))
-                for key, g in layer.grads.items():
-                    backward_rows.append((f"{name} d/d{key}", g.shape, _norm(g)))
-        return Trace(forward_rows, backward_rows, loss_value)
+        return inspection.trace(copy.deepcopy(self), x, y,
+                                optimizer=Adam(1e-3) if optimizer is None else optimizer)
 
     # -- description and state ----------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        """A JSON-serialisable description from which :meth:`from_config` rebuilds the model."""
+        """A JSON-serialisable description from which :meth:`from_config` rebuilds the model.
+
+        Layers are named by their registered type name (``"numnet.Dense"``).
+        """
         return {
             "format": CONFIG_FORMAT,
-            "layers": [{"type": type(layer).__name__, "config": layer.get_config()}
-                       for layer in self.layers],
+            "type": self.type_name,
+            "layers": [{"type": _layer_type(index, layer), "config": layer.get_config()}
+                       for index, layer in enumerate(self.layers)],
             "loss": None if self.loss is None else {
                 "type": self.loss.name, "config": self.loss.get_config()},
             "input_shape": None if self.input_shape is None else list(self.input_shape),
             "dtype": self.dtype.name,
             "seed": self.seed,
             "l2": self.l2,
+            "target_shape": None if self.target_shape is None else list(self.target_shape),
         }
 
     @classmethod
@@ -427,12 +540,12 @@ class Sequential:
                              f"format {CONFIG_FORMAT} or older: upgrade numnet")
         layers = []
         for index, entry in enumerate(config["layers"]):
-            if not isinstance(entry, dict) or "type" not in entry:
+            if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
                 raise ValueError(f"layer {index} of the description has no 'type'")
-            layer_cls = Layer.registry.get(entry["type"])
-            if layer_cls is None or entry["type"].startswith("_"):
-                raise ValueError(f"layer {index}: unknown layer type {entry['type']!r}; known: "
-                                 f"{sorted(k for k in Layer.registry if not k.startswith('_'))}")
+            try:
+                layer_cls = Layer.lookup(entry["type"])
+            except ValueError as exc:
+                raise ValueError(f"layer {index}: {exc}") from exc
             try:
                 layers.append(layer_cls.from_config(dict(entry.get("config", {}))))
             except TypeError as exc:
@@ -440,9 +553,11 @@ class Sequential:
         loss = config.get("loss")
         if isinstance(loss, dict):
             loss = get_loss(loss.get("type", ""))
-        return cls(layers, loss=loss, input_shape=config.get("input_shape"),
-                   dtype=config.get("dtype", "float32"), seed=config.get("seed"),
-                   l2=config.get("l2", 0.0))
+        model = cls(layers, loss=loss, input_shape=config.get("input_shape"),
+                    dtype=config.get("dtype", "float32"), seed=config.get("seed"),
+                    l2=config.get("l2", 0.0))
+        model.target_shape = _target_shape(config.get("target_shape"))
+        return model
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Every parameter and buffer under ``"<layer index>.<name>"`` (arrays, not copies)."""
@@ -478,6 +593,27 @@ class Sequential:
         return self.layers[index]
 
 
+io.register_model(Sequential)
+
+
+def _layer_type(index: int, layer: Layer) -> str:
+    if layer.type_name is None:
+        raise ValueError(f"layer {index} {layer!r} cannot be described: its class is not "
+                         "registered (it was defined with register=False, inside a function "
+                         "or with a private name)")
+    return layer.type_name
+
+
+def _target_shape(value: Any) -> tuple[int, ...] | None:
+    """A description's ``target_shape``: None (unknown) or a list of sizes >= 1."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in value):
+        raise ValueError(f"target_shape must be null or a list of sizes >= 1, got {value!r}")
+    return tuple(value)
+
+
 def _check_unshared(layers: list[Layer], index: int, model: Sequential) -> None:
     """A layer object may stand at one place of one model: it keeps its own caches, and its
     parameters become views into that model's buffers."""
@@ -492,43 +628,8 @@ def _check_unshared(layers: list[Layer], index: int, model: Sequential) -> None:
                          "parameter buffer it uses; pass copy.deepcopy(layer) to reuse it")
 
 
-@dataclass
-class Trace:
-    """Rows of :meth:`Sequential.trace`; ``str(trace)`` prints them as tables."""
-
-    forward_rows: list[tuple] = field(default_factory=list)
-    backward_rows: list[tuple] = field(default_factory=list)
-    loss: float | None = None
-
-    def __str__(self) -> str:
-        head = ("forward", "shape", "mean", "std", "min", "max", "zeros")
-        rows = [head] + [(name, _fmt(shape), *(f"{v:.4g}" for v in stats))
-                         for name, shape, *stats in self.forward_rows]
-        text = _table(rows)
-        if self.backward_rows:
-            back = [("backward", "shape", "norm")] + [
-                (name, _fmt(shape), f"{norm:.4g}") for name, shape, norm in self.backward_rows]
-            text += f"\n\nloss: {self.loss:.6g}\n" + _table(back)
-        return text
-
-
-def _stats(a: np.ndarray) -> tuple[float, float, float, float, float]:
-    a64 = a.astype(np.float64, copy=False)
-    return (float(a64.mean()), float(a64.std()), float(a64.min()), float(a64.max()),
-            float(np.mean(a64 == 0)))
-
-
-def _norm(a: np.ndarray) -> float:
-    return float(np.linalg.norm(a.astype(np.float64, copy=False).ravel()))
-
-
-def _fmt(shape: Sequence) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _table(rows: list[tuple]) -> str:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+def _fitting_hint(layer: Layer, shape: tuple[int, ...]) -> str:
+    """How to write ``layer`` so that it takes ``shape`` (for layers with a size argument)."""
+    if isinstance(layer, Dense) and len(shape) == 1:
+        return f" (Dense({shape[0]}, {layer.out_features}))"
+    return ""

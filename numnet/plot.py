@@ -30,9 +30,9 @@ _RIGHT = "black"
 
 def _new_figure(figsize: tuple[float, float]) -> Figure:
     """A Figure attached to an Agg canvas, or an ImportError saying how to get matplotlib."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+    try:  # matplotlib is optional: imported when a plot is asked for, not with numnet
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+        from matplotlib.figure import Figure  # noqa: PLC0415
     except ImportError as err:
         raise ImportError(
             "numnet.plot needs matplotlib, which is not installed: "
@@ -92,14 +92,14 @@ def _class_indices(values: Any, n: int, name: str) -> np.ndarray | None:
     """1-D class indices (one-hot rows or scores are reduced by argmax), length ``n``."""
     if values is None:
         return None
-    values = np.asarray(values)
-    if values.ndim == 2:
-        values = values.argmax(axis=1)
-    if values.ndim != 1 or values.shape[0] != n:
+    indices = np.asarray(values)
+    if indices.ndim == 2:
+        indices = np.asarray(indices.argmax(axis=1))
+    if indices.ndim != 1 or indices.shape[0] != n:
         raise ValueError(
-            f"plot_images: {name} must have one entry per image ({n}), got shape {values.shape}"
+            f"plot_images: {name} must have one entry per image ({n}), got shape {indices.shape}"
         )
-    return values
+    return indices
 
 
 def _caption(
@@ -239,7 +239,8 @@ def plot_history(history: Any, path: PathLike | None = None) -> Figure:
             f"'val_accuracy' values (keys: {sorted(records)})"
         )
     figure = _new_figure((5.0 * len(panels), 3.6))
-    from matplotlib.ticker import MaxNLocator  # after _new_figure checked it is installed
+    # optional matplotlib, known to be installed once _new_figure succeeded
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, keys) in zip(axes, panels, strict=True):

@@ -126,6 +126,9 @@ def test_early_stopping_min_delta_and_max_mode():
                           callbacks=[script, stop])
     assert stop.mode == "max"
     assert len(history.epoch) == 3 and stop.best == 0.5  # +0.02, +0.03 are not enough
+    # R^2 (regression's val_r2) is maximised too; losses and errors are minimised
+    assert EarlyStopping(monitor="val_r2").mode == "max"
+    assert EarlyStopping(monitor="val_rmse").mode == "min"
 
 
 def test_early_stopping_restores_the_best_weights():
@@ -179,24 +182,22 @@ def test_callback_arguments_are_checked():
 
 # -- ModelCheckpoint --------------------------------------------------------------------
 def test_checkpoint_saves_every_epoch_with_formatted_names(tmp_path, monkeypatch):
-    import numnet.io
-
     calls = []
-    monkeypatch.setattr(numnet.io, "save", lambda m, path, **kw: calls.append((path, kw)))
+    # ModelCheckpoint saves through the model's own method
+    monkeypatch.setattr(Sequential, "save", lambda m, path, **kw: calls.append((path, kw)))
     X, y = data()
     net = model()
     check = ModelCheckpoint(tmp_path / "ckpt-{epoch:02d}-{loss:.1f}.npz", monitor="loss")
     net.fit(X, y, epochs=3, verbose=0, callbacks=[check])
     assert [path.split("/")[-1][:8] for path, _ in calls] == ["ckpt-01-", "ckpt-02-",
                                                               "ckpt-03-"]
-    assert all(kw == {} for _, kw in calls) and check.saved == [p for p, _ in calls]
+    assert all(kw == {"optimizer": None} for _, kw in calls)
+    assert check.saved == [p for p, _ in calls]
 
 
 def test_checkpoint_save_best_only(tmp_path, monkeypatch):
-    import numnet.io
-
     calls = []
-    monkeypatch.setattr(numnet.io, "save", lambda m, path, **kw: calls.append(
+    monkeypatch.setattr(Sequential, "save", lambda m, path, **kw: calls.append(
         (path, kw.get("optimizer"))))
     X, y = data()
     script = Scripted("val_loss", [1.0, 1.2, 0.5, 0.5, 0.7])

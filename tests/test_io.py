@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.lib import format as npformat
 
 import numnet
 from numnet import io
@@ -122,7 +123,7 @@ def test_file_layout_is_plain_arrays_and_json(saved: tuple[numnet.Sequential, Pa
     assert header["format"] == io.FILE_FORMAT
     assert header["numnet_version"] == numnet.__version__
     assert header["model"] == model.get_config()
-    assert header["model"]["layers"][0]["type"] == "Dense"
+    assert header["model"]["layers"][0]["type"] == "numnet.Dense"
     assert header["model"]["loss"]["type"] == "cross_entropy"
     assert header["optimizer"] is None
     assert header["rng"]["model"]["bit_generator"] == "PCG64"
@@ -489,8 +490,6 @@ def test_failure_inside_the_array_writer(saved: tuple[numnet.Sequential, Path],
     """Fail in the middle of the real writer (after some arrays are in the temp file)."""
     _, path = saved
     before = path.read_bytes()
-    from numpy.lib import format as npformat
-
     real = npformat.write_array
     calls = {"n": 0}
 
@@ -694,7 +693,7 @@ def test_description_is_checked_against_the_arrays_before_building(
 def test_description_too_large_to_allocate(saved: tuple[numnet.Sequential, Path]) -> None:
     _, path = saved
     _edit_header(path, _set("model", "layers", 0, "config", "out_features", value=10**15))
-    expect_error(path, "layer 0 (Dense)", "too large")
+    expect_error(path, "layer 0 (numnet.Dense)", "too large")
 
 
 def _saved_with_optimizer(tmp_path: Path) -> Path:

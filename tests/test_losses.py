@@ -69,20 +69,20 @@ def test_cross_entropy_worked_examples():
     z = np.array([[1.0, 2, 3, 4], [2, 2, 3, 4], [5, 5, 5, 4]]).T
     onehot = np.array([[0.0, 0, 1], [0, 0, 1], [0, 0, 1], [1, 0, 0]])
     loss = CrossEntropy()
-    assert loss.forward(z, onehot) == pytest.approx(0.37474097876709611, abs=1e-7)
+    assert loss(z, onehot) == pytest.approx(0.37474097876709611, abs=1e-7)
     expected_grad = np.array([[0.01714783, 0.0452785, 0.10650698, -0.66666667],
                               [0.04661262, 0.0452785, 0.10650698, 0.33333333],
                               [-0.06376045, -0.090557, -0.21301396, 0.33333333]]).T / 4
     np.testing.assert_allclose(loss.backward(), expected_grad, atol=1e-7)
     # integer labels give the same loss and gradient as one-hot rows
-    assert loss.forward(z, np.array([2, 2, 2, 0])) == pytest.approx(0.37474097876709611)
+    assert loss(z, np.array([2, 2, 2, 0])) == pytest.approx(0.37474097876709611)
     np.testing.assert_allclose(loss.backward(), expected_grad, atol=1e-7)
 
 
 def test_cross_entropy_is_finite_for_huge_logits():
     loss = CrossEntropy()
     z = np.array([[1e4, 0.0, -1e4], [0.0, 1e4, 0.0]], dtype=np.float32)
-    value = loss.forward(z, [2, 1])
+    value = loss(z, [2, 1])
     grad = loss.backward()
     assert value == pytest.approx(1e4)  # (2e4 + 0) / 2
     assert np.isfinite(grad).all()
@@ -93,24 +93,24 @@ def test_binary_cross_entropy_stable_and_correct():
     loss = BinaryCrossEntropy()
     z = np.array([[-1e4, 1e4, 0.0]])
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        value = loss.forward(z, [[1.0, 0.0, 1.0]])
+        value = loss(z, [[1.0, 0.0, 1.0]])
     assert value == pytest.approx((1e4 + 1e4 + np.log(2)) / 3)
     p = 1 / (1 + np.exp(-0.3))
-    assert loss.forward(np.array([[0.3]]), [[1.0]]) == pytest.approx(-np.log(p))
+    assert loss(np.array([[0.3]]), [[1.0]]) == pytest.approx(-np.log(p))
 
 
 def test_mse_value_and_gradient():
     loss = MeanSquaredError()
-    assert loss.forward(np.array([[1.0, 2.0], [3.0, 4.0]]), [[1.0, 0.0], [0.0, 4.0]]) == 13 / 4
+    assert loss(np.array([[1.0, 2.0], [3.0, 4.0]]), [[1.0, 0.0], [0.0, 4.0]]) == 13 / 4
     np.testing.assert_allclose(loss.backward(), [[0, 1.0], [1.5, 0]])
-    assert loss.forward(np.array([[1.0], [2.0]]), np.array([0.0, 0.0])) == 2.5  # (N,) target
+    assert loss(np.array([[1.0], [2.0]]), np.array([0.0, 0.0])) == 2.5  # (N,) target
 
 
 def test_losses_keep_float32():
     z = RNG.standard_normal((3, 4)).astype(np.float32)
     for loss, target in [(CrossEntropy(), [0, 1, 2]), (MeanSquaredError(), np.zeros((3, 4))),
                          (BinaryCrossEntropy(), np.ones((3, 4)))]:
-        loss.forward(z, target)
+        loss(z, target)
         assert loss.backward().dtype == np.float32
 
 
@@ -122,21 +122,21 @@ def test_losses_keep_float32():
 ])
 def test_cross_entropy_rejects_bad_labels(labels, message):
     with pytest.raises(ValueError, match=message):
-        CrossEntropy().forward(np.zeros((3, 3)), np.array(labels))
+        CrossEntropy()(np.zeros((3, 3)), np.array(labels))
 
 
 def test_cross_entropy_rejects_bad_targets():
     loss = CrossEntropy()
     with pytest.raises(ShapeError, match="2 labels for a batch of 3"):
-        loss.forward(np.zeros((3, 3)), [0, 1])
+        loss(np.zeros((3, 3)), [0, 1])
     with pytest.raises(ShapeError, match=r"target shape \(3, 4\) does not match"):
-        loss.forward(np.zeros((3, 3)), np.zeros((3, 4)))
+        loss(np.zeros((3, 3)), np.zeros((3, 4)))
     with pytest.raises(ValueError, match="row 1 sums to 2"):
-        loss.forward(np.zeros((2, 2)), [[1.0, 0.0], [1.0, 1.0]])
+        loss(np.zeros((2, 2)), [[1.0, 0.0], [1.0, 1.0]])
     with pytest.raises(ValueError, match="negative entry"):
-        loss.forward(np.zeros((1, 2)), [[1.5, -0.5]])
+        loss(np.zeros((1, 2)), [[1.5, -0.5]])
     with pytest.raises(ShapeError, match=r"logits of shape \(N, C\)"):
-        loss.forward(np.zeros(3), [0, 1, 2])
+        loss(np.zeros(3), [0, 1, 2])
 
 
 @pytest.mark.parametrize("loss", [CrossEntropy(), MeanSquaredError(), BinaryCrossEntropy()])
@@ -144,31 +144,31 @@ def test_non_finite_inputs_are_rejected(loss):
     z = np.zeros((2, 2))
     z[1, 0] = np.nan
     with pytest.raises(NonFiniteError, match=r"prediction contains 1 non-finite.*\(1, 0\)"):
-        loss.forward(z, np.zeros((2, 2)) if not isinstance(loss, CrossEntropy) else [0, 1])
+        loss(z, np.zeros((2, 2)) if not isinstance(loss, CrossEntropy) else [0, 1])
     target = np.zeros((2, 2))
     target[0, 1] = np.inf
     with pytest.raises(NonFiniteError, match="target"):
-        loss.forward(np.zeros((2, 2)), target)
+        loss(np.zeros((2, 2)), target)
 
 
 def test_mismatched_shapes_and_weights():
     with pytest.raises(ShapeError, match=r"target shape \(2, 3\) does not match prediction "
                                          r"shape \(2, 2\)"):
-        MeanSquaredError().forward(np.zeros((2, 2)), np.zeros((2, 3)))
+        MeanSquaredError()(np.zeros((2, 2)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"expected values in \[0, 1\]"):
-        BinaryCrossEntropy().forward(np.zeros((1, 2)), [[0.0, 2.0]])
+        BinaryCrossEntropy()(np.zeros((1, 2)), [[0.0, 2.0]])
     with pytest.raises(ShapeError, match=r"sample_weight must have shape \(2,\)"):
-        MeanSquaredError().forward(np.zeros((2, 2)), np.zeros((2, 2)), sample_weight=[1.0])
+        MeanSquaredError()(np.zeros((2, 2)), np.zeros((2, 2)), sample_weight=[1.0])
     with pytest.raises(ValueError, match="sample_weight must be >= 0"):
-        MeanSquaredError().forward(np.zeros((2, 2)), np.zeros((2, 2)), sample_weight=[1, -1])
+        MeanSquaredError()(np.zeros((2, 2)), np.zeros((2, 2)), sample_weight=[1, -1])
     with pytest.raises(ShapeError, match="non-empty batch"):
-        MeanSquaredError().forward(np.zeros((0, 2)), np.zeros((0, 2)))
+        MeanSquaredError()(np.zeros((0, 2)), np.zeros((0, 2)))
 
 
 def test_sample_weight_semantics():
     z = np.array([[0.0], [2.0]])
-    assert MeanSquaredError().forward(z, [[0.0], [0.0]], sample_weight=[1.0, 0.0]) == 0.0
-    assert MeanSquaredError().forward(z, [[0.0], [0.0]], sample_weight=[0.0, 2.0]) == 4.0
+    assert MeanSquaredError()(z, [[0.0], [0.0]], sample_weight=[1.0, 0.0]) == 0.0
+    assert MeanSquaredError()(z, [[0.0], [0.0]], sample_weight=[0.0, 2.0]) == 4.0
 
 
 def test_get_loss_by_name_and_errors():

@@ -256,8 +256,10 @@ def _is_dataset(name: str, test_labels: Path) -> bool:
         labels = read_idx(test_labels)
     except DataError:
         return True  # let the loader report the broken file
-    counts = np.bincount(labels.ravel().astype(np.int64)) if labels.size else np.zeros(1)
-    balanced = bool(counts.size == 10 and (counts == counts[0]).all())
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        return True  # not labels of either dataset: the loader names the problem
+    counts = np.bincount(labels, minlength=_CLASSES)
+    balanced = bool(counts.size == _CLASSES and (counts == counts[0]).all())
     return balanced == (name == "fashion-mnist")
 
 
@@ -444,12 +446,14 @@ def _manual_instructions(name: str, dirs: list[tuple[Path, str]]) -> str:
 
 def _check_pair(
     arrays: Sequence[np.ndarray],
-    files: Sequence[PathLike],
+    files: Sequence[object],
     name: str,
     shape: tuple[int, int],
     count: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Check an (images, labels) pair read from ``files``; return it, labels as int64.
+
+    ``files`` are paths (or package resources) whose ``str()`` names them in errors.
 
     Images must be uint8 ``(count, *shape)`` (any N when ``count`` is None), labels
     uint8 ``(N,)`` with one per image and values 0..9. Errors name the file(s).

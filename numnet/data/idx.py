@@ -19,8 +19,9 @@ import sys
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from io import BufferedIOBase
 from pathlib import Path
-from typing import IO, Union
+from typing import IO, Any, Union
 
 import numpy as np
 
@@ -69,7 +70,7 @@ def data_error(
 
 
 @contextmanager
-def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
+def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path``; on success move it onto ``path``.
 
     Readers never see a half-written file: the data goes to a hidden temporary file in
@@ -113,7 +114,7 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
-def _open_binary(path: Path) -> IO[bytes]:
+def _open_binary(path: Path) -> BufferedIOBase:
     if path.name.endswith(".gz"):
         return gzip.open(path, "rb")
     return open(path, "rb")
@@ -121,10 +122,10 @@ def _open_binary(path: Path) -> IO[bytes]:
 
 def _byte_view(array: np.ndarray) -> memoryview:
     """The bytes of a C-contiguous array, without a copy (works for 0-d and empty)."""
-    return memoryview(array.reshape(-1).view(np.uint8))
+    return array.reshape(-1).view(np.uint8).data
 
 
-def _read_exactly(handle: IO[bytes], view: memoryview) -> tuple[int, bool]:
+def _read_exactly(handle: BufferedIOBase, view: memoryview) -> tuple[int, bool]:
     """Fill ``view`` from ``handle``.
 
     Returns
@@ -148,7 +149,7 @@ def _read_exactly(handle: IO[bytes], view: memoryview) -> tuple[int, bool]:
     return filled, False
 
 
-def _read_growing(handle: IO[bytes], limit: int) -> tuple[bytearray, bool]:
+def _read_growing(handle: BufferedIOBase, limit: int) -> tuple[bytearray, bool]:
     """Up to ``limit`` bytes, read in bounded chunks: memory follows what is really there.
 
     Returns the bytes and, as :func:`_read_exactly`, whether a gzip stream was cut.
@@ -165,7 +166,7 @@ def _read_growing(handle: IO[bytes], limit: int) -> tuple[bytearray, bool]:
     return data, False
 
 
-def _parse_header(path: Path, handle: IO[bytes]) -> tuple[np.dtype, tuple[int, ...], int]:
+def _parse_header(path: Path, handle: BufferedIOBase) -> tuple[np.dtype, tuple[int, ...], int]:
     """Read and check the magic number and dimensions; return dtype, shape, header size."""
     magic = handle.read(4)
     if len(magic) < 4:
@@ -195,6 +196,17 @@ def _parse_header(path: Path, handle: IO[bytes]) -> tuple[np.dtype, tuple[int, .
             path,
         )
     shape = tuple(int(d) for d in np.frombuffer(raw_dims, dtype=">u4"))
+    # NumPy refuses a shape whose non-zero dimensions multiply past its index range, even
+    # when another dimension is 0, so that no data bytes are declared and the size checks
+    # (which name a bigger shape's problem: too few bytes) pass: name it here.
+    span = math.prod(d for d in shape if d) * IDX_DTYPES[code].itemsize
+    if 0 in shape and span > np.iinfo(np.intp).max:
+        raise data_error(
+            f"{path}: the IDX header declares shape {shape} of {IDX_DTYPES[code].name}: "
+            f"its dimensions multiply to {span} bytes, beyond any array "
+            f"(at most {np.iinfo(np.intp).max})",
+            path,
+        )
     return IDX_DTYPES[code], shape, 4 + 4 * rank
 
 
@@ -236,7 +248,7 @@ def read_idx(path: PathLike) -> np.ndarray:
 
 
 def _read_body(
-    path: Path, handle: IO[bytes], dtype: np.dtype, shape: tuple[int, ...], header: int
+    path: Path, handle: BufferedIOBase, dtype: np.dtype, shape: tuple[int, ...], header: int
 ) -> np.ndarray:
     """The data after the header, checked against the size the header declares.
 
@@ -268,7 +280,7 @@ def _read_body(
     return out
 
 
-def _check_end(path: Path, handle: IO[bytes], shape: tuple[int, ...], expected: int) -> None:
+def _check_end(path: Path, handle: BufferedIOBase, shape: tuple[int, ...], expected: int) -> None:
     """Nothing may follow the declared data."""
     extra = len(handle.read(1 << 16))
     if extra:
@@ -279,7 +291,7 @@ def _check_end(path: Path, handle: IO[bytes], shape: tuple[int, ...], expected: 
         )
 
 
-def _check_raw_size(path: Path, handle: IO[bytes], expected: int, declared: str) -> bool:
+def _check_raw_size(path: Path, handle: BufferedIOBase, expected: int, declared: str) -> bool:
     """Compare a raw file's length with the declared data size, before reading it.
 
     Returns False when the size is unknown (a pipe or a device): the read finds out.

@@ -1,395 +1,79 @@
-"""Label encoding, feature scaling, dataset splits and mini-batches.
+"""The scaling a model file records, dataset splits and mini-batches.
 
 Everything here works on whole arrays: no Python loop runs over samples or features.
-Samples are rows (axis 0), as everywhere in numnet.
+Samples are rows (axis 0), as everywhere in numnet. Label encoding lives in
+:mod:`numnet.data.labels` and feature scaling in :mod:`numnet.data.scaling`; their names
+are importable from here too, as they were before those modules existed.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
+from numnet.data.labels import LabelEncoder, UnknownLabelError, from_one_hot, one_hot
+from numnet.data.scaling import MinMaxScaler, NotFittedError, Rescale, Standardizer
+
 __all__ = [
+    "LabelEncoder",
     "MinMaxScaler",
     "NotFittedError",
+    "Preprocessor",
+    "Rescale",
     "Standardizer",
+    "UnknownLabelError",
     "from_one_hot",
     "minibatches",
     "one_hot",
+    "preprocessing_from_config",
     "train_dev_test_split",
 ]
 
 Seed = int | np.random.Generator | None
 
-# Statistics are accumulated in blocks of rows so that a float32 dataset never needs a
-# full float64 copy just to compute a variance: about 2**20 values (8 MB) per block.
-_STAT_BLOCK_VALUES = 1 << 20
+# ------------------------------------------------------- the scaling a model file records
+
+#: what :func:`preprocessing_from_config` returns: each has ``transform``,
+#: ``inverse_transform`` and ``get_config``
+Preprocessor = Rescale | Standardizer | MinMaxScaler
+
+_BY_TYPE: dict[str, type[Rescale] | type[Standardizer] | type[MinMaxScaler]] = {
+    cls.config_type: cls for cls in (Rescale, Standardizer, MinMaxScaler)}
 
 
-class NotFittedError(ValueError, AttributeError):
-    """A scaler was used before :meth:`fit` was called."""
+def preprocessing_from_config(config: Mapping[str, Any]) -> Preprocessor:
+    """The scaling a ``get_config()`` dict describes, ready to ``transform`` raw inputs.
 
+    ::
 
-# ------------------------------------------------------------------------------ labels
-
-
-def _check_labels(labels: np.ndarray, name: str) -> np.ndarray:
-    """Integer labels as int64 (1-D); integral floats accepted, anything else refused."""
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(
-            f"{name}: labels must be a 1-D array of class indices, got shape {labels.shape}"
-            + (" (use labels.ravel() for a column vector)" if labels.ndim == 2 else "")
-        )
-    if labels.dtype.kind in "iu":
-        return labels.astype(np.int64, copy=False)
-    if labels.dtype.kind != "f":
-        raise ValueError(f"{name}: labels must be integers, got dtype {labels.dtype}")
-    bad = np.flatnonzero(~np.isfinite(labels) | (labels != np.trunc(labels)))
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(
-            f"{name}: label {labels[i]} at index {i} is not an integer class index"
-        )
-    return labels.astype(np.int64)
-
-
-def one_hot(
-    labels: np.ndarray, num_classes: int | None = None, dtype: np.dtype | type = np.float32
-) -> np.ndarray:
-    """Encode class indices as one-hot rows.
+        scaling = preprocessing_from_config(io.load_metadata(path)["preprocessing"])
+        labels = model.predict(scaling.transform(X_raw))
 
     Parameters
     ----------
-    labels : array_like of int, shape (N,)
-        Class indices in ``[0, num_classes)``. Floats are accepted when integral.
-    num_classes : int, optional
-        Number of classes; default ``labels.max() + 1``.
-    dtype : dtype, default numpy.float32
-        dtype of the result.
+    config : mapping
+        ``{"type": "scale" | "standardize" | "minmax", ...}``, e.g. the ``"preprocessing"``
+        entry ``numnet train`` writes into a model file's metadata.
 
     Returns
     -------
-    numpy.ndarray, shape (N, num_classes)
-        ``out[i, labels[i]] == 1``, zeros elsewhere.
+    Rescale, Standardizer or MinMaxScaler
+        Fitted, so that ``transform`` applies exactly the stored scaling.
 
     Raises
     ------
     ValueError
-        For a label that is negative, not an integer or not below ``num_classes``: the
-        message names the offending value and its index.
+        For an unknown ``"type"`` or values that do not describe a scaling.
     """
-    labels = _check_labels(labels, "one_hot")
-    negative = np.flatnonzero(labels < 0)
-    if negative.size:
-        i = int(negative[0])
-        raise ValueError(f"one_hot: label {labels[i]} at index {i} is negative")
-    if num_classes is None:
-        num_classes = int(labels.max()) + 1 if labels.size else 0
-    elif isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-        raise TypeError(f"one_hot: num_classes must be an int, got {num_classes!r}")
-    too_big = np.flatnonzero(labels >= num_classes)
-    if too_big.size:
-        i = int(too_big[0])
-        raise ValueError(
-            f"one_hot: label {labels[i]} at index {i} is out of range for "
-            f"num_classes={num_classes} (expected 0..{num_classes - 1})"
-        )
-    out = np.zeros((labels.size, num_classes), dtype=dtype)
-    out[np.arange(labels.size), labels] = 1
-    return out
-
-
-def from_one_hot(Y: np.ndarray) -> np.ndarray:
-    """Class indices from one-hot rows or per-class scores (the row-wise argmax).
-
-    Parameters
-    ----------
-    Y : array_like, shape (N, C)
-        One-hot rows, probabilities or scores.
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (N,)
-
-    Raises
-    ------
-    ValueError
-        If ``Y`` is not 2-D, has no columns, or contains NaN (the row is named).
-    """
-    Y = np.asarray(Y)
-    if Y.ndim != 2:
-        raise ValueError(f"from_one_hot: expected a 2-D array (N, classes), got shape {Y.shape}")
-    if Y.shape[1] == 0:
-        raise ValueError("from_one_hot: Y has 0 columns, so there is no class to pick")
-    if Y.dtype.kind == "f":
-        nan_rows = np.flatnonzero(np.isnan(Y).any(axis=1))
-        if nan_rows.size:
-            raise ValueError(f"from_one_hot: row {int(nan_rows[0])} contains NaN")
-    return Y.argmax(axis=1).astype(np.int64)
-
-
-# ----------------------------------------------------------------------------- scalers
-
-
-class _Scaler:
-    """Shared checks: 2-D or higher input, finite values, same features as at fit."""
-
-    _fitted_attr = ""
-
-    def _check_input(self, X: np.ndarray, method: str) -> np.ndarray:
-        X = np.asarray(X)
-        name = type(self).__name__
-        if X.ndim < 2:
-            raise ValueError(
-                f"{name}.{method}: expected X of shape (samples, features...), got shape "
-                f"{X.shape} (use X.reshape(-1, 1) for a single feature)"
-            )
-        if X.dtype.kind not in "biuf":
-            raise ValueError(f"{name}.{method}: X must be numeric, got dtype {X.dtype}")
-        if X.dtype.kind == "f" and not np.isfinite(X).all():
-            where = np.argwhere(~np.isfinite(X))[0]
-            raise ValueError(
-                f"{name}.{method}: X contains {X[tuple(where)]} at index {tuple(where.tolist())}"
-            )
-        return X
-
-    def _check_fitted(self, X: np.ndarray, method: str) -> np.ndarray:
-        name = type(self).__name__
-        if getattr(self, self._fitted_attr, None) is None:
-            raise NotFittedError(
-                f"{name}.{method}: this {name} is not fitted yet; call fit(X_train) first"
-            )
-        X = self._check_input(X, method)
-        expected = getattr(self, self._fitted_attr).shape
-        if X.shape[1:] != expected:
-            n_expected = expected[0] if len(expected) == 1 else expected
-            n_got = X.shape[1] if X.ndim == 2 else X.shape[1:]
-            raise ValueError(
-                f"{name}.{method}: X has {n_got} features, but this {name} was fitted on "
-                f"{n_expected} features"
-            )
-        return X
-
-    @staticmethod
-    def _float_dtype(X: np.ndarray) -> np.dtype:
-        """Float inputs keep their dtype; integers (e.g. uint8 pixels) become float32."""
-        return X.dtype if X.dtype.kind == "f" else np.dtype(np.float32)
-
-    def fit_transform(self, X: np.ndarray) -> np.ndarray:
-        """Fit to ``X``, then transform it.
-
-        Parameters
-        ----------
-        X : array_like, shape (N, features...)
-
-        Returns
-        -------
-        numpy.ndarray
-            The transformed ``X``.
-        """
-        return self.fit(X).transform(X)
-
-
-def _row_blocks(X: np.ndarray) -> Iterator[np.ndarray]:
-    rows = max(1, _STAT_BLOCK_VALUES // max(1, int(np.prod(X.shape[1:]))))
-    for start in range(0, X.shape[0], rows):
-        yield X[start : start + rows]
-
-
-class Standardizer(_Scaler):
-    """Scale each feature to zero mean and unit variance: ``(X - mean_) / scale_``.
-
-    Fit it on the training data only, then transform the training, dev and test sets
-    with the same statistics. Constant features get ``scale_ = 1`` (they become 0
-    instead of a division by zero).
-
-    Attributes
-    ----------
-    mean_ : numpy.ndarray of float64, shape (features...)
-    var_ : numpy.ndarray of float64, shape (features...)
-    scale_ : numpy.ndarray of float64, shape (features...)
-        Standard deviation, with 1 for constant features.
-    n_samples_seen_ : int
-    """
-
-    _fitted_attr = "mean_"
-
-    def __init__(self) -> None:
-        self.mean_: np.ndarray | None = None
-        self.var_: np.ndarray | None = None
-        self.scale_: np.ndarray | None = None
-        self.n_samples_seen_ = 0
-
-    def fit(self, X: np.ndarray) -> Standardizer:
-        """Compute the per-feature mean and standard deviation of ``X``.
-
-        Parameters
-        ----------
-        X : array_like, shape (N, features...)
-            Training data, N >= 1, finite.
-
-        Returns
-        -------
-        Standardizer
-            ``self``.
-        """
-        X = self._check_input(X, "fit")
-        if X.shape[0] == 0:
-            raise ValueError("Standardizer.fit: X has no samples")
-        n = X.shape[0]
-        # Two passes in float64 (mean, then squared deviations): stable, and by row
-        # blocks so the temporaries stay small whatever the dataset size.
-        mean = X.sum(axis=0, dtype=np.float64) / n
-        var = np.zeros_like(mean)
-        for block in _row_blocks(X):
-            dev = block - mean
-            var += np.einsum("i...,i...->...", dev, dev)
-        var /= n
-        std = np.sqrt(var)
-        # Constant features: the float64 mean of equal values can be off by an ulp, so
-        # "constant" means a spread at rounding level, relative to the values.
-        constant = std <= 8 * np.finfo(np.float64).eps * np.abs(mean)
-        self.mean_, self.var_, self.n_samples_seen_ = mean, var, n
-        self.scale_ = np.where(constant | (std == 0), 1.0, std)
-        return self
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Standardise ``X`` with the fitted statistics.
-
-        Parameters
-        ----------
-        X : array_like, shape (M, features...)
-            Same features as at fit time.
-
-        Returns
-        -------
-        numpy.ndarray
-            Same dtype as ``X`` if floating, else float32.
-        """
-        X = self._check_fitted(X, "transform")
-        dtype = self._float_dtype(X)
-        out = np.subtract(X, self.mean_.astype(dtype), dtype=dtype)
-        out /= self.scale_.astype(dtype)
-        return out
-
-    def inverse_transform(self, X: np.ndarray) -> np.ndarray:
-        """Undo :meth:`transform`: ``X * scale_ + mean_``.
-
-        Parameters
-        ----------
-        X : array_like, shape (M, features...)
-
-        Returns
-        -------
-        numpy.ndarray
-        """
-        X = self._check_fitted(X, "inverse_transform")
-        dtype = self._float_dtype(X)
-        out = np.multiply(X, self.scale_.astype(dtype), dtype=dtype)
-        out += self.mean_.astype(dtype)
-        return out
-
-
-class MinMaxScaler(_Scaler):
-    """Scale each feature linearly so the training minimum and maximum map to
-    ``feature_range`` (default ``[0, 1]``).
-
-    Constant features map to ``feature_range[0]``. Values outside the training range
-    map outside ``feature_range`` (no clipping).
-
-    Parameters
-    ----------
-    feature_range : tuple of two floats, default (0, 1)
-
-    Attributes
-    ----------
-    data_min_, data_max_ : numpy.ndarray of float64, shape (features...)
-    data_range_ : numpy.ndarray of float64
-        ``data_max_ - data_min_``, with 1 for constant features.
-    """
-
-    _fitted_attr = "data_min_"
-
-    def __init__(self, feature_range: tuple[float, float] = (0.0, 1.0)) -> None:
-        low, high = feature_range
-        if not low < high:
-            raise ValueError(
-                f"MinMaxScaler: feature_range must be (low, high) with low < high, "
-                f"got {feature_range!r}"
-            )
-        self.feature_range = (float(low), float(high))
-        self.data_min_: np.ndarray | None = None
-        self.data_max_: np.ndarray | None = None
-        self.data_range_: np.ndarray | None = None
-
-    def fit(self, X: np.ndarray) -> MinMaxScaler:
-        """Record the per-feature minimum and maximum of ``X``.
-
-        Parameters
-        ----------
-        X : array_like, shape (N, features...)
-            Training data, N >= 1, finite.
-
-        Returns
-        -------
-        MinMaxScaler
-            ``self``.
-        """
-        X = self._check_input(X, "fit")
-        if X.shape[0] == 0:
-            raise ValueError("MinMaxScaler.fit: X has no samples")
-        self.data_min_ = X.min(axis=0).astype(np.float64)
-        self.data_max_ = X.max(axis=0).astype(np.float64)
-        spread = self.data_max_ - self.data_min_
-        self.data_range_ = np.where(spread == 0, 1.0, spread)
-        return self
-
-    def _coefficients(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-        """``transform(X) = X * scale + offset``."""
-        low, high = self.feature_range
-        scale = (high - low) / self.data_range_
-        offset = low - self.data_min_ * scale
-        return scale.astype(dtype), offset.astype(dtype)
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Scale ``X`` with the fitted minimum and maximum.
-
-        Parameters
-        ----------
-        X : array_like, shape (M, features...)
-
-        Returns
-        -------
-        numpy.ndarray
-            Same dtype as ``X`` if floating, else float32.
-        """
-        X = self._check_fitted(X, "transform")
-        dtype = self._float_dtype(X)
-        scale, offset = self._coefficients(dtype)
-        out = np.multiply(X, scale, dtype=dtype)
-        out += offset
-        return out
-
-    def inverse_transform(self, X: np.ndarray) -> np.ndarray:
-        """Undo :meth:`transform`.
-
-        Parameters
-        ----------
-        X : array_like, shape (M, features...)
-
-        Returns
-        -------
-        numpy.ndarray
-        """
-        X = self._check_fitted(X, "inverse_transform")
-        dtype = self._float_dtype(X)
-        scale, offset = self._coefficients(dtype)
-        out = np.subtract(X, offset, dtype=dtype)
-        out /= scale
-        return out
+    kind = config.get("type") if isinstance(config, Mapping) else None
+    cls = _BY_TYPE.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown preprocessing {kind!r} (known: "
+                         f"{', '.join(map(repr, sorted(_BY_TYPE)))})")
+    return cls.from_config(config)
 
 
 # ------------------------------------------------------------------------------ splits
@@ -525,12 +209,13 @@ def train_dev_test_split(
         )
     if stratify and (y is None or not shuffle):
         raise ValueError("train_dev_test_split: stratify=True needs y and shuffle=True")
+    parts: list[slice] | list[np.ndarray]
     if not shuffle:
         cut1, cut2 = n - n_dev - n_test, n - n_test
         parts = [slice(0, cut1), slice(cut1, cut2), slice(cut2, n)]
     else:
         rng = np.random.default_rng(seed)
-        if stratify:
+        if stratify and y is not None:
             parts = list(_stratified_indices(_strata(y), n_dev, n_test, rng))
         else:
             order = rng.permutation(n)

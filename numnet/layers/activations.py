@@ -11,14 +11,20 @@ from typing import Any
 import numpy as np
 
 from numnet._checks import real_number
-from numnet.layers.base import Layer
+from numnet.layers.base import GradCheckCase, Layer
 
 
 class _Activation(Layer):
-    """Shared plumbing: dtype handling and an empty config."""
+    """Shared plumbing: an empty config and gradient checks on a few shapes."""
 
     def get_config(self) -> dict[str, Any]:
         return {"dtype": self.dtype.name}
+
+    @classmethod
+    def gradcheck_cases(cls) -> list[GradCheckCase]:
+        rng = np.random.default_rng(1)
+        return [GradCheckCase(cls(), rng.standard_normal(shape))
+                for shape in ((1, 4), (6, 3), (2, 3, 5))]
 
 
 class ReLU(_Activation):
@@ -30,20 +36,20 @@ class ReLU(_Activation):
     """
 
     init_family = "he_normal"
+    can_die = True
 
     def __init__(self, dtype: Any = None) -> None:
         super().__init__(dtype)
         self.x: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.x = self._as_input(x)
+        self.x = x
         # against a row of zeros NumPy runs its vectorised loop; against the scalar 0 it
         # takes about twice as long (measured: 98 vs 55 us for 1000 x 256 float32)
         return np.maximum(self.x, np.zeros(self.x.shape[-1:], dtype=self.dtype))
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        x = self._need_cache("x")
-        return np.multiply(self._as_grad(grad_out, x.shape), x > 0)
+        return np.multiply(grad_out, self._need_cache("x") > 0)
 
 
 class LeakyReLU(_Activation):
@@ -61,17 +67,21 @@ class LeakyReLU(_Activation):
         self.mask: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        x = self._as_input(x)
         self.mask = x > 0
         return np.where(self.mask, x, x * self.dtype.type(self.alpha))
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         mask = self._need_cache("mask")
-        grad_out = self._as_grad(grad_out, mask.shape)
         return np.where(mask, grad_out, grad_out * self.dtype.type(self.alpha))
 
     def get_config(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "dtype": self.dtype.name}
+
+    @classmethod
+    def gradcheck_cases(cls) -> list[GradCheckCase]:
+        rng = np.random.default_rng(2)
+        return [GradCheckCase(cls(alpha), rng.standard_normal(shape))
+                for alpha, shape in ((0.1, (1, 4)), (0.2, (6, 3)), (0.01, (2, 3, 5)))]
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -88,36 +98,38 @@ class Sigmoid(_Activation):
     """
 
     init_family = "glorot_uniform"
+    saturation = (0.0, 1.0)
 
     def __init__(self, dtype: Any = None) -> None:
         super().__init__(dtype)
         self.y: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.y = sigmoid(self._as_input(x))
+        self.y = sigmoid(x)
         return self.y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         y = self._need_cache("y")
-        return self._as_grad(grad_out, y.shape) * y * (1 - y)
+        return grad_out * y * (1 - y)
 
 
 class Tanh(_Activation):
     r"""Hyperbolic tangent. Forward: ``y = tanh(x)``. Backward: ``dx = g * (1 - y^2)``."""
 
     init_family = "glorot_uniform"
+    saturation = (-1.0, 1.0)
 
     def __init__(self, dtype: Any = None) -> None:
         super().__init__(dtype)
         self.y: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.y = np.tanh(self._as_input(x))
+        self.y = np.tanh(x)
         return self.y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         y = self._need_cache("y")
-        return self._as_grad(grad_out, y.shape) * (1 - y * y)
+        return grad_out * (1 - y * y)
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -150,12 +162,11 @@ class Softmax(_Activation):
         self.y: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.y = softmax(self._as_input(x))
+        self.y = softmax(x)
         return self.y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         y = self._need_cache("y")
-        grad_out = self._as_grad(grad_out, y.shape)
         return y * (grad_out - np.sum(grad_out * y, axis=-1, keepdims=True))
 
 
@@ -164,14 +175,8 @@ class Identity(_Activation):
 
     init_family = "glorot_uniform"
 
-    def __init__(self, dtype: Any = None) -> None:
-        super().__init__(dtype)
-        self.shape: tuple[int, ...] | None = None
-
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        x = self._as_input(x)
-        self.shape = x.shape
         return x
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        return self._as_grad(grad_out, self._need_cache("shape"))
+        return grad_out

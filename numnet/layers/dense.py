@@ -8,8 +8,8 @@ import numpy as np
 
 from numnet._checks import positive_int
 from numnet.errors import ShapeError
-from numnet.init import InitSpec, get_initializer, zeros
-from numnet.layers.base import Layer
+from numnet.init import InitSpec
+from numnet.layers.base import GradCheckCase, Layer
 
 
 class Dense(Layer):
@@ -30,7 +30,8 @@ class Dense(Layer):
         Sizes of the input and output feature axes.
     init : str or callable, optional
         Weight initialiser (see :mod:`numnet.init`). ``None`` lets a model pick He for a
-        ReLU-family activation after this layer and Glorot otherwise.
+        ReLU-family activation after this layer and Glorot otherwise; ``repr`` shows the
+        one in use.
     bias : bool
         Whether to add ``b``.
     dtype : str or numpy dtype, optional
@@ -41,14 +42,14 @@ class Dense(Layer):
     """
 
     decay_keys = ("W",)
+    weight_key = "W"
 
     def __init__(self, in_features: int, out_features: int, init: InitSpec = None,
                  bias: bool = True, dtype: Any = None, seed: int | None = None) -> None:
         super().__init__(dtype)
         self.in_features = positive_int(in_features, "Dense in_features")
         self.out_features = positive_int(out_features, "Dense out_features")
-        self.init = init
-        self._init_fn = get_initializer(init)  # validates the name now, not at first use
+        self._set_init(init)
         self.bias = bool(bias)
         self._add_param("W", (self.in_features, self.out_features))
         if self.bias:
@@ -58,14 +59,9 @@ class Dense(Layer):
 
     def initialize(self, rng: np.random.Generator) -> None:
         super().initialize(rng)
-        self.params["W"][...] = self._init_fn(self.params["W"].shape, rng, self.dtype)
+        self.init_weight(rng)
         if self.bias:
-            self.params["b"][...] = zeros(self.params["b"].shape, dtype=self.dtype)
-
-    def set_default_init(self, name: str) -> None:
-        """Use ``name`` as the initialiser unless the user chose one (called by models)."""
-        if self.init is None:
-            self._init_fn = get_initializer(name)
+            self.params["b"].fill(0)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -80,11 +76,6 @@ class Dense(Layer):
         return (self.out_features,)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        x = self._as_input(x, ndim=2)
-        if x.shape[1] != self.in_features:
-            raise ShapeError(
-                f"{self!r} expects input of shape (N, {self.in_features}), got {x.shape}"
-            )
         self.x = x
         y = x @ self.params["W"]
         if self.bias:
@@ -92,19 +83,13 @@ class Dense(Layer):
         return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        grad_out = self._grad(grad_out)
-        self._param_grads(grad_out)
+        self.backward_params(grad_out)
         return grad_out @ self.params["W"].T
 
     def backward_params(self, grad_out: np.ndarray) -> None:
         """``dL/dW`` and ``dL/db`` only; a model's first layer needs no ``dL/dx``."""
-        self._param_grads(self._grad(grad_out))
-
-    def _grad(self, grad_out: np.ndarray) -> np.ndarray:
-        return self._as_grad(grad_out, (self._need_cache("x").shape[0], self.out_features))
-
-    def _param_grads(self, grad_out: np.ndarray) -> None:
-        np.matmul(self.x.T, grad_out, out=self.grads["W"])
+        x = self._need_cache("x")
+        np.matmul(x.T, grad_out, out=self.grads["W"])
         if self.bias:
             np.sum(grad_out, axis=0, out=self.grads["b"])
 
@@ -116,3 +101,10 @@ class Dense(Layer):
             "bias": self.bias,
             "dtype": self.dtype.name,
         }
+
+    @classmethod
+    def gradcheck_cases(cls) -> list[GradCheckCase]:
+        rng = np.random.default_rng(0)
+        return [GradCheckCase(cls(5, 3, seed=1), rng.standard_normal((batch, 5)))
+                for batch in (1, 4)] + [
+            GradCheckCase(cls(3, 4, bias=False, seed=2), rng.standard_normal((5, 3)))]

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from numnet._checks import real_number
-from numnet.layers.base import Layer
+from numnet.layers.base import GradCheckCase, Layer
 
 
 class Dropout(Layer):
@@ -45,7 +45,6 @@ class Dropout(Layer):
         self.shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        x = self._as_input(x)
         self.shape = x.shape
         if not training or self.p == 0:
             self.mask = None
@@ -58,10 +57,16 @@ class Dropout(Layer):
         return x * mask
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        grad_out = self._as_grad(grad_out, self._need_cache("shape"))
+        self._need_cache("shape")  # forward ran
         if self.mask is None:
             return grad_out
         return grad_out * self.mask
 
     def get_config(self) -> dict[str, Any]:
         return {"p": self.p, "dtype": self.dtype.name}
+
+    @classmethod
+    def gradcheck_cases(cls) -> list[GradCheckCase]:
+        rng = np.random.default_rng(3)
+        return [GradCheckCase(cls(p), rng.standard_normal(shape))
+                for p, shape in ((0.5, (1, 6)), (0.5, (5, 4)), (0.3, (2, 3, 4)), (0.0, (3, 2)))]

@@ -14,11 +14,20 @@ summed back to the shape of its input.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from numnet.errors import ShapeError
+from numnet.layers.base import register_class
+
+
+def broadcasting_pairs(seed: int) -> list[tuple[Any, Any]]:
+    """Random ``(x, y)`` input pairs of equal and of broadcasting shapes, scalars included."""
+    rng = np.random.default_rng(seed)
+    shapes = [((), ()), ((1,), (1,)), ((3, 4), (3, 4)), ((3, 4), (4,)),
+              ((2, 1, 3), (1, 5, 1)), ((), (2, 2))]
+    return [(rng.standard_normal(sx), rng.standard_normal(sy)) for sx, sy in shapes]
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -34,11 +43,37 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 class Node:
-    """A two-input node: ``forward(x, y) -> z`` and ``backward(dz) -> (dx, dy)``."""
+    """A two-input node: ``forward(x, y) -> z`` and ``backward(dz) -> (dx, dy)``.
+
+    Subclasses are registered as layers are (``numnet.Add``, ...), and each gives input
+    pairs for the gradient checks in ``gradcheck_inputs()``: the test suite checks every
+    registered node with them.
+    """
+
+    #: every registered subclass, by its namespaced type name
+    registry: ClassVar[dict[str, type[Node]]] = {}
+    type_name: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, name: str | None = None, register: bool = True,
+                          **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.type_name = register_class(Node.registry, cls, name, "graph node") if register \
+            else None
+
+    @classmethod
+    def gradcheck_inputs(cls) -> list[tuple[Any, Any]]:
+        """``(x, y)`` pairs to gradient-check ``cls()`` on (the base class has none)."""
+        return []
 
     def __init__(self) -> None:
         self.x: np.ndarray | None = None
         self.y: np.ndarray | None = None
+
+    def forward(self, x: Any, y: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, grad_out: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
 
     def _cache(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         self.x, self.y = np.asarray(x), np.asarray(y)
@@ -78,6 +113,10 @@ class Add(Node):
         grad_out = self._as_grad(grad_out, x, y)
         return unbroadcast(grad_out, x.shape), unbroadcast(grad_out, y.shape)
 
+    @classmethod
+    def gradcheck_inputs(cls) -> list[tuple[Any, Any]]:
+        return broadcasting_pairs(0)
+
 
 class Mul(Node):
     """``z = x * y``; ``dx = dz * y``, ``dy = dz * x`` (each summed to its input's shape)."""
@@ -90,3 +129,7 @@ class Mul(Node):
         x, y = self._cached()
         grad_out = self._as_grad(grad_out, x, y)
         return unbroadcast(grad_out * y, x.shape), unbroadcast(grad_out * x, y.shape)
+
+    @classmethod
+    def gradcheck_inputs(cls) -> list[tuple[Any, Any]]:
+        return broadcasting_pairs(1) + [(100.0, 2.0)]  # and the apple example

@@ -8,6 +8,7 @@ their MD5s. Nothing here goes beyond 127.0.0.1.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
 import socket
@@ -214,8 +215,6 @@ def test_flatten_and_scale(tmp_path: Path, files: dict[str, bytes]) -> None:
 
 
 def test_uncompressed_files_are_found(tmp_path: Path, files: dict[str, bytes]) -> None:
-    import gzip
-
     raw = {name.removesuffix(".gz"): gzip.decompress(body) for name, body in files.items()}
     (X, _), _ = load_mnist(path=put(tmp_path / "raw", raw), download=False)
     assert X.shape == (6, 28, 28)
@@ -244,6 +243,26 @@ def test_numnet_data_root_is_not_mistaken_for_the_other_dataset(
     monkeypatch.setitem(datasets.SAMPLE_COUNTS, "fashion-mnist", (6, 20))
     load_fashion_mnist(download=False)
     with pytest.raises(FileNotFoundError):
+        load_mnist(download=False)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [np.array([-1, 2, 3, 4], np.int8), np.array([1e18, 0, 1, 2]), np.array([np.nan, 0, 1, 2]),
+     np.zeros((2, 2), np.uint8)],
+    ids=["negative", "huge", "nan", "2-d"],
+)
+def test_broken_test_labels_in_numnet_data_root_are_named(
+    tmp_path: Path, files: dict[str, bytes], monkeypatch: pytest.MonkeyPatch,
+    labels: np.ndarray,
+) -> None:
+    """Telling MNIST from Fashion-MNIST by their test labels must not choke on labels
+    that are neither's (a negative bincount, a 10**18-bin one): the loader names the file."""
+    root = put(tmp_path / "shared", files)
+    write_idx(root / FILES[3], labels)
+    monkeypatch.setenv("NUMNET_DATA", str(root))
+    assert [info.status for info in dataset_info()][1:] == ["local", "local"]
+    with pytest.raises(DataError, match=FILES[3]):
         load_mnist(download=False)
 
 

@@ -175,6 +175,21 @@ def test_impossible_dimensions_fail_before_allocating(tmp_path: Path, name: str,
     assert "only 100 were found" in message
 
 
+@pytest.mark.parametrize("name", ["zero.idx", "zero.idx.gz"])
+def test_zero_size_shape_beyond_numpys_range(tmp_path: Path, name: str) -> None:
+    """A 0 dimension makes no data bytes, but NumPy still refuses dimensions whose other
+    factors overflow its index range (found by the fuzz test): a DataError, not NumPy's
+    bare ValueError."""
+    shape = (0, 2**32 - 1, 2**32 - 1)
+    message = read_error(tmp_path, idx_bytes(0x08, shape, b""), name)
+    assert f"shape {shape}" in message and "beyond any array" in message
+    ok = (0, 2**31, 2**31)  # within range: an empty array of that shape
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(idx_bytes(0x08, ok, b"")) if name.endswith(".gz")
+                     else idx_bytes(0x08, ok, b""))  # fmt: skip
+    assert read_idx(path).shape == ok
+
+
 def test_forged_gzip_trailer_cannot_force_an_allocation(tmp_path: Path) -> None:
     shape = (60_000_000, 28, 28)
     header_and_data = 16 + math.prod(shape)

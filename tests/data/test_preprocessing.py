@@ -1,163 +1,57 @@
-"""one_hot / from_one_hot, the scalers, train_dev_test_split and minibatches."""
+"""The scaling a model file records, train_dev_test_split and minibatches."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
+import numnet.data.preprocessing as preprocessing
 from numnet.data import (
     MinMaxScaler,
-    NotFittedError,
+    Rescale,
     Standardizer,
-    from_one_hot,
     minibatches,
     one_hot,
+    preprocessing_from_config,
     train_dev_test_split,
 )
 
-# ------------------------------------------------------------------------------ labels
+# ------------------------------------------------------- the scaling a model file records
 
 
-def test_one_hot_basic() -> None:
-    Y = one_hot([2, 0, 1, 2])
-    assert Y.dtype == np.float32 and Y.shape == (4, 3)
-    np.testing.assert_array_equal(Y, [[0, 0, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+def test_preprocessing_from_config_rebuilds_each_kind() -> None:
+    X = np.random.default_rng(0).standard_normal((20, 3)) * 5 + 2
+    for scaler in (Standardizer().fit(X), MinMaxScaler().fit(X), Rescale(16)):
+        config = json.loads(json.dumps(scaler.get_config()))
+        again = preprocessing_from_config(config)
+        assert type(again) is type(scaler)
+        np.testing.assert_array_equal(again.transform(X), scaler.transform(X))
 
 
-def test_one_hot_num_classes_dtype_and_integral_floats() -> None:
-    Y = one_hot(np.array([1.0, 3.0]), num_classes=5, dtype=np.float64)
-    assert Y.dtype == np.float64 and Y.shape == (2, 5) and Y[1, 3] == 1
+def test_preprocessing_from_config_reads_what_old_model_files_hold() -> None:
+    """``numnet train`` wrote these dicts before the scalers described themselves."""
+    digits = preprocessing_from_config({"type": "scale", "factor": 1 / 16, "raw_max": 16.0})
+    X = np.array([[0, 8, 16]], dtype=np.int64)
+    np.testing.assert_array_equal(digits.transform(X),
+                                  X.astype(np.float32) * np.float32(1 / 16))
+    csv = preprocessing_from_config({"type": "standardize", "mean": [1.0, 2.0],
+                                     "std": [2.0, 1.0]})
+    np.testing.assert_array_equal(csv.transform(np.array([[3.0, 2.0]])), [[1.0, 0.0]])
 
 
-def test_one_hot_empty() -> None:
-    assert one_hot(np.array([], dtype=np.int64), num_classes=4).shape == (0, 4)
+@pytest.mark.parametrize("config", [{"type": "pca"}, {}, None, "scale", {"type": 3}])
+def test_preprocessing_from_config_unknown_type(config) -> None:
+    with pytest.raises(ValueError, match=r"unknown preprocessing .* \(known: 'minmax', "
+                                         r"'scale', 'standardize'\)"):
+        preprocessing_from_config(config)
 
 
-@pytest.mark.parametrize(
-    ("labels", "kwargs", "words"),
-    [
-        ([0, 1, -2], {}, "label -2 at index 2 is negative"),
-        ([0, 5, 1], {"num_classes": 3}, "label 5 at index 1 is out of range for num_classes=3"),
-        ([0.0, 2.5], {}, "label 2.5 at index 1 is not an integer"),
-        ([0.0, np.nan], {}, "at index 1 is not an integer"),
-        ([[0], [1]], {}, "labels.ravel()"),
-        (["a", "b"], {}, "must be integers"),
-    ],
-)
-def test_one_hot_errors(labels, kwargs, words) -> None:
-    with pytest.raises(ValueError) as info:
-        one_hot(np.asarray(labels), **kwargs)
-    assert words in str(info.value)
-
-
-def test_from_one_hot_round_trip_and_scores() -> None:
-    labels = np.array([3, 0, 2, 2, 1])
-    out = from_one_hot(one_hot(labels))
-    assert out.dtype == np.int64
-    np.testing.assert_array_equal(out, labels)
-    np.testing.assert_array_equal(from_one_hot([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]]), [1, 0])
-
-
-@pytest.mark.parametrize("bad", [np.zeros(3), np.zeros((2, 3, 4)), np.zeros((2, 0))])
-def test_from_one_hot_wrong_rank(bad: np.ndarray) -> None:
-    with pytest.raises(ValueError, match="from_one_hot"):
-        from_one_hot(bad)
-
-
-def test_from_one_hot_nan_row() -> None:
-    with pytest.raises(ValueError, match="row 1 contains NaN"):
-        from_one_hot([[1.0, 0.0], [np.nan, 1.0]])
-
-
-# ----------------------------------------------------------------------------- scalers
-
-
-def data(seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(loc=[1.0, -5.0, 100.0], scale=[2.0, 0.1, 30.0], size=(500, 3))
-    return X.astype(np.float32)
-
-
-def test_standardizer_statistics() -> None:
-    X = data()
-    scaler = Standardizer().fit(X)
-    Z = scaler.transform(X)
-    assert Z.dtype == np.float32
-    np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-5)
-    np.testing.assert_allclose(Z.std(axis=0), 1, atol=1e-5)
-    np.testing.assert_allclose(scaler.mean_, X.astype(np.float64).mean(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(scaler.inverse_transform(Z), X, rtol=1e-5, atol=1e-4)
-
-
-def test_standardizer_uses_training_statistics_only() -> None:
-    train, test = data(0), data(1) + 10
-    scaler = Standardizer().fit(train)
-    expected = (test - train.astype(np.float64).mean(0)) / train.astype(np.float64).std(0)
-    np.testing.assert_allclose(scaler.transform(test), expected, rtol=1e-5, atol=1e-5)
-
-
-def test_standardizer_small_blocks_match(monkeypatch: pytest.MonkeyPatch) -> None:
-    import numnet.data.preprocessing as pre
-
-    X = data()
-    full = Standardizer().fit(X)
-    monkeypatch.setattr(pre, "_STAT_BLOCK_VALUES", 20)  # blocks of 6 rows of 3 features
-    blocked = Standardizer().fit(X)
-    np.testing.assert_allclose(blocked.var_, full.var_, rtol=1e-12)
-
-
-@pytest.mark.parametrize("Scaler", [Standardizer, MinMaxScaler])
-def test_constant_feature_does_not_divide_by_zero(Scaler) -> None:
-    X = np.column_stack([np.full(10, 3.7), np.arange(10.0)])
-    out = Scaler().fit_transform(X)
-    assert np.isfinite(out).all()
-    assert np.all(out[:, 0] == out[0, 0])
-    assert out[0, 0] == 0.0  # (x - mean) = 0 for Standardizer; low = 0 for MinMaxScaler
-
-
-@pytest.mark.parametrize("Scaler", [Standardizer, MinMaxScaler])
-def test_transform_before_fit(Scaler) -> None:
-    scaler = Scaler()
-    for method in (scaler.transform, scaler.inverse_transform):
-        with pytest.raises(NotFittedError, match="not fitted yet; call fit"):
-            method(np.zeros((2, 3)))
-    assert issubclass(NotFittedError, ValueError)
-
-
-@pytest.mark.parametrize("Scaler", [Standardizer, MinMaxScaler])
-def test_wrong_feature_count(Scaler) -> None:
-    scaler = Scaler().fit(data())
-    with pytest.raises(ValueError, match="X has 4 features, but this .* fitted on 3 features"):
-        scaler.transform(np.zeros((2, 4)))
-
-
-@pytest.mark.parametrize("Scaler", [Standardizer, MinMaxScaler])
-def test_bad_fit_input(Scaler) -> None:
-    with pytest.raises(ValueError, match=r"reshape\(-1, 1\)"):
-        Scaler().fit(np.arange(5.0))
-    with pytest.raises(ValueError, match=r"contains nan at index \(1, 0\)"):
-        Scaler().fit(np.array([[1.0], [np.nan]]))
-    with pytest.raises(ValueError, match="no samples"):
-        Scaler().fit(np.zeros((0, 3)))
-
-
-def test_uint8_images_become_float32_and_keep_their_shape() -> None:
-    X = np.random.default_rng(0).integers(0, 256, size=(20, 4, 4), dtype=np.uint8)
-    for scaler in (Standardizer(), MinMaxScaler()):
-        out = scaler.fit_transform(X)
-        assert out.dtype == np.float32 and out.shape == X.shape
-    assert MinMaxScaler().fit_transform(np.zeros((3, 2), np.float64)).dtype == np.float64
-
-
-def test_min_max_scaler_range_and_inverse() -> None:
-    X = data()
-    scaler = MinMaxScaler(feature_range=(-1, 1)).fit(X)
-    Z = scaler.transform(X)
-    np.testing.assert_allclose(Z.min(axis=0), -1, atol=1e-6)
-    np.testing.assert_allclose(Z.max(axis=0), 1, atol=1e-6)
-    np.testing.assert_allclose(scaler.inverse_transform(Z), X, rtol=1e-5, atol=1e-4)
-    with pytest.raises(ValueError, match="low < high"):
-        MinMaxScaler(feature_range=(1, 1))
+def test_names_stay_importable_from_the_preprocessing_module() -> None:
+    for name in ("one_hot", "from_one_hot", "Standardizer", "MinMaxScaler", "NotFittedError",
+                 "LabelEncoder", "Rescale", "train_dev_test_split", "minibatches"):
+        assert hasattr(preprocessing, name), name
 
 
 # ------------------------------------------------------------------------------ splits

@@ -151,7 +151,7 @@ def test_backward_never_writes_into_its_argument(make):
 @pytest.mark.parametrize("make", ACTIVATIONS + [lambda: Dense(3, 3, seed=0), Flatten])
 def test_dtype_is_kept_through_forward_and_backward(make, dtype):
     layer = make().astype(dtype)
-    y = layer.forward(_x((4, 3)).astype(np.float64))  # float64 input is cast, not kept
+    y = layer(_x((4, 3)).astype(np.float64))  # the checked call casts float64 input
     assert y.dtype == np.dtype(dtype)
     assert layer.backward(np.ones_like(y)).dtype == np.dtype(dtype)
     assert all(g.dtype == np.dtype(dtype) for g in layer.grads.values())
@@ -161,26 +161,29 @@ def test_dtype_is_kept_through_forward_and_backward(make, dtype):
 @pytest.mark.parametrize("make", ACTIVATIONS + [lambda: Dense(3, 3, seed=0), Flatten])
 def test_a_gradient_of_another_dtype_is_cast_to_the_layers(make, dtype, other):
     layer = make().astype(dtype)
-    y = layer.forward(_x((4, 3)))
-    assert layer.backward(np.ones(y.shape, dtype=other)).dtype == np.dtype(dtype)
+    y = layer(_x((4, 3)))
+    assert layer.backward_checked(np.ones(y.shape, dtype=other)).dtype == np.dtype(dtype)
 
 
 @pytest.mark.parametrize("make", ACTIVATIONS + [lambda: Dense(3, 3, seed=0), Flatten])
 def test_a_gradient_of_the_wrong_shape_names_the_layer(make):
     layer = make()
-    y = layer.forward(_x((4, 3)), training=True)
+    y = layer(_x((4, 3)), training=True)
     with pytest.raises(ShapeError, match=r"\.backward expects a gradient of the shape of its "
                                          rf"last output, \({y.shape[0]}, {y.shape[1]}\), "
                                          r"got \(3, 5\)"):
-        layer.backward(np.ones((3, 5)))
+        layer.backward_checked(np.ones((3, 5)))
+    with pytest.raises(RuntimeError, match=r"backward_checked called before the layer was "
+                                           r"called on an input \(y = layer\(x\)\)"):
+        make().backward_checked(np.ones((4, 3)))
 
 
 def test_dense_rejects_wrong_rank_and_size():
     layer = Dense(4, 2)
     with pytest.raises(ShapeError, match=r"rank 2.*\(3, 2, 2\)"):
-        layer.forward(np.zeros((3, 2, 2)))
+        layer(np.zeros((3, 2, 2)))
     with pytest.raises(ShapeError, match=r"\(N, 4\), got \(3, 5\)"):
-        layer.forward(np.zeros((3, 5)))
+        layer(np.zeros((3, 5)))
     with pytest.raises(ShapeError, match="4 input features"):
         layer.output_shape((5,))
 

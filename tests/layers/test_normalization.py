@@ -280,23 +280,28 @@ def test_batchnorm_in_a_model_checks_sizes():
 def test_batch_of_one_in_training_is_a_clear_error():
     layer = BatchNorm1d(3)
     with pytest.raises(ValueError, match="more than 1 value per channel when training"):
-        layer.forward(np.ones((1, 3)), training=True)
-    assert np.isfinite(layer.forward(np.ones((1, 3)), training=False)).all()
-    assert np.isfinite(LayerNorm(3).forward(np.ones((1, 3)), training=True)).all()
+        layer(np.ones((1, 3)), training=True)
+    assert np.isfinite(layer(np.ones((1, 3)), training=False)).all()
+    assert np.isfinite(LayerNorm(3)(np.ones((1, 3)), training=True)).all()
+    model = Sequential([Dense(3, 3), BatchNorm1d(3)])
+    with pytest.raises(ValueError, match=r"BatchNorm1d.* needs at least 2 samples per training "
+                                         r"batch, got 1"):
+        model.forward(np.ones((1, 3)), training=True)
 
 
 def test_wrong_rank_or_feature_count_names_expected_and_got():
     layer = BatchNorm1d(4)
     with pytest.raises(ShapeError, match=r"\(N, 4\).*rank 3 shape \(2, 4, 3\)"):
-        layer.forward(np.zeros((2, 4, 3)), training=True)
+        layer(np.zeros((2, 4, 3)), training=True)
     with pytest.raises(ShapeError, match=r"\(N, 4\), got \(2, 5\)"):
-        layer.forward(np.zeros((2, 5)))
+        layer(np.zeros((2, 5)))
     with pytest.raises(ShapeError, match=r"4 input features, got input shape \(5,\)"):
         layer.output_shape((5,))
-    with pytest.raises(ShapeError, match=r"\(N, \.\.\., 3\).*got \(2, 4\)"):
-        LayerNorm(3).forward(np.zeros((2, 4)))
+    with pytest.raises(ShapeError, match=r"\(N, \.\.\., 3\).*got samples of shape \(4,\).*"
+                                         r"input has shape \(2, 4\)"):
+        LayerNorm(3)(np.zeros((2, 4)))
     with pytest.raises(ShapeError, match="rank >= 2"):
-        LayerNorm(3).forward(np.zeros(3))
+        LayerNorm(3)(np.zeros(3))
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -334,7 +339,7 @@ def test_backward_before_forward_and_argument_untouched():
 @pytest.mark.parametrize("training", [True, False])
 def test_dtype_is_kept(dtype, training):
     for layer in (BatchNorm1d(3, dtype=dtype), LayerNorm(3).astype(dtype)):
-        y = layer.forward(_x((4, 3)), training=training)  # float64 input is cast
+        y = layer(_x((4, 3)), training=training)  # the checked call casts float64 input
         assert y.dtype == np.dtype(dtype)
         assert layer.backward(np.ones_like(y)).dtype == np.dtype(dtype)
         stores = (layer.params, layer.grads, layer.buffers)
