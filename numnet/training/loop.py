@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from numnet import metrics
+from numnet import _kernels, metrics
 from numnet._checks import positive_int
 from numnet.callbacks import Callback
 from numnet.errors import NonFiniteError, TrainingDiverged
@@ -233,7 +233,9 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
                            targets)
     was_training = model.training
     try:
-        with replicas.training(model, opts, train, val, batches):
+        # a large model's element-wise work runs compiled however small each call
+        with replicas.training(model, opts, train, val, batches), \
+                _kernels.model_scope(model.num_params):
             _train(model, opts, batches, val, targets, guard, history)
     finally:
         model.training = was_training
@@ -420,7 +422,8 @@ def evaluate(model: Sequential, X: Any, y: Any, batch_size: int = EVAL_BATCH,
     was_training = model.training
     model.eval()
     try:
-        scores = _scores(model, targets, data, batch_size)
+        with _kernels.model_scope(model.num_params):
+            scores = _scores(model, targets, data, batch_size)
     finally:
         model.training = was_training
     if not math.isfinite(scores["loss"]):
