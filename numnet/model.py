@@ -289,10 +289,12 @@ class Sequential:
                     and below.fuses_with(layers[i]):
                 # the pair ran as one (forward_activated): the mask and the bias sum take
                 # one pass, in place unless the gradient is the caller's grad_out
-                grad = below.backward_activated(
+                below_grad = below.backward_activated(
                     grad, input_grad or i - 1 > stop,
                     in_place=not np.may_share_memory(grad, grad_out))
-                i -= 2
+                if below_grad is None:  # the first trainable layer: no input gradient
+                    return None
+                grad, i = below_grad, i - 2
             elif i == stop and not input_grad:
                 layers[i].backward_params(grad)
                 return None

@@ -1,5 +1,6 @@
-"""The fused kernels: the compiled path equals the NumPy reference, and the reference equals
-today's optimisers and loss.
+"""The fused kernels: the compiled path equals the NumPy reference, both follow the rules of
+numnet.reference, and the library (optimisers, Dense + ReLU, the loss, fit, predict) gives
+the same results on either path.
 
 Every test that takes the ``path`` fixture runs once per path (``numpy``, and ``numba`` when
 numba is installed). Equality is asserted to a few units in the last place: the optimiser
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,8 +23,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import numnet
 from numnet import _kernels as K
+from numnet import reference
+from numnet.gradcheck import check_model
+from numnet.layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Tanh
 from numnet.losses import CrossEntropy
+from numnet.model import Sequential
 from numnet.optim import SGD, Adam, AdamW, Optimizer, RMSProp
 
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
@@ -127,7 +135,9 @@ def run_kernel(name: str, size: int, dtype: type) -> tuple[np.ndarray, dict[str,
 @pytest.mark.parametrize("name", sorted(OPTIMISERS))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size", SIZES)
-def test_update_equals_todays_optimiser(path: str, name: str, dtype: type, size: int) -> None:
+def test_optimiser_class_equals_its_kernel(path: str, name: str, dtype: type,
+                                           size: int) -> None:
+    """The plumbing: the class passes its coefficients, masks and state to the kernel."""
     params, grads, mask = problem(size, dtype)
     opt = OPTIMISERS[name]()
     model = FlatModel(params.copy(), np.empty_like(params), mask)
@@ -424,9 +434,6 @@ def test_automatic_choice_follows_numba(fresh_switch: pytest.MonkeyPatch) -> Non
 @pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed")
 def test_automatic_mode_imports_numba_for_large_calls_only() -> None:
     """A small model never pays numba's start-up; the first large call does."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, numpy as np\n"
         "from numnet import _kernels as K\n"
@@ -514,9 +521,6 @@ def test_set_fast_path_rejects_other_values() -> None:
 
 def test_numba_is_not_imported_by_numnet() -> None:
     """``import numnet`` stays light: numba loads at the first kernel call only."""
-    import subprocess
-    import sys
-
     code = "import sys, numnet; print('numba' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -525,6 +529,175 @@ def test_numba_is_not_imported_by_numnet() -> None:
 
 
 def test_switch_is_public() -> None:
-    import numnet
-
     assert numnet.set_fast_path is K.set_fast_path and numnet.fast_path is K.fast_path
+
+
+# -- the library on each path ---------------------------------------------------------------
+
+REFERENCE_RULES: dict[str, Callable[..., np.ndarray]] = {
+    "adam": reference.adam_step, "sgd": reference.sgd_step, "rmsprop": reference.rmsprop_step}
+
+
+def reference_step(opt: Optimizer, p: np.ndarray, g: np.ndarray, state: dict[str, Any],
+                   decay: np.ndarray) -> np.ndarray:
+    """One step of ``opt``'s rule as numnet.reference writes it (float64, line by line)."""
+    config = opt.get_config()
+    name = "adam" if isinstance(opt, Adam) else config["name"]
+    options = {key: value for key, value in config.items()
+               if key not in ("name", "decay_all")}
+    if isinstance(opt, Adam):
+        options["betas"] = tuple(options["betas"])
+        options["decoupled"] = isinstance(opt, AdamW)
+    return REFERENCE_RULES[name](p, g, state, decay=1.0 if opt.decay_all else decay,
+                                 **options)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMISERS))
+def test_optimiser_follows_the_reference_rule(path: str, name: str) -> None:
+    """Every optimiser, on this path, takes the steps numnet.reference writes out."""
+    params, grads, mask = problem(70_001, np.float64)
+    opt = OPTIMISERS[name]()
+    model = FlatModel(params.copy(), np.empty_like(params), mask)
+    expected, state = params.copy(), dict[str, Any]()
+    for g in grads:
+        np.copyto(model.flat_grads, g)
+        opt.step(model)
+        expected = reference_step(opt, expected, g, state, mask.astype(np.float64))
+    np.testing.assert_allclose(model.flat_params, expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "nesterov_wd", "rmsprop_all", "sgd"])
+def test_checked_step_backs_up_and_reports(path: str, name: str) -> None:
+    """Optimizer.checked_step: the weights before the step in ``backup``, and False for a
+    NaN gradient; the parameters are those of a plain step."""
+    params, grads, mask = problem(70_001, np.float32)
+    opt, plain = OPTIMISERS[name](), OPTIMISERS[name]()
+    model = FlatModel(params.copy(), grads[0].copy(), mask)
+    twin = FlatModel(params.copy(), grads[0].copy(), mask)
+    backup = np.empty_like(params)
+    assert opt.checked_step(model, backup)
+    plain.step(twin)
+    np.testing.assert_array_equal(backup, params)
+    np.testing.assert_array_equal(model.flat_params, twin.flat_params)
+    model.flat_grads[123] = np.nan
+    before = model.flat_params.copy()
+    assert not opt.checked_step(model, backup)
+    np.testing.assert_array_equal(backup, before)
+
+
+def mlp(seed: int = 0, dtype: Any = "float32", hidden: int = 32) -> Sequential:
+    """Every pair the fused path runs (Dense + ReLU, Dense + LeakyReLU) and the unfused
+    layers around them."""
+    return Sequential([Dense(12, hidden), ReLU(), Dropout(0.2), Dense(hidden, hidden),
+                       LeakyReLU(0.1), Dense(hidden, 16), Tanh(), Dense(16, 4)],
+                      loss="cross_entropy", seed=seed, dtype=dtype)
+
+
+def data(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 12)).astype(np.float32)
+    return X, (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int) + 2 * (X[:, 3] > 0.5)
+
+
+def fit_on(path_name: str, **options: Any) -> tuple[Sequential, Any]:
+    X, y = data()
+    model = mlp()
+    history = run_on(path_name, lambda: model.fit(
+        X, y, epochs=3, batch_size=32, seed=1, verbose=0, health=False, **options))
+    return model, history
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "nesterov", "rmsprop"])
+def test_fit_gives_the_same_model_on_both_paths(optimizer: str) -> None:
+    """fit on the compiled path equals fit on the NumPy path to float rounding."""
+    ref, ref_history = fit_on("numpy", optimizer=optimizer)
+    fast, fast_history = fit_on("numba", optimizer=optimizer)
+    np.testing.assert_allclose(fast.flat_params, ref.flat_params, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(fast_history["loss"], ref_history["loss"], rtol=1e-5)
+    X, y = data(seed=3)
+    np.testing.assert_allclose(run_on("numba", lambda: fast.predict_logits(X)),
+                               run_on("numpy", lambda: ref.predict_logits(X)),
+                               rtol=2e-4, atol=2e-4)
+
+
+def test_fused_pairs_equal_the_layers_one_by_one(path: str) -> None:
+    """A model's forward and backward (Dense + activation run as one) give what the layers
+    give called one after the other, and the caller's gradient is left alone."""
+    model = mlp(dtype="float64")
+    rng = np.random.default_rng(4)
+    x, g_out = rng.standard_normal((9, 12)), rng.standard_normal((9, 4))
+    out = model.forward(x, training=False)
+    g_copy = g_out.copy()
+    dx = model.backward(g_out)
+    assert dx is not None
+    fused_grads = model.flat_grads.copy()
+    np.testing.assert_array_equal(g_out, g_copy)
+    h = x
+    for layer in model.layers:
+        h = layer.forward(h, training=False)
+    assert all(getattr(layer, "activated", None) is None for layer in model.layers)
+    np.testing.assert_allclose(out, h, rtol=1e-13, atol=1e-13)
+    grad = g_out
+    for layer in reversed(model.layers):
+        grad = layer.backward(grad)
+    np.testing.assert_allclose(dx, grad, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(fused_grads, model.flat_grads, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_gradients_of_the_fused_model(path: str, training: bool) -> None:
+    X, y = data(n=7)
+    check_model(mlp(hidden=6), X, y, training=training)
+
+
+def test_the_first_layer_fused_skips_the_input_gradient(path: str) -> None:
+    """fit's backward stops at the first Dense (fused with its ReLU): its weight and bias
+    gradients equal the full pass's."""
+    model = Sequential([Dense(5, 8), ReLU(), Dense(8, 3)], loss="cross_entropy", seed=0,
+                       dtype="float64")
+    x = np.random.default_rng(0).standard_normal((6, 5))
+    model.forward(x, training=True)
+    model.backward(np.ones((6, 3)), input_grad=False)
+    partial = model.flat_grads.copy()
+    model.forward(x, training=True)
+    model.backward(np.ones((6, 3)))
+    np.testing.assert_array_equal(partial, model.flat_grads)
+
+
+def test_predict_copies_a_pass_through_model(path: str) -> None:
+    """A single block of predictions never aliases the caller's input."""
+    x = np.ones((3, 2, 2), dtype=np.float32)
+    model = Sequential([Flatten()], loss="mse")
+    out = model.predict_logits(x)
+    out += 1
+    np.testing.assert_array_equal(x, 1)
+
+
+def test_cross_entropy_gradient_on_each_path(path: str) -> None:
+    """The loss computes its gradient with its value: (softmax - onehot) * w / N."""
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((11, 4)) * 3
+    labels, w = rng.integers(0, 4, 11), rng.random(11) + 0.5
+    loss = CrossEntropy()
+    value = loss(z, labels, w)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(value, np.mean(-np.log(p[np.arange(11), labels]) * w),
+                               rtol=1e-12)
+    p[np.arange(11), labels] -= 1
+    np.testing.assert_allclose(loss.backward(), p * (w / 11)[:, None], rtol=1e-12,
+                               atol=1e-15)
+
+
+def test_a_diverging_fit_is_undone_on_each_path(path: str) -> None:
+    """The guard's backup and check, folded into the update, still roll back a bad step."""
+    X, y = data()
+    model = mlp()
+    model.fit(X, y, epochs=1, batch_size=32, seed=0, verbose=0, health=False)
+    before = model.flat_params.copy()
+    with pytest.raises(numnet.TrainingDiverged, match="optimiser's update|gradient"):
+        model.fit(X, y, epochs=1, batch_size=32, optimizer=SGD(1e38), seed=0, verbose=0,
+                  health=False)
+    assert np.isfinite(model.flat_params).all()
+    assert not np.array_equal(model.flat_params, before)  # the finite steps were kept
