@@ -3,14 +3,16 @@ warm: what numba's import and compilation cost a short run.
 
     python bench/compile_cost.py [--repeats 5] [--commands digits,mnist1]
 
-Each command runs in a fresh process, the variants interleaved, ``--repeats`` times:
+Each command (``python -m numnet ...``) runs in a fresh process, the variants interleaved,
+``--repeats`` times:
 
-* ``today``: ``python -m numnet ...`` as it is (no kernels);
-* ``numpy``: the kernel prototype (bench/prototype_cli.py) with ``NUMNET_FAST=0``;
-* ``auto``: the prototype in automatic mode (compiled kernels for calls of at least
-  ``AUTO_MIN_SIZE`` entries, warm cache);
-* ``numba warm``: the prototype with ``NUMNET_FAST=1`` (every call compiled), its kernels
-  already in numba's on-disk cache;
+* ``before`` (with ``--before ROOT``): the same command on another checkout, e.g. main
+  before the kernels (``git archive main | tar -x -C /tmp/before``);
+* ``numpy``: ``NUMNET_FAST=0``, the NumPy path;
+* ``auto``: the default, automatic mode (compiled kernels for models of at least
+  ``AUTO_MIN_SIZE`` parameters; warm cache);
+* ``numba warm``: ``NUMNET_FAST=1`` (every call compiled), its kernels already in numba's
+  on-disk cache;
 * ``numba cold``: the same with an empty cache directory (``NUMBA_CACHE_DIR``): every
   kernel the run uses is compiled.
 
@@ -33,8 +35,7 @@ from pathlib import Path
 
 import _common
 
-PROTOTYPE = _common.BENCH / "prototype_cli.py"
-VARIANTS = ("today", "numpy", "auto", "numba warm", "numba cold")
+VARIANTS = ("before", "numpy", "auto", "numba warm", "numba cold")
 
 
 def command(name: str, out: Path) -> list[str]:
@@ -51,17 +52,17 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run(variant: str, args: list[str], cache: Path, threads: int) -> tuple[float, float]:
+def run(variant: str, args: list[str], cache: Path, threads: int,
+        before: Path | None) -> tuple[float, float]:
     """``(wall, cpu)`` seconds of one command (cpu: user + system of the child)."""
-    env = {**os.environ, "PYTHONPATH": str(_common.ROOT), "NUMBA_CACHE_DIR": str(cache)}
+    root = before if variant == "before" and before is not None else _common.ROOT
+    env = {**os.environ, "PYTHONPATH": str(root), "NUMBA_CACHE_DIR": str(cache),
+           "NUMNET_FAST": {"numpy": "0", "auto": "auto", "before": "auto"}.get(variant, "1")}
     env.update({var: str(threads) for var in _common.THREAD_VARS})
-    if variant == "today":
-        cmd = [sys.executable, "-m", "numnet", *args]
-    else:
-        cmd = [sys.executable, str(PROTOTYPE), *args]
-        env["NUMNET_FAST"] = {"numpy": "0", "auto": "auto"}.get(variant, "1")
+    cmd = [sys.executable, "-m", "numnet", *args]
     start, cpu = time.perf_counter(), _children_cpu()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False,
+                          cwd=root)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{variant}: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
@@ -73,19 +74,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--commands", default="digits,mnist1")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--before", type=Path, default=None,
+                        help="checkout to run the 'before' variant from (else it is left out)")
     parser.add_argument("--wait-idle", type=float, default=0.0)
     parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS,
                         help="BLAS/OpenMP threads of the commands (1 makes CPU seconds "
                              "comparable on a busy machine: no spinning workers)")
     args = parser.parse_args(argv)
-    variants = args.variants.split(",")
+    variants = [v for v in args.variants.split(",") if v != "before" or args.before]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         warm = root / "warm-cache"
         times: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for name in args.commands.split(","):
             cmd = command(name, root / "model.npz")
-            run("numba warm", cmd, warm, args.threads)  # fill the warm cache
+            run("numba warm", cmd, warm, args.threads, None)  # fill the warm cache
             for repeat in range(args.repeats):
                 for variant in variants:
                     if args.wait_idle:
@@ -93,21 +96,22 @@ def main(argv: list[str] | None = None) -> None:
                     cache = root / f"cold-{name}-{repeat}" if variant == "numba cold" \
                         else warm
                     times.setdefault((name, variant), []).append(
-                        run(variant, cmd, cache, args.threads))
+                        run(variant, cmd, cache, args.threads, args.before))
     info = _common.machine_info()
     print(f"CPU: {info['cpu']} ({info['cpu_count']} CPUs); {args.threads} BLAS thread(s); "
           f"seconds per command, median (min-max) of {args.repeats}, wall and CPU (user + "
           f"system); load {_common.load_avg()}")
     for name in args.commands.split(","):
         print(f"\n{name}: numnet {' '.join(command(name, Path('M.npz')))}")
-        base = [statistics.median(v) for v in zip(*times[(name, "today")], strict=True)] \
-            if (name, "today") in times else None
+        reference = "before" if (name, "before") in times else "numpy"
+        base = [statistics.median(v) for v in zip(*times[(name, reference)], strict=True)] \
+            if (name, reference) in times else None
         for variant in variants:
             cells = []
             for k, values in enumerate(zip(*times[(name, variant)], strict=True)):
                 med = statistics.median(values)
-                extra = f" (+{med - base[k]:.2f})" if base is not None and variant != "today" \
-                    else ""
+                extra = f" ({med - base[k]:+.2f})" if base is not None \
+                    and variant != reference else ""
                 cells.append(f"{med:5.2f} ({min(values):.2f}-{max(values):.2f}){extra}")
             print(f"  {variant:11s} wall {cells[0]:28s} cpu {cells[1]}")
 

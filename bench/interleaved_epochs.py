@@ -1,10 +1,11 @@
-"""Epoch by epoch, in one process: today's numnet, the kernel prototype and PyTorch in turn.
+"""Epoch by epoch, in one process: numnet on its compiled path, on its NumPy path, and
+PyTorch, in turn.
 
     python bench/interleaved_epochs.py [--task mlp|mlp_bn] [--rounds 8] [--threads 2]
-                                       [--variants today,fast,fast-numpy,torch]
+                                       [--variants compiled,numpy,torch]
 
-bench/prototype_fast_step.py runs each variant in its own process; on a shared machine
-whose load changes from minute to minute, those runs see different machines. Here one
+The suite runs each framework in its own process; on a shared machine whose load changes
+from minute to minute, those runs see different machines. Here one
 process trains all variants one epoch at a time, round after round, so the epochs compared
 in a round are seconds apart: the paired ratio of each round (variant epoch / torch epoch
 of the same round) cancels most of the drift, and the median over rounds is reported. A
@@ -13,11 +14,10 @@ round during which other processes kept more than ``--max-other`` CPUs busy (mea
 before each round.
 
 The models and settings are the suite's (bench/peers.py; torch starts from numnet's
-initial weights). ``fast`` is the prototype integration (bench/_fast_prototype.py) with
-the compiled kernels loaded before the first timed epoch; ``fast-numpy`` the same on the
-kernels' NumPy path. The prototype's trainer patch is in place for all numnet variants
-(today's model with today's Adam takes the unchanged code paths through it). torch's
-OpenMP workers and numba never run at the same time (numba kernels use one thread).
+initial weights). ``compiled`` is numnet in automatic mode (the MLP is large enough for
+the compiled kernels, loaded before the first timed epoch); ``numpy`` the same model with
+``set_fast_path(False)``. torch's OpenMP workers and numba never run at the same time
+(numba kernels use one thread).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ import numpy as np  # noqa: E402
 
 def numnet_epoch(task: str, x: np.ndarray, y: np.ndarray, variant: str,
                  seed: int) -> Callable[[int], float]:
-    import _fast_prototype
     import peers
 
     from numnet import _kernels as K
@@ -46,9 +45,7 @@ def numnet_epoch(task: str, x: np.ndarray, y: np.ndarray, variant: str,
 
     model = peers.build_numnet(task, seed)
     optimizer: Any = Adam(lr=_common.LR, betas=_common.BETAS, eps=_common.EPS)
-    if variant != "today":
-        optimizer = _fast_prototype.install(model)
-    fast = {"today": None, "fast": None, "fast-numpy": False}[variant]
+    fast = {"compiled": None, "numpy": False}[variant]
 
     def epoch(round_: int) -> float:
         K.set_fast_path(fast)
@@ -105,18 +102,15 @@ def main(argv: list[str] | None = None) -> None:
                              "many CPUs busy on average")
     parser.add_argument("--wait-idle", type=float, default=0.0,
                         help="before each round, wait up to this many seconds for quiet")
-    parser.add_argument("--variants", default="today,fast,fast-numpy,torch")
+    parser.add_argument("--variants", default="compiled,numpy,torch")
     parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=os.environ.get("NUMNET_MNIST_DIR"))
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args(argv)
-    import _fast_prototype
-
     from numnet import _kernels as K
 
     x, y, _, _, what = _common.load_data(args.data, None, args.limit)
-    _fast_prototype.patch_trainer()
     variants = args.variants.split(",")
     epochs = {v: torch_epoch(args.task, x, y, args.seed, args.threads) if v == "torch"
               else numnet_epoch(args.task, x, y, v, args.seed) for v in variants}
@@ -160,9 +154,9 @@ def main(argv: list[str] | None = None) -> None:
         if ref and v != "torch":
             ratios = [a / b for a, b in zip(times[v], ref, strict=True)]
             line += f"  /torch {statistics.median(ratios):.2f}"
-        if "today" in times and v != "today":
-            ratios = [a / b for a, b in zip(times[v], times["today"], strict=True)]
-            line += f"  /today {statistics.median(ratios):.2f}"
+        if "numpy" in times and v != "numpy":
+            ratios = [a / b for a, b in zip(times[v], times["numpy"], strict=True)]
+            line += f"  /numpy {statistics.median(ratios):.2f}"
         print(line)
 
 

@@ -11,15 +11,13 @@ rounds of the mean of ``--passes`` passes).
 
 numnet, whole passes:
 
-* ``predict today``: ``model.predict(x, batch_size=1000)``;
-* ``predict fused``: the prototype (bench/_fast_prototype.py): input check by
-  ``all_finite``, bias + ReLU fused after each product, the last product written into the
-  preallocated output (compiled kernels);
-* ``predict fused numpy``: the same on the kernels' NumPy path.
+* ``predict``: ``model.predict(x, batch_size=1000)`` in automatic mode (compiled kernels:
+  bias + ReLU in one pass after each product);
+* ``predict numpy``: the same on the kernels' NumPy path (``set_fast_path(False)``).
 
-numnet, the pieces of one pass (today's operations, timed alone over the 10 batches):
-the input finiteness check, the three products, the bias additions, the ReLUs (today's
-``np.maximum`` into a new array; fused in place), the concatenation and the argmax.
+numnet, the pieces of one pass (timed alone over the 10 batches): the input finiteness
+check, the three products, the bias additions and ReLUs as separate NumPy passes (into a
+new array, as before the fusion) and fused in place, the concatenation and the argmax.
 
 torch: ``model(x)`` under ``inference_mode`` per batch with ``argmax`` and ``cat``, as in
 bench/peers.py, and its pieces (``addmm`` = product with the bias, ``relu``).
@@ -46,15 +44,12 @@ N, BATCH = 10_000, _common.INFER_BATCH
 
 
 def numnet_variants(x: np.ndarray) -> dict[str, Callable[[], Any]]:
-    import _fast_prototype
     import peers
 
     from numnet import _kernels as K
     from numnet._checks import check_finite
 
     today = peers.build_numnet("mlp", 0)
-    fused = peers.build_numnet("mlp", 0)
-    _fast_prototype.fuse_model(fused)
     dense = [layer for layer in today.layers if hasattr(layer, "in_features")]
     (w1, b1), (w2, b2), (w3, b3) = [(d.params["W"], d.params["b"]) for d in dense]
     batches = [x[i:i + BATCH] for i in range(0, N, BATCH)]
@@ -72,27 +67,26 @@ def numnet_variants(x: np.ndarray) -> dict[str, Callable[[], Any]]:
             try:
                 return fn()
             finally:
-                K.set_fast_path(True)
+                K.set_fast_path(None)
         return run
 
-    K.set_fast_path(True)
     return {
-        "predict today": lambda: today.predict(x, batch_size=BATCH),
-        "predict fused": lambda: fused.predict(x, batch_size=BATCH),
-        "predict fused numpy": numpy_path(lambda: fused.predict(x, batch_size=BATCH)),
-        "input check today (dot)": lambda: check_finite(x, "x"),
-        "input check all_finite": lambda: K.all_finite(x),
-        "input check all_finite numpy": numpy_path(lambda: K.all_finite(x)),
+        "predict": lambda: today.predict(x, batch_size=BATCH),
+        "predict numpy": numpy_path(lambda: today.predict(x, batch_size=BATCH)),
+        "input check (check_finite: BLAS dot)": lambda: check_finite(x, "x"),
         "product 1 (x @ W1)": lambda: [np.matmul(b, w1, out=h) for b, h in zip(
             batches, h1, strict=True)],
         "product 2": lambda: [np.matmul(a, w2, out=h) for a, h in zip(a1, h2, strict=True)],
         "product 3": lambda: [np.matmul(a, w3, out=z) for a, z in zip(a2, logits,
                                                                     strict=True)],
         "bias 1+2+3 (+=)": lambda: _bias_today(h1, h2, logits, b1, b2, b3),
-        "ReLU 1+2 today (new array)": lambda: [(np.maximum(h, zero1), np.maximum(g, zero2))
+        "ReLU 1+2 unfused (new array)": lambda: [(np.maximum(h, zero1), np.maximum(g, zero2))
                                                for h, g in zip(h1, h2, strict=True)],
         "bias+ReLU 1+2 fused": lambda: [(K.bias_act(h, b1, "relu"), K.bias_act(g, b2, "relu"))
                                         for h, g in zip(h1, h2, strict=True)],
+        "bias+ReLU 1+2 fused numpy": numpy_path(lambda: [
+            (K.bias_act(h, b1, "relu"), K.bias_act(g, b2, "relu"))
+            for h, g in zip(h1, h2, strict=True)]),
         "concatenate": lambda: np.concatenate(logits, axis=0),
         "last product into output": lambda: [np.matmul(a, w3, out=out[i * BATCH:(i + 1) *
                                                                      BATCH])

@@ -13,9 +13,10 @@ seconds) and keeps the mean. The table shows the median and the minimum over all
 in microseconds, and the minimum's ratio to torch's minimum: on a shared, busy machine
 the minimum is the least disturbed estimate.
 
-* ``today``: what numnet runs now (``numnet.optim``, ``Dense``/``ReLU``/``CrossEntropy``,
-  ``np.take``, ``all_finite``), including the trainer's backup copy and finiteness check
-  for the optimiser rows;
+* ``today``: the unfused NumPy sequence numnet ran before the kernels were integrated:
+  the optimiser's step on the NumPy path (``set_fast_path(False)``; the same passes as
+  before) with the trainer's separate backup copy and finiteness check; ``y += b`` then
+  ``ReLU.forward``; ``ReLU.backward``; the loss's NumPy path; ``np.take``; ``all_finite``;
 * ``numpy``: the kernel's NumPy path (the reference), fused with backup and check;
 * ``numba 1t`` / ``numba 2t``: the compiled path on one thread / split over two;
 * ``torch``: the PyTorch equivalent (``torch.optim.Adam`` with ``foreach`` - its CPU
@@ -116,8 +117,10 @@ def optimiser_ops(rng: np.random.Generator, side: str) -> dict[str, dict[str, Va
         backup = np.empty_like(flat.flat_params)
 
         def today(flat: Flat = flat, opt: Any = opt, backup: np.ndarray = backup) -> bool:
+            K.set_fast_path(False)
             np.copyto(backup, flat.flat_params)
             opt.step(flat)
+            K.set_fast_path(None)
             return all_finite(flat.flat_params)
 
         state = {key: value.copy() for key, value in opt.state.items()}
@@ -218,7 +221,9 @@ def layer_ops(rng: np.random.Generator, side: str) -> dict[str, dict[str, Varian
         grad = np.empty_like(z)
 
         def today_loss() -> Any:
+            K.set_fast_path(False)
             value = loss.forward(z, labels)
+            K.set_fast_path(None)
             return value, loss.backward()
 
         ops[name] = {"today": today_loss,
