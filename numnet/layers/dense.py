@@ -52,6 +52,9 @@ class Dense(Layer):
 
     decay_keys = ("W",)
     weight_key = "W"
+    #: set by :meth:`forward_activated` (class defaults for layers pickled before it existed)
+    activated: np.ndarray | None = None
+    activation_alpha = 0.0
 
     def __init__(self, in_features: int, out_features: int, init: InitSpec = None,
                  bias: bool = True, dtype: Any = None, seed: int | None = None) -> None:
@@ -64,9 +67,7 @@ class Dense(Layer):
         if self.bias:
             self._add_param("b", (self.out_features,))
         self.x: np.ndarray | None = None
-        #: the activated output of :meth:`forward_activated` (None after :meth:`forward`)
-        self.activated: np.ndarray | None = None
-        self.activation_alpha = 0.0
+        self.activated = None  # the output of forward_activated; None after forward
         self.initialize(np.random.default_rng(seed))
 
     def initialize(self, rng: np.random.Generator) -> None:
