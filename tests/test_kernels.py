@@ -701,3 +701,14 @@ def test_a_diverging_fit_is_undone_on_each_path(path: str) -> None:
                   health=False)
     assert np.isfinite(model.flat_params).all()
     assert not np.array_equal(model.flat_params, before)  # the finite steps were kept
+
+
+def test_an_empty_batch_passes_through_the_fused_pairs(path: str) -> None:
+    """A distributed rank with no rows in a batch runs forward and backward on 0 rows: the
+    bias gradients are 0."""
+    model = mlp()
+    out = model._forward_layers(np.empty((0, 12), np.float32), training=True)
+    assert out.shape == (0, 4)
+    model.flat_grads.fill(1)
+    model.backward(np.zeros_like(out), input_grad=False)
+    assert not model.layers[0].grads["b"].any() and not model.layers[3].grads["b"].any()

@@ -297,7 +297,7 @@ def bias_act_par(chunks, y, b, has_bias, act, alpha):
 
 
 def bias_act(y: np.ndarray, bias: np.ndarray | None, act: int, alpha: float) -> np.ndarray:
-    y2 = y.reshape(y.shape[0], -1)
+    y2 = y.reshape(y.shape[0], int(np.prod(y.shape[1:])))  # rows may be 0
     args = (y2, _dummy(y.dtype) if bias is None else bias, bias is not None, act,
             y.dtype.type(alpha))
     chunks = min(_chunks(y.size), max(1, y.shape[0] // 16))
@@ -332,8 +332,8 @@ def relu_backward_par(chunks, g, y, alpha, out, col_sums, want_sum):
 
 def relu_backward(grad_out: np.ndarray, y: np.ndarray, alpha: float, out: np.ndarray,
                   col_sum: np.ndarray | None) -> np.ndarray:
-    rows = grad_out.shape[0]
-    g2, y2, out2 = (a.reshape(rows, -1) for a in (grad_out, y, out))
+    rows, cols = grad_out.shape[0], int(np.prod(grad_out.shape[1:]))
+    g2, y2, out2 = (a.reshape(rows, cols) for a in (grad_out, y, out))  # rows may be 0
     chunks = min(_chunks(grad_out.size), max(1, rows // 16))
     want = col_sum is not None
     if chunks == 1:

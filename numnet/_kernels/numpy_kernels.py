@@ -201,7 +201,7 @@ def relu_backward(grad_out: np.ndarray, y: np.ndarray, alpha: float, out: np.nda
         if out is not grad_out:
             np.copyto(out, grad_out, where=positive)
     if col_sum is not None:
-        np.sum(out.reshape(out.shape[0], -1), axis=0, out=col_sum)
+        np.sum(out.reshape(out.shape[0], col_sum.size), axis=0, out=col_sum)  # 0 rows: 0
     return out
 
 
