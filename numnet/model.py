@@ -258,6 +258,7 @@ class Sequential:
     __call__ = forward
 
     def _forward_layers(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """Every layer in turn; a Dense layer and the ReLU/LeakyReLU after it as one pair."""
         layers, i = self.layers, 0
         while i < len(layers):
             layer = layers[i]
@@ -280,6 +281,10 @@ class Sequential:
         layer with parameters, which computes its parameter gradients only
         (:meth:`Layer.backward_params`), and returns None: for an MLP that saves the largest
         matrix product of the backward pass.
+
+        A Dense layer and the ReLU or LeakyReLU after it, run as one pair in the forward
+        pass (:meth:`Dense.forward_activated`), go back as one too
+        (:meth:`Dense.backward_activated`); ``grad_out`` itself is never written to.
         """
         stop = 0 if input_grad else self._first_trainable
         layers, grad, i = self.layers, grad_out, len(self.layers) - 1

@@ -240,9 +240,10 @@ class Adam(Optimizer):
     ``m`` and ``v`` start at 0; the two ``1 - beta^t`` factors correct their bias towards 0.
     This is ``torch.optim.Adam(lr, betas, eps, weight_decay)`` (amsgrad off), to float64
     rounding. Its weight decay is an L2 penalty that goes through the adaptive scaling;
-    :class:`AdamW` decouples it. The code below folds the two corrections into one
-    constant to save a pass over the parameters; :func:`numnet.reference.adam_step` is the
-    formula as written above, line by line.
+    :class:`AdamW` decouples it. The update (:func:`numnet._kernels.numpy_kernels.adam`,
+    the NumPy reference of the kernel) folds the two corrections into one constant to save
+    a pass over the parameters; :func:`numnet.reference.adam_step` is the formula as
+    written above, line by line.
 
     Parameters
     ----------
@@ -272,9 +273,8 @@ class Adam(Optimizer):
 
     def _checked_update(self, params: np.ndarray, grads: np.ndarray, dtype: type,
                         backup: np.ndarray | None, check: bool) -> bool:
-        # the two bias corrections are folded into one constant to save a pass:
-        #   step_size * m / (sqrt(v) / root_bc2 + eps)
-        #   = (step_size * root_bc2) * m / (sqrt(v) + eps * root_bc2)
+        # step_size * m / (sqrt(v) / root_bc2 + eps)
+        #   = (step_size * root_bc2) * m / (sqrt(v) + eps * root_bc2): one pass fewer
         return _kernels.adam_step(
             params, grads, self.state["exp_avg"], self.state["exp_avg_sq"], lr=self.lr,
             betas=self.betas, eps=self.eps, step=self.steps, weight_decay=self.weight_decay,
