@@ -233,7 +233,8 @@ class CrossEntropy(Loss):
                 sample_weight: np.ndarray | None = None) -> float:
         if target.ndim == 1:  # integer labels: the loss and its gradient in one pass
             grad = np.empty_like(prediction)
-            loss, _ = _kernels.softmax_cross_entropy(prediction, target, sample_weight, grad)
+            loss, _ = _kernels.softmax_cross_entropy(prediction, target, sample_weight, grad,
+                                                     count=False)
             self._grad_args = (grad,)
             return loss
         log_p = log_softmax(prediction)  # probability rows

@@ -312,16 +312,18 @@ def relu_backward(grad_out: np.ndarray, y: np.ndarray, alpha: float = 0.0,
 
 def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray,
                           weights: np.ndarray | None = None,
-                          grad: np.ndarray | None = None) -> tuple[float, int]:
+                          grad: np.ndarray | None = None,
+                          count: bool = True) -> tuple[float, int]:
     """Mean softmax cross-entropy of ``logits`` (N, C) for integer ``labels`` (N,) in [0, C),
     and the number of rows whose largest logit (the first, on ties) is at the label.
 
     ``l_n = log(sum_c exp(z_nc - m_n)) - (z_{n,y_n} - m_n)``, ``m_n = max_c z_nc``; the loss
     is ``mean(w * l)`` (``w = 1`` by default). When ``grad`` (N, C) is given it receives
     ``dL/dz = (softmax(z) - onehot(y)) * w_n / N`` in the same pass. Non-finite logits give
-    a non-finite loss (no exception: the caller checks the loss).
+    a non-finite loss (no exception: the caller checks the loss). ``count=False``: the
+    count may be skipped (-1) where it costs a pass (the NumPy path).
     """
-    loss, correct = _backend(logits.size).softmax_xent(logits, labels, weights, grad)
+    loss, correct = _backend(logits.size).softmax_xent(logits, labels, weights, grad, count)
     return float(loss), int(correct)
 
 

@@ -13,6 +13,7 @@ elsewhere (``Optimizer._decay_vector``).
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -41,6 +42,7 @@ class Decay(NamedTuple):
     neg_lr_wd: np.floating
 
 
+@functools.lru_cache(maxsize=64)  # the same few values step after step
 def decay_coefficients(lr: float, weight_decay: float, dtype: np.dtype) -> Decay:
     cast = np.dtype(dtype).type
     return Decay(cast(weight_decay), cast(1 - lr * weight_decay), cast(-lr * weight_decay))
@@ -80,6 +82,7 @@ class SGDCoefficients(NamedTuple):
     momentum: np.floating
 
 
+@functools.lru_cache(maxsize=64)
 def sgd_coefficients(lr: float, momentum: float, dtype: np.dtype) -> SGDCoefficients:
     cast = np.dtype(dtype).type
     return SGDCoefficients(cast(lr), cast(momentum))
@@ -97,6 +100,7 @@ class RMSPropCoefficients(NamedTuple):
     momentum: np.floating
 
 
+@functools.lru_cache(maxsize=64)
 def rmsprop_coefficients(lr: float, alpha: float, eps: float, momentum: float,
                          dtype: np.dtype) -> RMSPropCoefficients:
     cast = np.dtype(dtype).type

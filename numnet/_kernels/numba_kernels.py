@@ -381,7 +381,8 @@ def softmax_xent_rows(z, labels, w, weighted, grad, want_grad, n):
 
 
 def softmax_xent(z: np.ndarray, labels: np.ndarray, weights: np.ndarray | None,
-                 grad: np.ndarray | None) -> tuple[float, int]:
+                 grad: np.ndarray | None, count: bool = True) -> tuple[float, int]:
+    # the count comes with the row maxima at no cost: always computed
     n = int(z.shape[0])
     w = _dummy(z.dtype) if weights is None else weights
     g = z if grad is None else grad  # never written when want_grad is False

@@ -36,8 +36,10 @@ R = TypeVar("R")
 
 
 def _quiet(kernel: Callable[P, R]) -> Callable[P, R]:
-    """No overflow/invalid warnings: a non-finite result is reported by the kernel's return
-    value (or the finite loss check), as the compiled path does, which never warns."""
+    """No overflow/invalid warnings: a non-finite loss is reported by its value, as the
+    compiled path does, which never warns. (The optimiser updates are not wrapped: an
+    errstate per step costs more than the update of a small model, and ``fit``'s guard
+    silences them already, reporting a non-finite update by the kernel's return value.)"""
     @functools.wraps(kernel)
     def quiet(*args: P.args, **kwargs: P.kwargs) -> R:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -85,7 +87,6 @@ def _decoupled_decay(params: np.ndarray, decay: Decay, mode: int, mask: np.ndarr
         params *= out
 
 
-@_quiet
 def adam(params: np.ndarray, grads: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
          coef: AdamCoefficients, decay: Decay, mode: int, mask: np.ndarray | None,
          backup: np.ndarray | None, check: bool, work: list[np.ndarray]) -> bool:
@@ -109,7 +110,6 @@ def adam(params: np.ndarray, grads: np.ndarray, exp_avg: np.ndarray, exp_avg_sq:
     return not check or _all_finite_flat(params)
 
 
-@_quiet
 def sgd(params: np.ndarray, grads: np.ndarray, momentum_buffer: np.ndarray | None,
         coef: SGDCoefficients, first_step: bool, nesterov: bool, decay: Decay, mode: int,
         mask: np.ndarray | None, backup: np.ndarray | None, check: bool,
@@ -136,7 +136,6 @@ def sgd(params: np.ndarray, grads: np.ndarray, momentum_buffer: np.ndarray | Non
     return not check or _all_finite_flat(params)
 
 
-@_quiet
 def rmsprop(params: np.ndarray, grads: np.ndarray, square_avg: np.ndarray,
             grad_avg: np.ndarray | None, momentum_buffer: np.ndarray | None,
             coef: RMSPropCoefficients, decay: Decay, mode: int, mask: np.ndarray | None,
@@ -207,7 +206,7 @@ def relu_backward(grad_out: np.ndarray, y: np.ndarray, alpha: float, out: np.nda
 
 @_quiet
 def softmax_xent(z: np.ndarray, labels: np.ndarray, weights: np.ndarray | None,
-                 grad: np.ndarray | None) -> tuple[float, int]:
+                 grad: np.ndarray | None, count: bool = True) -> tuple[float, int]:
     """Mean softmax cross-entropy of logits ``z`` (N, C) for integer ``labels``, and how many
     rows have their label as the (first) largest logit.
 
@@ -217,7 +216,7 @@ def softmax_xent(z: np.ndarray, labels: np.ndarray, weights: np.ndarray | None,
     """
     n = z.shape[0]
     rows = np.arange(n)
-    correct = int(np.count_nonzero(z.argmax(axis=1) == labels))
+    correct = int(np.count_nonzero(z.argmax(axis=1) == labels)) if count else -1
     top = z.max(axis=1, keepdims=True)
     e = np.subtract(z, top, out=grad) if grad is not None else z - top
     picked = e[rows, labels]  # z_y - m, before e is exponentiated in place
