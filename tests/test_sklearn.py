@@ -19,14 +19,16 @@ import pytest
 sklearn = pytest.importorskip("sklearn", reason="scikit-learn is not installed (extra "
                                                 "'sklearn')")
 
+from scipy import sparse  # noqa: E402  (a dependency of scikit-learn)
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
 from sklearn.utils.estimator_checks import (  # noqa: E402
     check_sample_weight_equivalence_on_dense_data,
+    check_sample_weight_equivalence_on_sparse_data,
     parametrize_with_checks,
 )
 
@@ -52,12 +54,15 @@ from numnet.sklearn import NumnetClassifier, NumnetRegressor  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 #: the checks scikit-learn's check_estimator runs that these estimators are expected to
-#: fail, and why (the one entry: see test_sample_weight_equals_repeated_samples_full_batch)
+#: fail, and why (one reason, dense or sparse X: see
+#: test_sample_weight_equals_repeated_samples_full_batch)
+_WEIGHTS_AS_REPEATS = (
+    "mini-batch training in float32: a sample of weight k is one row of one batch where "
+    "its k copies may fall into different batches, and float32 sums round differently; "
+    "equal in expectation, not to rtol 1e-7 (in float64 with one batch it passes)")
 EXPECTED_FAILED_CHECKS = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "mini-batch training in float32: a sample of weight k is one row of one batch where "
-        "its k copies may fall into different batches, and float32 sums round differently; "
-        "equal in expectation, not to rtol 1e-7 (in float64 with one batch it passes)"),
+    "check_sample_weight_equivalence_on_dense_data": _WEIGHTS_AS_REPEATS,
+    "check_sample_weight_equivalence_on_sparse_data": _WEIGHTS_AS_REPEATS,  # densified
 }
 
 
@@ -78,10 +83,11 @@ def test_scikit_learn_estimator_checks(estimator, check):
     NumnetRegressor((16,), epochs=20, lr=0.01, dtype="float64", batch_size=128),
 ])
 def test_sample_weight_equals_repeated_samples_full_batch(estimator):
-    """The check listed as an expected failure passes where it can: one batch, float64.
+    """The checks listed as expected failures pass where they can: one batch, float64.
     Weights are rescaled to mean 1 (loss sum(w l) / sum(w)) and the regressor's target
     scaling counts them too."""
     check_sample_weight_equivalence_on_dense_data(type(estimator).__name__, estimator)
+    check_sample_weight_equivalence_on_sparse_data(type(estimator).__name__, estimator)
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -207,6 +213,35 @@ def test_targets_are_standardised_by_default():
     plain = small(NumnetRegressor, epochs=40, scale_target=False).fit(X, y_far)
     assert plain.target_scaler_ is None
     np.testing.assert_array_equal(plain.predict(X), plain.model_.predict(X).astype(np.float64))
+
+
+def test_sparse_inputs_are_taken_as_mlp_classifier_takes_them():
+    """A sparse X (one-hot encoded columns, as OneHotEncoder gives them) is densified: the
+    same predictions as the dense array, in a Pipeline as on its own."""
+    X, y = blobs()
+    dense = small(epochs=5).fit(X, y)
+    for convert in (sparse.csr_matrix, sparse.csc_array):
+        fitted = small(epochs=5).fit(convert(X), y)
+        np.testing.assert_array_equal(fitted.model_.flat_params, dense.model_.flat_params)
+        np.testing.assert_array_equal(fitted.predict_proba(convert(X)), dense.predict_proba(X))
+    Xr, yr = regression()
+    reg = small(NumnetRegressor, epochs=3).fit(sparse.csr_matrix(Xr), yr)
+    np.testing.assert_array_equal(reg.predict(sparse.csr_matrix(Xr)), reg.predict(Xr))
+    colours = np.array(["red", "green", "blue"])[y].reshape(-1, 1)
+    pipe = make_pipeline(OneHotEncoder(), small(epochs=20)).fit(colours, y)
+    assert pipe.score(colours, y) == 1.0
+
+
+def test_fitted_attributes_scikit_learn_users_look_for():
+    """MLPClassifier's ``loss_`` (the last epoch's training loss) and ``n_outputs_``."""
+    X, y = blobs()
+    clf = small(epochs=3).fit(X, y)
+    assert clf.loss_ == clf.loss_curve_[-1] and clf.n_outputs_ == 3
+    assert small(epochs=1).fit(X[y < 2], y[y < 2]).n_outputs_ == 1  # one sigmoid output
+    multilabel = small(epochs=1).fit(X, np.c_[y == 0, y == 1, y == 2, y < 2].astype(int))
+    assert multilabel.n_outputs_ == 4
+    reg = small(NumnetRegressor, epochs=2).fit(*regression(outputs=2))
+    assert reg.loss_ == reg.loss_curve_[-1] and reg.n_outputs_ == 2
 
 
 # -- the estimator's life cycle --------------------------------------------------------------

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
+from sklearn.utils import Tags, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -124,7 +125,8 @@ class NumnetEstimator(BaseEstimator):
         fitted = hasattr(self, "model_")
         first = not fitted or not (partial or self.warm_start)
         X, y = validate_data(self, X, y, reset=first, dtype=["float64", "float32"],
-                             allow_nd=True, **self._check_y_params())
+                             allow_nd=True, accept_sparse=_SPARSE, **self._check_y_params())
+        X = _dense(X)
         weights = _sample_weight(sample_weight, X.shape[0])
         targets, strata = self._encode_targets(y, weights, first, classes, partial)
         with limited_threads(self.n_threads) as limit:
@@ -207,6 +209,7 @@ class NumnetEstimator(BaseEstimator):
         history = self.history_.history
         self.n_iter_ = len(self.history_)
         self.loss_curve_ = list(history.get("loss", []))
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
         self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else None
         val = [v for v in history.get("val_loss", []) if not math.isnan(v)]
         self.best_validation_loss_ = min(val) if val else None
@@ -214,9 +217,14 @@ class NumnetEstimator(BaseEstimator):
     # -- predicting ---------------------------------------------------------------------
     def _inputs(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        array: np.ndarray = validate_data(self, X, reset=False, dtype=["float64", "float32"],
-                                          allow_nd=True)
-        return array
+        array = validate_data(self, X, reset=False, dtype=["float64", "float32"],
+                              allow_nd=True, accept_sparse=_SPARSE)
+        return _dense(array)
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # densified (see _dense)
+        return tags
 
     # -- files --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -319,6 +327,17 @@ class NumnetEstimator(BaseEstimator):
     def _file_metadata(self) -> dict[str, Any]:
         """Metadata the ``numnet`` command line reads too (a classifier's ``classes``)."""
         return {}
+
+
+#: the sparse formats ``X`` may come in (as MLPClassifier's)
+_SPARSE = ["csr", "csc"]
+
+
+def _dense(X: Any) -> np.ndarray:
+    """``X`` as a dense array: numnet's layers take dense batches, so a sparse matrix (a
+    one-hot encoding, as ``OneHotEncoder`` gives it) is expanded, whole, once."""
+    dense: np.ndarray = X.toarray() if sparse.issparse(X) else X
+    return dense
 
 
 def _mean_one(weights: np.ndarray | None, rows: np.ndarray | None = None) -> np.ndarray | None:

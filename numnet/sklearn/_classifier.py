@@ -28,7 +28,10 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
     Attributes
     ----------
     classes_ : ndarray
-        The class labels, sorted (``arange(k)`` for multilabel targets).""" \
+        The class labels, sorted (``arange(k)`` for multilabel targets).
+    n_outputs_ : int
+        Outputs of the network: 1 for a binary problem (a sigmoid), else one per class or
+        label.""" \
         + SHARED_ATTRIBUTES + """
     Examples
     --------
@@ -49,9 +52,9 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame, shape (n_samples, n_features)
-            Higher-rank arrays (images ``(n, C, H, W)``) are taken by networks given as
-            ``model``.
+        X : array-like, sparse matrix or DataFrame, shape (n_samples, n_features)
+            A sparse matrix (CSR/CSC) is densified once, whole. Higher-rank arrays
+            (images ``(n, C, H, W)``) are taken by networks given as ``model``.
         y : array-like, shape (n_samples,) or (n_samples, n_labels)
             Class labels of any kind, or a 0/1 indicator matrix for multilabel targets.
         sample_weight : array-like, shape (n_samples,), optional
@@ -129,7 +132,7 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
         return {"multi_output": True}
 
     def _n_outputs(self) -> int:
-        return 1 if self._task == "binary" else int(self.classes_.size)
+        return self.n_outputs_
 
     def _encode_targets(self, y: Any, weights: np.ndarray | None, first: bool, classes: Any,
                         partial: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -139,6 +142,7 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
             y = column_or_1d(y, warn=True)
         if first:
             self._set_classes(y, multilabel, classes, partial)
+            self._set_n_outputs()
         else:
             self._check_continuation(y, multilabel, classes, partial)
         if multilabel:
@@ -199,10 +203,15 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
         if self._task == "multilabel":
             self.classes_ = np.arange(int(state["n_labels"]))
             self._label_dtype = np.dtype(state["label_dtype"])
-            return
-        self._encoder = LabelEncoder.from_config({"classes": state["classes"]})
-        assert self._encoder.classes_ is not None  # fitted
-        self.classes_ = self._encoder.classes_
+        else:
+            self._encoder = LabelEncoder.from_config({"classes": state["classes"]})
+            assert self._encoder.classes_ is not None  # fitted
+            self.classes_ = self._encoder.classes_
+        self._set_n_outputs()
+
+    def _set_n_outputs(self) -> None:
+        """``n_outputs_``: the network's outputs (one sigmoid for a binary problem)."""
+        self.n_outputs_ = 1 if self._task == "binary" else int(self.classes_.size)
 
     def _file_metadata(self) -> dict[str, Any]:
         if self._task == "multilabel":

@@ -77,6 +77,8 @@ SHARED_ATTRIBUTES = """
     history_ : numnet.History
         Per-epoch logs of every epoch trained (``fit`` afresh restarts it): ``loss``, the
         metrics, ``val_loss`` with early stopping, ``lr``, ``seconds``.
+    loss_ : float
+        The training loss of the last epoch (``loss_curve_[-1]``).
     loss_curve_ : list of float
         The training loss per epoch (``history_["loss"]``).
     best_loss_ : float

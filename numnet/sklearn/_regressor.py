@@ -64,7 +64,8 @@ class NumnetRegressor(RegressorMixin, NumnetEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame, shape (n_samples, n_features)
+        X : array-like, sparse matrix or DataFrame, shape (n_samples, n_features)
+            A sparse matrix (CSR/CSC) is densified once, whole.
         y : array-like, shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like, shape (n_samples,), optional
             Relative weights, rescaled to mean 1: the loss is ``sum(w l) / sum(w)``.
