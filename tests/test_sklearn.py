@@ -417,6 +417,21 @@ def test_model_from_a_description_a_template_or_a_function():
     assert regressor.model_.output_shape() == (1,)
 
 
+def test_model_from_an_architecture_file(tmp_path):
+    """``model`` may name an architecture JSON file (as ``numnet train --model`` takes it)."""
+    X, y = blobs()
+    path = io.save_architecture(Sequential.from_config(description()), tmp_path / "a.json")
+    by_config = small(model=description(), epochs=3).fit(X, y)
+    for spec in (path, str(path)):
+        by_file = small(model=spec, epochs=3).fit(X, y)
+        assert by_file.model == spec  # stored unchanged
+        np.testing.assert_array_equal(by_file.model_.flat_params, by_config.model_.flat_params)
+    loaded = NumnetClassifier.load(by_file.save(tmp_path / "clf.npz"))
+    assert loaded.model == by_file.model_.get_config()  # the description, not the path
+    with pytest.raises(FileNotFoundError, match="no such architecture file"):
+        small(model=str(tmp_path / "missing.json")).fit(X, y)
+
+
 @pytest.mark.parametrize("model, match", [
     (description(n_out=2), r"outputs of shape \(2,\) per sample, but the targets need \(3,\)"),
     (description(n_in=5), r"model: the network cannot take samples of shape \(4,\): Dense"),

@@ -43,7 +43,7 @@ class NumnetEstimator(BaseEstimator):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "model": [None, dict, HasMethods(["get_config"]), callable],
+        "model": [None, dict, str, os.PathLike, HasMethods(["get_config"]), callable],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],

@@ -6,10 +6,11 @@ SHARED_PARAMETERS = """
     hidden_layer_sizes : tuple of int, default=(100,)
         Widths of the hidden layers of the default network (a multi-layer perceptron);
         ``()`` for none (logistic regression). Ignored when ``model`` is given.
-    model : dict, Sequential or callable, optional
+    model : dict, str, path, Sequential or callable, optional
         The network instead of the perceptron: a description as
         :meth:`numnet.Sequential.get_config` or an architecture JSON file gives (any
-        registered layers: convolutions, pooling, normalisation...), a ``Sequential``
+        registered layers: convolutions, pooling, normalisation...), the path of such a
+        file (read at fit time; ``save`` stores the description), a ``Sequential``
         used as a template (its architecture, freshly initialised), or a function
         ``(n_features, n_outputs) -> Sequential or list of layers`` (``n_features`` is the
         per-sample shape for ``X`` of more than two axes). The estimator builds it with its
