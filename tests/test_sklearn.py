@@ -207,12 +207,13 @@ def test_targets_are_standardised_by_default():
     assert scaler.mean_ == pytest.approx(y_far.mean()) and scaler.scale_ == pytest.approx(
         y_far.std())
     # the network learns the standardised targets: its outputs are near (y - mean) / std
-    raw = reg.model_.predict(X)
-    np.testing.assert_allclose(scaler.inverse_transform(raw), reg.predict(X))
+    raw = reg.model_.predict(X)  # float32 maths (the estimator's: float64 for float64 X)
+    np.testing.assert_allclose(scaler.inverse_transform(raw), reg.predict(X), rtol=1e-5)
     assert abs(raw.mean()) < 0.5 and reg.score(X, y_far) > 0.9
     plain = small(NumnetRegressor, epochs=40, scale_target=False).fit(X, y_far)
     assert plain.target_scaler_ is None
-    np.testing.assert_array_equal(plain.predict(X), plain.model_.predict(X).astype(np.float64))
+    np.testing.assert_array_equal(plain.predict(X.astype(np.float32)),
+                                  plain.model_.predict(X.astype(np.float32)))
 
 
 def test_sparse_inputs_are_taken_as_mlp_classifier_takes_them():
@@ -230,6 +231,38 @@ def test_sparse_inputs_are_taken_as_mlp_classifier_takes_them():
     colours = np.array(["red", "green", "blue"])[y].reshape(-1, 1)
     pipe = make_pipeline(OneHotEncoder(), small(epochs=20)).fit(colours, y)
     assert pipe.score(colours, y) == 1.0
+
+
+@pytest.mark.parametrize("cls, method", [(NumnetClassifier, "predict_proba"),
+                                         (NumnetClassifier, "predict_log_proba"),
+                                         (NumnetRegressor, "predict")])
+def test_a_prediction_does_not_depend_on_the_rows_it_comes_with(cls, method):
+    """float32 GEMMs round a row differently with the batch's shape (about 1e-7, beyond
+    scikit-learn's check_methods_subset_invariance): float64 inputs are predicted by a
+    float64 copy of the float32 network, so that one row at a time gives the same values."""
+    rnd = np.random.RandomState(0)
+    X = 3 * rnd.uniform(size=(20, 3))
+    y = X[:, 0].astype(int)
+    for seed in range(3):
+        estimator = cls(epochs=10, random_state=seed).fit(X, y)  # 100 hidden units
+        assert estimator.model_.dtype == np.float32
+        full = getattr(estimator, method)(X)
+        rows = np.concatenate([getattr(estimator, method)(X[i:i + 1]) for i in range(20)])
+        np.testing.assert_allclose(rows, full, rtol=1e-12, atol=1e-12)
+        assert full.dtype == np.float64
+        single = getattr(estimator, method)(X.astype(np.float32))  # float32 in: float32
+        assert single.dtype == np.float32
+        np.testing.assert_allclose(single, full, rtol=1e-5, atol=1e-5)
+    # the float64 copy follows the network: trained further, or changed by hand
+    estimator.partial_fit(X, y)
+    again = getattr(estimator, method)(X)
+    assert not np.array_equal(again, full)
+    np.testing.assert_allclose(again, getattr(estimator, method)(X.astype(np.float32)),
+                               rtol=1e-5, atol=1e-5)
+    estimator.model_.layers[0].params["W"][:] = 0
+    np.testing.assert_allclose(getattr(estimator, method)(X),
+                               getattr(estimator, method)(X.astype(np.float32)),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_fitted_attributes_scikit_learn_users_look_for():

@@ -10,8 +10,10 @@ network's loss is; everything else happens here.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import weakref
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from numnet import io
 from numnet.callbacks import Callback, EarlyStopping
+from numnet.model import Sequential
 from numnet.optim import ALIASES, Optimizer, get_optimizer
 from numnet.sklearn._network import ACTIVATIONS, build_network, hidden_sizes
 from numnet.sklearn._threads import blas_threads, limited_threads
@@ -221,6 +224,19 @@ class NumnetEstimator(BaseEstimator):
                               allow_nd=True, accept_sparse=_SPARSE)
         return _dense(array)
 
+    def _network_for(self, X: np.ndarray) -> Sequential:
+        """The network to predict ``X`` with: ``model_``, or a copy of it in ``X``'s dtype
+        where that is more precise (float64 ``X``, float32 network).
+
+        float32 matrix products round a row differently with the shape of the batch it is
+        in (by about 1e-7); computed in float64, the same weights give a sample the same
+        prediction whatever rows come with it, as scikit-learn's estimators do (its
+        ``check_methods_subset_invariance``). float32 ``X`` is predicted in float32.
+        """
+        if X.dtype.itemsize <= self.model_.dtype.itemsize:
+            return self.model_
+        return _wide_copy(self.model_, X.dtype)
+
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True  # densified (see _dense)
@@ -327,6 +343,30 @@ class NumnetEstimator(BaseEstimator):
     def _file_metadata(self) -> dict[str, Any]:
         """Metadata the ``numnet`` command line reads too (a classifier's ``classes``)."""
         return {}
+
+
+#: the float64 copies of float32 networks that predict float64 inputs, with the weights
+#: and buffers they were copied from (weak keys: an entry goes with its network; outside
+#: the estimators, whose ``__dict__`` predicting must not change)
+_WIDE_COPIES: weakref.WeakKeyDictionary[Sequential, tuple[dict[str, np.ndarray], Sequential]] \
+    = weakref.WeakKeyDictionary()
+
+
+def _wide_copy(model: Sequential, dtype: np.dtype[Any]) -> Sequential:
+    """``model`` converted to ``dtype`` (a copy, made again only when ``model``'s
+    parameters or buffers have changed since: a deep copy costs milliseconds, comparing
+    the arrays microseconds)."""
+    state = model.state_dict()
+    cached = _WIDE_COPIES.get(model)
+    if cached is not None:
+        source, wide = cached
+        if (wide.dtype == dtype and source.keys() == state.keys()
+                and all(np.array_equal(state[key], source[key]) for key in state)):
+            wide.target_shape = model.target_shape
+            return wide
+    wide = copy.deepcopy(model).astype(dtype)
+    _WIDE_COPIES[model] = ({key: value.copy() for key, value in state.items()}, wide)
+    return wide
 
 
 #: the sparse formats ``X`` may come in (as MLPClassifier's)

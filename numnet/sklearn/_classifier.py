@@ -109,7 +109,7 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
         the probability underflows to 0)."""
         X = self._inputs(X)
         with limited_threads(self.n_threads):
-            logits = self.model_.predict_logits(X)
+            logits = self._network_for(X).predict_logits(X)
         z = logits.astype(self.model_._result_dtype(X), copy=False)
         if self._task == "multiclass":
             shifted = z - z.max(axis=1, keepdims=True)
@@ -124,7 +124,7 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
     def _predict(self, method: str, X: Any) -> np.ndarray:
         X = self._inputs(X)
         with limited_threads(self.n_threads):
-            result: np.ndarray = getattr(self.model_, method)(X)
+            result: np.ndarray = getattr(self._network_for(X), method)(X)
         return result
 
     # -- targets ------------------------------------------------------------------------

@@ -59,7 +59,10 @@ default="relu"
         0 silent, 1 a progress bar per epoch, 2 a line per epoch (on standard error).
     dtype : {"float32", "float64"}, default="float32"
         Precision of the network. Predictions come in the input's float dtype where it is
-        more precise (float64 inputs give float64 predictions and probabilities).
+        more precise: float64 inputs are predicted by a float64 copy of the network (the
+        same weights; a sample's prediction then does not depend on the rows predicted
+        with it, which float32 rounding would make it do by about 1e-7); pass float32
+        inputs for float32 speed.
     n_threads : int, optional
         At most this many BLAS/OpenMP threads while fitting and predicting. None: one
         inside a worker process (a parallel search's ``n_jobs`` workers, Dask's worker

@@ -92,7 +92,7 @@ class NumnetRegressor(RegressorMixin, NumnetEstimator):
         """Predicted targets, of the shape ``y`` had in ``fit`` (``(n,)`` or ``(n, k)``)."""
         X = self._inputs(X)
         with limited_threads(self.n_threads):
-            outputs: np.ndarray = self.model_.predict(X)
+            outputs: np.ndarray = self._network_for(X).predict(X)
         if self.target_scaler_ is not None:
             outputs = self.target_scaler_.inverse_transform(outputs)
         return outputs
