@@ -27,6 +27,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
 from sklearn.utils.estimator_checks import (  # noqa: E402
+    check_fit2d_1sample,
     check_sample_weight_equivalence_on_dense_data,
     check_sample_weight_equivalence_on_sparse_data,
     parametrize_with_checks,
@@ -263,6 +264,13 @@ def test_a_prediction_does_not_depend_on_the_rows_it_comes_with(cls, method):
     np.testing.assert_allclose(getattr(estimator, method)(X),
                                getattr(estimator, method)(X.astype(np.float32)),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [NumnetClassifier, NumnetRegressor])
+def test_one_sample_with_batch_norm_is_refused_as_scikit_learn_expects(cls):
+    """BatchNorm cannot train on one sample: the error says "1 sample", the words
+    scikit-learn's check_fit2d_1sample looks for."""
+    check_fit2d_1sample(cls.__name__, cls((8,), batch_norm=True, epochs=2, random_state=0))
 
 
 def test_fitted_attributes_scikit_learn_users_look_for():
