@@ -154,6 +154,25 @@ def test_predict_log_proba_stays_finite_where_proba_underflows():
         np.testing.assert_allclose(np.exp(log_proba), clf.predict_proba(X * 20), atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_binary_probabilities_of_confident_predictions_keep_their_precision(dtype):
+    """P(class 0) is sigmoid(-z), not 1 - sigmoid(z), which rounds to exactly 0 once
+    sigmoid(z) rounds to 1 (z > 37 in float64, 17 in float32): log(predict_proba) then
+    equals predict_log_proba, as scikit-learn's check_classifiers_train requires."""
+    X, y = blobs(n=100, classes=2)
+    clf = small(epochs=30, lr=0.05).fit(X, y)
+    # inputs scaled until the largest logit is about 60 (P(class 0) about 1e-26), the rows
+    # whose logits stay within float32's range (its exp underflows past -87)
+    far = (X * 60 / clf.model_.predict_logits(X).max()).astype(dtype)
+    logits = clf.model_.predict_logits(far)[:, 0]
+    far = far[np.abs(logits) < 80]
+    assert (logits[np.abs(logits) < 80] > 40).any()
+    proba, log_proba = clf.predict_proba(far), clf.predict_log_proba(far)
+    assert (proba > 0).all()
+    np.testing.assert_allclose(np.log(proba), log_proba, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+
+
 def test_multilabel_targets_train_one_sigmoid_per_label():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 4))

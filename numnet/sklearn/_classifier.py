@@ -8,9 +8,10 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils import Tags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from numnet.data import LabelEncoder, UnknownLabelError
+from numnet.layers.activations import sigmoid
 from numnet.sklearn._base import NumnetEstimator
 from numnet.sklearn._docs import SHARED_ATTRIBUTES, SHARED_PARAMETERS
 from numnet.sklearn._threads import limited_threads
@@ -98,19 +99,19 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, ``(n, n_classes)`` in the order of ``classes_`` (two
         columns for a binary problem); ``P(label j)`` per column for multilabel targets."""
-        proba = self._predict("predict_proba", X)
-        if self._task == "binary":  # P(class 1) -> both columns
-            both: np.ndarray = np.concatenate([1 - proba, proba], axis=1)
-            return both
-        return proba
+        check_is_fitted(self)
+        if self._task != "binary":
+            return self._predict("predict_proba", X)
+        # P(class 0) as sigmoid(-z): 1 - sigmoid(z) is exactly 0 once sigmoid(z) rounds to 1
+        # (z > 37 in float64), where predict_log_proba is still finite
+        z = self._logits(X)
+        both: np.ndarray = sigmoid(np.concatenate([-z, z], axis=1))
+        return both
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """The logarithm of :meth:`predict_proba`, computed from the logits (finite where
         the probability underflows to 0)."""
-        X = self._inputs(X)
-        with limited_threads(self.n_threads):
-            logits = self._network_for(X).predict_logits(X)
-        z = logits.astype(self.model_._result_dtype(X), copy=False)
+        z = self._logits(X)
         if self._task == "multiclass":
             shifted = z - z.max(axis=1, keepdims=True)
             log_proba: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -120,6 +121,14 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
             return log_p
         both: np.ndarray = np.concatenate([-np.logaddexp(0, z), log_p], axis=1)
         return both
+
+    def _logits(self, X: Any) -> np.ndarray:
+        """The network's outputs for ``X``, in the dtype of the predictions."""
+        X = self._inputs(X)
+        with limited_threads(self.n_threads):
+            logits = self._network_for(X).predict_logits(X)
+        z: np.ndarray = logits.astype(self.model_._result_dtype(X), copy=False)
+        return z
 
     def _predict(self, method: str, X: Any) -> np.ndarray:
         X = self._inputs(X)
