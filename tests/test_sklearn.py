@@ -173,6 +173,27 @@ def test_binary_probabilities_of_confident_predictions_keep_their_precision(dtyp
     np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_log_of_predict_proba_agrees_with_predict_log_proba(dtype, classes):
+    """Probabilities are kept inside (0, 1) at the dtype's resolution (a sigmoid or softmax
+    never reaches 0 or 1; rounding does): log(predict_proba) is finite and agrees with the
+    stable predict_log_proba within scikit-learn's check_classifiers_train tolerance, for
+    float32 inputs too (where sigmoid(z) rounds to 1 from z = 17)."""
+    X, y = blobs(n=120, classes=classes)
+    clf = small(epochs=5).fit(X, y)
+    last = clf.model_.layers[-1]
+    scale = 300 / np.abs(clf.model_.predict_logits(X)).max()
+    last.params["W"] *= scale  # logits up to 300: float32 probabilities round to 0 and 1
+    last.params["b"] *= scale
+    Xd = X.astype(dtype)
+    proba, log_proba = clf.predict_proba(Xd), clf.predict_log_proba(Xd)
+    assert proba.dtype == dtype and ((proba > 0) & (proba < 1)).all()
+    np.testing.assert_allclose(log_proba, np.log(proba), rtol=8, atol=1e-9)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+    assert (clf.classes_[proba.argmax(axis=1)] == clf.predict(Xd)).all()
+
+
 def test_multilabel_targets_train_one_sigmoid_per_label():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 4))

@@ -98,15 +98,20 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, ``(n, n_classes)`` in the order of ``classes_`` (two
-        columns for a binary problem); ``P(label j)`` per column for multilabel targets."""
+        columns for a binary problem); ``P(label j)`` per column for multilabel targets.
+
+        A sigmoid or softmax never reaches 0 or 1, but rounding does (a float32 sigmoid of
+        17 is 1.0): the probabilities are kept inside ``(0, 1)`` by the dtype's
+        resolution (``finfo.tiny``, ``1 - finfo.epsneg``), so that their logarithm is
+        finite and agrees with :meth:`predict_log_proba`.
+        """
         check_is_fitted(self)
         if self._task != "binary":
-            return self._predict("predict_proba", X)
+            return _inside_unit(self._predict("predict_proba", X))
         # P(class 0) as sigmoid(-z): 1 - sigmoid(z) is exactly 0 once sigmoid(z) rounds to 1
         # (z > 37 in float64), where predict_log_proba is still finite
         z = self._logits(X)
-        both: np.ndarray = sigmoid(np.concatenate([-z, z], axis=1))
-        return both
+        return _inside_unit(sigmoid(np.concatenate([-z, z], axis=1)))
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """The logarithm of :meth:`predict_proba`, computed from the logits (finite where
@@ -231,3 +236,11 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
+
+
+def _inside_unit(proba: np.ndarray) -> np.ndarray:
+    """``proba`` clipped, in place, to ``[tiny, 1 - epsneg]`` of its dtype: the nearest
+    values to 0 and 1 that are not 0 and 1."""
+    info = np.finfo(proba.dtype)
+    clipped: np.ndarray = np.clip(proba, info.tiny, 1 - info.epsneg, out=proba)
+    return clipped
