@@ -90,6 +90,21 @@ def test_the_ranks_parts_make_up_the_batches_of_one_process(shuffle, n, batch_si
             hi - lo for lo, hi in (shard_bounds(xb.shape[0], r, size) for r in range(size))]
 
 
+@pytest.mark.parametrize("cls", sorted(
+    (cls for name, cls in nn.layers.Layer.registry.items() if name.startswith("numnet.")),
+    key=lambda cls: cls.__name__))
+def test_every_layer_passes_an_empty_batch_forward_and_backward(cls):
+    """A rank with no rows of a last batch smaller than the ranks still runs the step
+    (``replica.join``) on an empty part. A layer keeping batch statistics meets one only
+    with SyncBatchNorm (see the sync tests); here it runs in evaluation mode."""
+    for case in cls.gradcheck_cases():
+        layer, x = case.layer, case.x[:0]
+        training = not layer.buffers
+        out = layer.forward(x, training=training)
+        assert out.shape == (0, *layer.output_shape(x.shape[1:]))
+        assert layer.backward(np.zeros_like(out)).shape == x.shape
+
+
 class FakeWorld:
     """Stands in for numnet.distributed.World: ``size`` ranks of which we are ``rank``."""
 

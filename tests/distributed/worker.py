@@ -39,8 +39,8 @@ CASES: dict[str, dict[str, Any]] = {
     "bn_sync": {"model": "bn", "n": 40, "batch_size": 9, "optimizer": ("adam", 1e-2),
                 "sync_batchnorm": True, "validation": 7},
     # a small CNN with SyncBatchNorm over (N, H, W) of image batches (BatchNorm2d):
-    # batch 5 (parts 3 and 2), last batch 2 (parts 1 and 1)
-    "cnn_sync": {"model": "cnn", "n": 12, "batch_size": 5, "optimizer": ("adam", 1e-2),
+    # batch 5 (parts 3 and 2), last batch 1 (rank 1's part empty: through Flatten too)
+    "cnn_sync": {"model": "cnn", "n": 11, "batch_size": 5, "optimizer": ("adam", 1e-2),
                  "sync_batchnorm": True, "validation": 3},
     # per-rank BatchNorm statistics (the default), compared with a two-replica simulation
     "bn_default": {"model": "bn", "n": 32, "batch_size": 8, "optimizer": ("sgd", 0.05),
@@ -55,7 +55,7 @@ def build(kind: str, seed: int | None = 1) -> nn.Sequential:
         layers: list[Layer] = [nn.Dense(5, 8), nn.ReLU(), nn.Dense(8, 3)]
     elif kind == "cnn":
         layers = [nn.Reshape((1, 5, 5)), nn.Conv2D(1, 3, 3, bias=False), nn.BatchNorm2d(3),
-                  nn.ReLU(), nn.GlobalAvgPool2D(), nn.Dense(3, 3)]
+                  nn.ReLU(), nn.MaxPool2D(2, stride=1), nn.Flatten(), nn.Dense(12, 3)]
     else:  # no bias before BatchNorm: its exact gradient is 0, so it would hold rounding
         # noise only (which Adam's normalised step turns into updates of ~1e-11)
         layers = [nn.Dense(5, 8, bias=False), nn.BatchNorm1d(8), nn.ReLU(), nn.Dense(8, 3)]
