@@ -431,6 +431,19 @@ def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_batch(stops):
     assert first["batches"][-1] == [1, 2]
 
 
+def test_a_stop_asked_on_one_rank_stops_every_rank(stops):
+    """``model.stop_training`` set by a callback on rank 1 alone: inside an epoch every rank
+    stops one batch later (the next step's all-reduce carries it), at an epoch's end after
+    that epoch; without the agreement rank 0 would wait for rank 1 until the timeout."""
+    first, second = (report["stop"] for report in stops)
+    assert first == second
+    inside, at_end = first["batch"], first["epoch"]
+    assert inside["epochs"] == 1 and inside["stopped_early"]  # epoch 2 is not recorded
+    assert inside["batches"][-1] == [1, 2]  # asked after batch 2, agreed by batch 3's step
+    assert at_end["epochs"] == 1 and at_end["stopped_early"]
+    assert at_end["batches"][-1] == [0, 4]  # 22 rows in batches of 5: 5 batches
+
+
 def test_rank_0_alone_writes_files_and_progress(mpiexec, tmp_path):
     result = scenario(mpiexec, "files", tmp_path)
     reports = [json.loads((tmp_path / f"files-{rank}.json").read_text()) for rank in (0, 1)]

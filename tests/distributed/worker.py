@@ -216,7 +216,43 @@ def scenario_stops(out: Path, rank: int) -> None:
                         distributed=True, callbacks=[counter])
     report["ctrl_c"] = {"interrupted": history.interrupted, "epochs": len(history),
                         "batches": batches, "params": model.flat_params.tolist()}
+    report["stop"] = stop_on_one_rank(rank, d)
     (out / f"stops-{rank}.json").write_text(json.dumps(report))
+
+
+class StopOnRank1(nn.Callback):
+    """Sets ``model.stop_training`` on rank 1 alone: after epoch 2's batch 2 (``when=
+    "batch"``) or at epoch 1's end (``"epoch"``); records the batches this rank trained."""
+
+    def __init__(self, rank: int, when: str) -> None:
+        super().__init__()
+        self.rank, self.when, self.epoch = rank, when, 0
+        self.batches: list[tuple[int, int]] = []
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch = epoch
+
+    def on_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.batches.append((self.epoch, batch))
+        if self.rank == 1 and self.when == "batch" and (self.epoch, batch) == (1, 1):
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if self.rank == 1 and self.when == "epoch" and epoch == 0:
+            self.model.stop_training = True
+
+
+def stop_on_one_rank(rank: int, d: dict[str, Any]) -> dict[str, Any]:
+    """A callback on one rank stops training: every rank stops alike."""
+    seen: dict[str, Any] = {}
+    for when in ("batch", "epoch"):
+        model = build("mlp")
+        stopper = StopOnRank1(rank, when)
+        history = model.fit(d["X"], d["y"], epochs=4, batch_size=5, verbose=0,
+                            distributed=True, callbacks=[stopper])
+        seen[when] = {"epochs": len(history), "stopped_early": history.stopped_early,
+                      "batches": stopper.batches, "params": model.flat_params.tolist()}
+    return seen
 
 
 def scenario_files(out: Path, rank: int) -> None:
