@@ -584,6 +584,27 @@ def test_weights_must_be_constants():
         from_onnx(square)
 
 
+@pytest.mark.parametrize("opset", [11, 13])
+def test_constants_are_folded_at_the_graph_opset(opset):
+    # a weight computed from constants (torch.onnx.export with do_constant_folding=False)
+    # is folded as the graph's opset defines its nodes: Unsqueeze takes its axes as an
+    # attribute up to opset 12 and as an input from 13
+    h = onnx.helper
+    w = np.arange(1, 4, dtype=np.float32)
+    if opset < 13:
+        unsqueeze = h.make_node("Unsqueeze", ["w"], ["W"], axes=[1])
+        inits = {"w": w}
+    else:
+        unsqueeze = h.make_node("Unsqueeze", ["w", "axes"], ["W"])
+        inits = {"w": w, "axes": np.array([1], np.int64)}
+    proto = graph([unsqueeze, h.make_node("MatMul", ["x", "W"], ["y"])], inits, n_out=1,
+                  opset=opset)
+    model = from_onnx(proto)
+    x = inputs((3,), "float32")
+    np.testing.assert_allclose(model.predict_logits(x), x @ w[:, None], rtol=1e-6)
+    np.testing.assert_allclose(model.predict_logits(x), run(proto, x), rtol=1e-6)
+
+
 def test_import_unsupported_graphs_name_the_node(tmp_path):
     h = onnx.helper
     cos = graph([h.make_node("Gemm", ["x", "W", "B"], ["t"], name="fc"),
