@@ -329,6 +329,39 @@ def test_a_layer_without_exporter_is_a_clear_error(odd, tmp_path):
     assert not path.exists() and not list(tmp_path.iterdir())
 
 
+class Residual(numnet.Sequential):
+    """A model class computing something else than the chain of its layers: y = f(x) + x."""
+
+    def _forward_layers(self, x, training):
+        return super()._forward_layers(x, training) + x
+
+
+class Scaled(numnet.Sequential):
+    """A model class preprocessing its input: what the chain reads is x / 2."""
+
+    def _input(self, x, training=False):
+        return super()._input(x, training) / 2
+
+
+class Named(numnet.Sequential):
+    """A model class that adds a method only: it computes what Sequential does."""
+
+    def describe(self):
+        return f"{len(self.layers)} layers"
+
+
+@pytest.mark.parametrize(("cls", "method"), [(Residual, "_forward_layers"),
+                                             (Scaled, "_input")])
+def test_a_model_class_with_its_own_forward_is_a_clear_error(cls, method, tmp_path):
+    model = cls([Dense(4, 4), Tanh()], input_shape=(4,), seed=0)
+    path = tmp_path / "m.onnx"
+    with pytest.raises(OnnxExportError, match=f"{cls.__name__} overrides {method}"):
+        to_onnx(model, path)
+    assert not path.exists()
+    named = randomise(Named([Dense(4, 4), Tanh()], input_shape=(4,), seed=0))
+    assert_same(named, to_onnx(named), (4,))
+
+
 def test_export_argument_errors():
     model = mlp((4,), 3, 2)
     with pytest.raises(OnnxExportError, match="opset must be an integer from 13"):
