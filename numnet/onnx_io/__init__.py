@@ -134,8 +134,9 @@ def to_onnx(model: Sequential, path: str | os.PathLike[str] | None = None,
     Raises
     ------
     OnnxExportError
-        If a layer has no ONNX exporter (the message names its index and repr), or the
-        arguments are invalid.
+        If a layer has no ONNX exporter (the message names its index and repr), the
+        model's class overrides how Sequential computes its outputs (a subclass with its
+        own ``forward``), or the arguments are invalid.
     ImportError
         If onnx is not installed.
     """
