@@ -519,6 +519,28 @@ def test_reshape_to_rows_is_a_flatten(target):
     np.testing.assert_array_equal(model.predict_logits(x), run(proto, x))
 
 
+@pytest.mark.parametrize(("target", "sample", "layer"), [([2, -1], (6,), Flatten),
+                                                        ([2, 3, 2], (3, 2), Reshape)])
+def test_reshape_of_a_graph_of_fixed_batch_keeps_the_batch(target, sample, layer):
+    """torch.onnx.export without dynamic_axes writes x.view(x.size(0), -1) as a Reshape to
+    (B, -1) of an input of batch B: its first axis is the batch, kept for any batch."""
+    h = onnx.helper
+    proto = graph([h.make_node("Reshape", ["x", "shape"], ["y"])],
+                  {"shape": np.array(target, dtype=np.int64)}, n_out=sample,
+                  inputs_=[h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 2, 3])])
+    model = from_onnx(proto)
+    assert [type(each) for each in model.layers] == [layer]
+    x = inputs((2, 3), "float32", batch=2)
+    np.testing.assert_array_equal(model.predict_logits(x), run(proto, x))
+    x = inputs((2, 3), "float32", batch=5)
+    np.testing.assert_array_equal(model.predict_logits(x), x.reshape(5, *sample))
+    other = graph([h.make_node("Reshape", ["x", "shape"], ["y"], name="r")],
+                  {"shape": np.array([1, -1], dtype=np.int64)}, n_out=12,
+                  inputs_=[h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 2, 3])])
+    with pytest.raises(OnnxImportError, match=r"'r' \(Reshape\) reshapes to \[1, -1\]"):
+        from_onnx(other)  # the samples merged: not a per-sample reshape
+
+
 @pytest.mark.parametrize(("target", "sample"), [([0, 3, 1, 2], (3, 1, 2)),
                                                ([-1, 3, 2], (3, 2)),
                                                ([0, 0, -1, 1], (2, 3, 1))])

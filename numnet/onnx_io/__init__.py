@@ -48,7 +48,8 @@ matrix does, about 1 GB per 1000 MNIST images for the issue's CNN).
 writes for an MLP at opsets 13 to 20): ``Gemm`` with any ``transB``/``alpha``/``beta``,
 ``MatMul`` (+ ``Add``), ``LeakyRelu``, ``Softmax`` over the last axis, ``Dropout``
 (dropped), ``Flatten(axis=1)``, ``Reshape`` to ``(N, features)`` whether its target is a
-constant or computed from ``Shape(x)`` (PyTorch's ``x.view(x.size(0), -1)``),
+constant or computed from ``Shape(x)`` (PyTorch's ``x.view(x.size(0), -1)``; in a graph
+of fixed batch ``B``, a target ``(B, ...)`` keeps the batch too),
 ``BatchNormalization`` in inference mode, ``LayerNormalization`` over the last axis and its
 decomposition (``Pow`` or ``Mul`` for the square, ``Div`` or ``Reciprocal`` for the
 scale), with constants given as initializers, ``Constant`` nodes or any subgraph of

@@ -80,6 +80,9 @@ class ImportContext:
         The graph input's float type, the model's.
     opset : int
         The graph's default-domain opset (attribute defaults depend on it).
+    batch : int or None
+        The input's batch size where the graph fixes it (exported without a dynamic batch
+        axis), else None.
     """
 
     def __init__(self, model: ModelProto, where: str) -> None:
@@ -96,6 +99,9 @@ class ImportContext:
                 "output(s); numnet imports a model with one input and one output")
         self.input_name, self.output_name = inputs[0].name, graph.output[0].name
         self.dtype, self.shape = self._input_type(inputs[0])
+        first = inputs[0].type.tensor_type.shape.dim[0]
+        self.batch = first.dim_value if first.HasField("dim_value") and first.dim_value \
+            else None
         self.tensor = self.input_name
         #: ids of the Reshape((C, 1, 1)) layers giving a global average ONNX's unit axes
         #: back; the walk drops those a flatten or reshape follows
