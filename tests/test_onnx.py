@@ -260,6 +260,18 @@ def test_graph_interface_names_types_and_dynamic_batch(tmp_path):
         assert out.shape == (batch, 3)
 
 
+@pytest.mark.parametrize(("input_name", "output_name"), [("0.Gemm", "logits"),
+                                                         ("input", "0.W"),
+                                                         ("2.b", "1.Relu")])
+def test_names_of_the_graph_may_be_those_of_inner_tensors(input_name, output_name):
+    """The input and output keep the names given, even the ones numnet gives its own
+    tensors ("<layer index>.<name>"): those are renamed instead."""
+    model = randomise(mlp((4,), 3, 2))
+    proto = to_onnx(model, input_name=input_name, output_name=output_name)
+    assert (proto.graph.input[0].name, proto.graph.output[0].name) == (input_name, output_name)
+    assert_same(model, proto, (3,))
+
+
 def test_model_of_dropout_only_is_the_identity():
     model = numnet.Sequential([Dropout(0.5)], input_shape=(4,))
     proto = to_onnx(model)

@@ -155,7 +155,7 @@ def to_onnx(model: Sequential, path: str | os.PathLike[str] | None = None, *,
     shape = _input_shape(model, input_shape)
     props = _metadata(model, metadata)
 
-    ctx = ExportContext(opset, dtype)
+    ctx = ExportContext(opset, dtype, reserved=(input_name, output_name))
     tensor = input_name
     out_shape = shape
     for index, layer in enumerate(layers):
