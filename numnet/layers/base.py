@@ -286,9 +286,10 @@ class Layer:
 
     # -- weights and their initialiser ---------------------------------------------------
     def _set_init(self, init: initializers.InitSpec) -> None:
-        """Keep the user's choice of initialiser (checked now, not at first use)."""
+        """Keep the user's choice of initialiser (checked now, not at first use); numnet's
+        ``normal(std)`` is kept by its name, ``"normal(std=...)"``, which model files store."""
         initializers.get_initializer(init)
-        self.init = init
+        self.init = initializers.spec_name(init)
 
     def set_default_init(self, name: str) -> None:
         """Use the initialiser ``name`` unless the user chose one (a model calls this)."""
