@@ -66,6 +66,8 @@ INPUT_RMS_HIGH = 5.0
 INPUT_RMS_LOW = 1e-2
 #: the rows of a data set the input check looks at (evenly spaced)
 INPUT_SAMPLE = 4096
+#: the advice to clip gradients, for Python and for the command line
+CLIP_HINT = "clip gradients (fit(..., clip_norm=1.0), numnet train --clip-norm 1)"
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,7 @@ def gradient_findings(layers: Sequence[Layer], grad_rms: dict[int, float],
         return [Finding("exploding", bottom, (
             f"the gradient grows {1 / ratio:.1e}x from {top_name} to {bottom_name}: "
             f"exploding gradients; use smaller initial weights (Glorot or He), a lower "
-            f"learning rate, batch normalisation, or clip gradients (clip_norm=1.0)"))]
+            f"learning rate, batch normalisation, or {CLIP_HINT}"))]
     return []
 
 

@@ -98,6 +98,8 @@ def test_exploding_gradients():
     exploding = next(f for f in trace.findings if f.kind == "exploding")
     assert "the gradient grows" in exploding.message
     assert "from layer 16 Dense to layer 0 Dense: exploding gradients" in exploding.message
+    # the advice works from Python and from the command line alike
+    assert "clip_norm=1.0" in exploding.message and "--clip-norm 1" in exploding.message
 
 
 def test_update_to_weight_ratio(digits):
