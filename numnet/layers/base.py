@@ -152,7 +152,15 @@ def lookup_class(registry: dict[str, Any], name: str, kind: str) -> Any:
                                  f"{sorted(str(cls.type_name) for cls in matches)}")
             found = matches[0] if matches else None
     if found is None:
-        raise ValueError(f"unknown {kind} type {name!r}; known: {sorted(registry)}")
+        module = name.rpartition(".")[0] if isinstance(name, str) else ""
+        own = ""
+        if module == "__main__":
+            own = ("; it was defined in a script or notebook: define it again (better with "
+                   "a name of its own, class X(Layer, name='mypackage.X')) before loading")
+        elif module and module.split(".")[0] != NAMESPACE:
+            own = (f"; a class of your own is registered when its module runs: import "
+                   f"{module} (the module that defines it) first")
+        raise ValueError(f"unknown {kind} type {name!r}{own}; known: {sorted(registry)}")
     return found
 
 
