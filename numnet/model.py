@@ -30,6 +30,7 @@ import numpy as np
 
 from numnet import inspection, io
 from numnet._checks import check_finite, fmt_shape, positive_int, real_number, resolve_dtype
+from numnet._memory import check_array
 from numnet.callbacks import Callback
 from numnet.errors import ShapeError
 from numnet.inspection import Trace
@@ -154,6 +155,8 @@ class Sequential:
         """Move every parameter and gradient into one contiguous vector each."""
         entries = [(layer, name) for layer in self.layers for name in layer.params]
         total = sum(layer.params[name].size for layer, name in entries)
+        check_array((total,), self.dtype, f"the flat parameter vector of the model's "
+                    f"{len(self.layers)} layers", copies=2, why="with the gradient vector")
         self.flat_params = np.empty(total, dtype=self.dtype)
         self.flat_grads = np.zeros(total, dtype=self.dtype)
         self.decay_mask = np.zeros(total, dtype=bool)

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from numnet import data, io
+from numnet import data
+from numnet._files import atomic_write
 from numnet.cli._common import (
     CLIError,
     Parser,
@@ -87,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        io._atomic_write(Path(args.out), lambda handle: handle.write(text.encode("utf-8")))
+        with atomic_write(args.out) as handle:
+            handle.write(text.encode("utf-8"))
         print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
     return 0
 
