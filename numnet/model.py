@@ -29,10 +29,18 @@ from typing import Any
 import numpy as np
 
 from numnet import inspection, io
-from numnet._checks import check_finite, fmt_shape, positive_int, real_number, resolve_dtype
+from numnet._checks import (
+    all_finite,
+    check_finite,
+    fmt_shape,
+    nonfinite_output,
+    positive_int,
+    real_number,
+    resolve_dtype,
+)
 from numnet._memory import check_array
 from numnet.callbacks import Callback
-from numnet.errors import ShapeError
+from numnet.errors import NonFiniteError, ShapeError
 from numnet.inspection import Trace
 from numnet.layers.activations import sigmoid, softmax
 from numnet.layers.base import NAMESPACE, Layer
@@ -316,7 +324,10 @@ class Sequential:
         return self.loss
 
     def predict_logits(self, x: Any, batch_size: int = 1024) -> np.ndarray:
-        """Raw outputs in evaluation mode, computed ``batch_size`` rows at a time."""
+        """Raw outputs in evaluation mode, computed ``batch_size`` rows at a time.
+
+        Raises :class:`~numnet.errors.NonFiniteError` when an output is NaN or infinite,
+        naming the parameter that is not finite if there is one."""
         batch_size = positive_int(batch_size, "batch_size")
         x = self._input(x)
         check_finite(x, "predict input")
@@ -324,7 +335,10 @@ class Sequential:
                  for i in range(0, x.shape[0], batch_size)]
         if not parts:
             return np.empty((0,) + self.output_shape(x.shape[1:]), dtype=self.dtype)
-        return np.concatenate(parts, axis=0)
+        logits = np.concatenate(parts, axis=0)
+        if not all_finite(logits.reshape(-1)):  # one BLAS pass: never a silent NaN
+            raise NonFiniteError(nonfinite_output(self.layers, "predict"))
+        return logits
 
     def predict_proba(self, x: Any, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (softmax or sigmoid of the logits) for classifiers."""

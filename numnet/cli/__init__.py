@@ -40,7 +40,9 @@ MNIST and the digits; ``--invert`` reads dark drawings on a light background.
 Layout
 ------
 One module per command (``train``, ``evaluate``, ``predict``, ``summary``, ``gradcheck``,
-``trace``, ``datasets``), each with ``add_parser(commands)`` and ``run(args) -> int``;
+``trace``, ``datasets``), each with ``add_parser(commands)``, ``run(args) -> int`` and
+``files(args)``, the files it reads and writes (checked before it runs: no output may be
+one of its inputs or another output; see :mod:`numnet.cli._common`);
 :mod:`numnet.cli._common` holds the error type, the parser and argument types, and
 :mod:`numnet.cli._data` loads, splits and scales datasets. This module assembles the parser
 and runs a command.
@@ -61,6 +63,7 @@ from numnet.cli._common import (
     Formatter,
     LineTracker,
     Parser,
+    check_files,
     describe,
     fit_input,
     open_model,
@@ -148,8 +151,9 @@ def _owner(parser: Parser, command: str, argv: list[str], extra: str
 
 
 def _run(args: argparse.Namespace, debug: bool, tracker: LineTracker) -> int:
-    """Run the chosen command; turn exceptions into one line on standard error."""
+    """Check the command's files, run it; turn exceptions into one line on standard error."""
     try:
+        check_files(args.files(args))  # before any work: no output may destroy an input
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         if debug:

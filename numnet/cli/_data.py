@@ -55,10 +55,21 @@ def data_kind(spec: str) -> str:
     if key in ("fashion", "fashionmnist"):
         return "fashion-mnist"
     path = Path(spec)
+    if path.is_dir():
+        raise CLIError(f"--data {spec} is a directory; expected digits, mnist, "
+                       "fashion-mnist or a CSV file (for MNIST files in a directory: "
+                       f"--data mnist --data-dir {spec})")
     if path.suffix.lower() in (".csv", ".gz", ".txt", ".tsv") or path.exists():
         return "csv"
     raise CLIError(f"unknown --data {spec!r}: expected digits, mnist, fashion-mnist or a "
                    "path to a CSV file")
+
+
+def data_inputs(spec: str | None) -> list[tuple[str, str]]:
+    """``--data`` as an input file of a command (none for a built-in dataset)."""
+    if spec is None or data_kind(spec) != "csv":
+        return []
+    return [("--data", spec)]
 
 
 def load_data(spec: str, *, label_column: int | str | None = None, data_dir: str | None = None,

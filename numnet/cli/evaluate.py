@@ -10,10 +10,12 @@ import numpy as np
 from numnet import metrics, plot
 from numnet.cli._common import (
     CLIError,
+    Files,
     Parser,
     Subparsers,
     add_command,
     add_data_options,
+    check_files,
     check_output,
     check_plot_file,
     fit_input,
@@ -21,7 +23,7 @@ from numnet.cli._common import (
     is_architecture,
     open_model,
 )
-from numnet.cli._data import SPLITS, data_for_model
+from numnet.cli._data import SPLITS, data_for_model, data_inputs
 
 EXAMPLES = ("  numnet evaluate numnet-model.npz\n"
             "  numnet evaluate model.npz --data mnist --plot confusion.png\n")
@@ -29,7 +31,8 @@ EXAMPLES = ("  numnet evaluate numnet-model.npz\n"
 
 def add_parser(commands: Subparsers[Parser]) -> None:
     sub = add_command(commands, "evaluate", "Evaluate a model: loss, accuracy, per-class "
-                                            "report, confusion matrix.", EXAMPLES, run)
+                                            "report, confusion matrix.", EXAMPLES, run,
+                      files=files)
     sub.add_argument("model", metavar="MODEL", help="a model file (.npz)")
     add_data_options(sub, None)
     sub.add_argument("--split", choices=SPLITS, default="test",
@@ -39,6 +42,12 @@ def add_parser(commands: Subparsers[Parser]) -> None:
                      help="also write the confusion matrix as a PNG")
     sub.add_argument("--normalize", action="store_true",
                      help="normalise the confusion-matrix plot by row")
+
+
+def files(args: argparse.Namespace) -> Files:
+    """Reads MODEL and --data; writes --plot."""
+    return Files(inputs=[("MODEL", args.model), *data_inputs(args.data)],
+                 outputs=[] if args.plot is None else [("--plot", args.plot)])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
     if is_architecture(args.model):
         raise CLIError(f"{args.model}: evaluate needs a trained model file (.npz), not an "
                        "architecture")
+    recorded = (metadata.get("source") or {}).get("path")
+    if args.data is None and args.plot is not None and recorded is not None:
+        # the dataset recorded in the model file is read too: --plot must not replace it
+        check_files(Files(inputs=[("the dataset recorded in the model", recorded)],
+                          outputs=[("--plot", args.plot)]))
     prepared = data_for_model(args, metadata)
     X, y = prepared.split(args.split)
     if len(y) == 0:

@@ -8,15 +8,17 @@ import copy
 import numpy as np
 
 from numnet import gradcheck
+from numnet._memory import check_batch
 from numnet.cli._common import (
     CLIError,
+    Files,
     Parser,
     Subparsers,
     add_command,
-    integer,
     open_model,
     positive_float,
     positive_int,
+    seed,
     shape,
 )
 from numnet.losses import BinaryCrossEntropy, CrossEntropy, Loss
@@ -27,15 +29,20 @@ EXAMPLES = ("  numnet gradcheck examples/architecture.json\n"
 
 def add_parser(commands: Subparsers[Parser]) -> None:
     sub = add_command(commands, "gradcheck", "Gradient-check every layer (float64, random "
-                                             "data).", EXAMPLES, run)
+                                             "data).", EXAMPLES, run, files=files)
     sub.add_argument("model", metavar="MODEL", help="a model file (.npz) or architecture (.json)")
     sub.add_argument("--tol", type=positive_float, default=1e-6,
                      help="largest acceptable relative error (default: 1e-6)")
     sub.add_argument("--batch-size", type=positive_int, default=4,
                      help="random samples per check (default: 4)")
-    sub.add_argument("--seed", type=integer, default=0, help="(default: 0)")
+    sub.add_argument("--seed", type=seed, default=0, help="(default: 0)")
     sub.add_argument("--input-shape", type=shape, default=None, metavar="SHAPE",
                      help="per-sample input shape when the model does not fix one")
+
+
+def files(args: argparse.Namespace) -> Files:
+    """Reads MODEL; writes nothing."""
+    return Files(inputs=[("MODEL", args.model)])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if input_shape is None:
         raise CLIError(f"{args.model}: the model does not fix its input shape; pass "
                        "--input-shape")
+    check_batch(model.layers, input_shape, args.batch_size, np.float64,
+                f"--batch-size {args.batch_size}: a float64 batch of {args.batch_size} samples")
     model = copy.deepcopy(model).astype(np.float64)
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch_size,) + tuple(input_shape))

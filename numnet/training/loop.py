@@ -14,7 +14,8 @@ and :func:`train_step` is one step of gradient descent: forward, loss, backward,
 
 Each step runs inside a :class:`~numnet.training.guard.Guard`, which undoes the step and
 stops training with a message naming the epoch, the batch and the layer when its numbers
-turn NaN or infinite, and lets a Ctrl-C finish the batch in progress before stopping.
+turn NaN or infinite or its loss explodes far beyond where it started, and lets a Ctrl-C
+finish the batch in progress before stopping.
 The checks of the data and the arguments live in :mod:`numnet.training.data` and
 :mod:`numnet.training.options`; nothing is checked again batch by batch.
 """
@@ -30,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from numnet._checks import positive_int
+from numnet._checks import nonfinite_output, positive_int
+from numnet._memory import check_batch
 from numnet.callbacks import Callback
 from numnet.errors import NonFiniteError, TrainingDiverged
 from numnet.optim import Optimizer, clip_grad_norm
@@ -43,7 +45,7 @@ from numnet.training.data import (
     min_batch,
     split_validation,
 )
-from numnet.training.guard import Guard, Updater, catch_ctrl_c
+from numnet.training.guard import Guard, Updater, catch_ctrl_c, uninformed_loss
 from numnet.training.options import FitOptions, fit_options
 
 if TYPE_CHECKING:
@@ -171,8 +173,11 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
     Raises
     ------
     TrainingDiverged
-        When a loss, gradient or parameter becomes NaN or infinite; the model keeps the
-        weights from before the bad batch (and the optimiser's state is reset).
+        When a loss, gradient or parameter becomes NaN or infinite (the model keeps the
+        weights from before the bad batch), or the loss explodes, its running average
+        exceeding 1000 times the larger of its starting value and the loss of a
+        prediction ignoring the inputs (the model keeps the weights the epoch started
+        from); the optimiser's state is reset (see :mod:`numnet.training.guard`).
     ValueError, TypeError
         For inconsistent or malformed arguments, before any training.
     """
@@ -188,7 +193,10 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
     bounds = batch_bounds(train.n, opts.batch_size, min_batch(model, train.n))
     batches = Batches(train, bounds, opts.shuffle, opts.rng)
     history = History(params=_params(opts, batches, train, val, targets))
-    guard = Guard(model, opts.optimizer, train.X, opts.epochs, len(batches))
+    check_batch(model.layers, train.X.shape[1:], bounds[0][1] - bounds[0][0], model.dtype,
+                f"fit: a batch of {bounds[0][1] - bounds[0][0]} samples")
+    guard = Guard(model, opts.optimizer, train.X, opts.epochs, len(batches),
+                  uninformed_loss(model, train.y, targets.out_shape, targets.classifier))
     was_training = model.training
     try:
         _train(model, opts, batches, val, targets, guard, history)
@@ -239,7 +247,7 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
     callbacks.call("on_epoch_begin", epoch, {})
     lr = float(opts.optimizer.lr)
     meter = Meter(targets)
-    guard.epoch = epoch
+    guard.start_epoch(epoch)
     for batch, (xb, yb, wb) in enumerate(batches):
         guard.batch = batch  # where we are, for the guard's messages
         size = xb.shape[0]
@@ -318,7 +326,8 @@ def evaluate(model: Sequential, X: Any, y: Any, batch_size: int = EVAL_BATCH,
     Raises
     ------
     NonFiniteError
-        When the model's output on ``X`` is NaN or infinite (so is the loss).
+        When the model's output on ``X`` is NaN or infinite (so is the loss), naming the
+        parameter that is not finite if there is one.
     """
     model._need_loss()
     batch_size = positive_int(batch_size, "batch_size")
@@ -330,8 +339,8 @@ def evaluate(model: Sequential, X: Any, y: Any, batch_size: int = EVAL_BATCH,
     finally:
         model.training = was_training
     if not math.isfinite(scores["loss"]):
-        raise NonFiniteError(f"evaluate: the model's output on X became NaN or infinite (the "
-                             f"loss is {scores['loss']})")
+        raise NonFiniteError(nonfinite_output(model.layers, "evaluate")
+                             + f"; the loss is {scores['loss']}")
     return scores
 
 
