@@ -29,6 +29,7 @@ links, ``./x`` and ``x``) and device and inode (hard links).
 from __future__ import annotations
 
 import errno
+import io
 import os
 import secrets
 import stat
@@ -150,48 +151,82 @@ def _replace(path: PathLike) -> Iterator[IO[bytes]]:
 def _stream(path: PathLike, kind: str) -> Iterator[IO[bytes]]:
     """Write straight into a device, a FIFO or a standard stream (no rename, no fsync)."""
     try:
-        handle = _standard_stream(kind) if kind in ("stdout", "stderr") else os.fdopen(
-            os.open(path, os.O_WRONLY | getattr(os, "O_BINARY", 0)), "wb")
+        handle = _standard_stream(kind) if kind in ("stdout", "stderr") else _Stream(
+            os.fdopen(os.open(path, os.O_WRONLY | getattr(os, "O_BINARY", 0)), "wb"))
     except OSError as exc:
         raise explained(exc, path, False) from exc
     try:
         with handle:
-            yield handle
+            yield handle  # type: ignore[misc]
             handle.flush()
     except OSError as exc:
         raise explained(exc, path, False) from exc
 
 
-def _standard_stream(kind: str) -> IO[bytes]:
-    """A binary handle on standard output or error that can be closed without closing it."""
+def _standard_stream(kind: str) -> _Stream:
+    """A handle on standard output or error; closing it leaves the stream open."""
     text = sys.stdout if kind == "stdout" else sys.stderr
     text.flush()  # what was printed before comes first
     try:
-        return os.fdopen(os.dup(text.fileno()), "wb")
+        return _Stream(os.fdopen(os.dup(text.fileno()), "wb"))
     except (AttributeError, ValueError, OSError):  # replaced by a stream without a descriptor
         buffer: IO[bytes] | None = getattr(text, "buffer", None)
         if buffer is None:
             raise OSError(errno.EBADF, f"standard {kind[3:]} does not take bytes") from None
-        return _Unclosed(buffer)  # type: ignore[return-value]
+        return _Stream(buffer, close=False)
 
 
-class _Unclosed:
-    """A binary stream whose ``close`` (and ``with`` exit) only flushes it."""
+class _Stream:
+    """A destination written front to back, that cannot seek (even ``/dev/null``, which
+    pretends to): writers such as :mod:`zipfile` then write as to a pipe instead of
+    seeking back to patch what they wrote. ``tell`` counts the bytes written."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
+    def __init__(self, handle: IO[bytes], close: bool = True) -> None:
+        self._handle, self._close, self._written = handle, close, 0
+
+    def write(self, data: bytes) -> int:
+        count = self._handle.write(data)
+        self._written += len(data) if count is None else count
+        return len(data) if count is None else count
+
+    def tell(self) -> int:
+        return self._written
+
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        raise io.UnsupportedOperation("a stream written front to back cannot seek")
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:  # file-like to NumPy's savez, which asks
+        raise io.UnsupportedOperation("an output stream cannot be read")
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def fileno(self) -> int:
+        return self._handle.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._handle.closed
 
     def close(self) -> None:
-        self._stream.flush()
+        self._handle.flush()
+        if self._close:
+            self._handle.close()
 
-    def __enter__(self) -> _Unclosed:
+    def __enter__(self) -> _Stream:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._stream, name)
 
 
 def explained(exc: OSError, path: PathLike, existed: bool,

@@ -40,7 +40,7 @@ from numnet._checks import (
 )
 from numnet._memory import check_array
 from numnet.callbacks import Callback
-from numnet.errors import NonFiniteError, ShapeError
+from numnet.errors import AllocationError, NonFiniteError, ShapeError
 from numnet.inspection import Trace
 from numnet.layers.activations import sigmoid, softmax
 from numnet.layers.base import NAMESPACE, Layer
@@ -331,8 +331,9 @@ class Sequential:
         batch_size = positive_int(batch_size, "batch_size")
         x = self._input(x)
         check_finite(x, "predict input")
-        parts = [self._forward_layers(x[i:i + batch_size], training=False)
-                 for i in range(0, x.shape[0], batch_size)]
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+            parts = [self._forward_layers(x[i:i + batch_size], training=False)
+                     for i in range(0, x.shape[0], batch_size)]
         if not parts:
             return np.empty((0,) + self.output_shape(x.shape[1:]), dtype=self.dtype)
         logits = np.concatenate(parts, axis=0)
@@ -481,6 +482,8 @@ class Sequential:
                 layers.append(layer_cls.from_config(dict(entry.get("config", {}))))
             except TypeError as exc:
                 raise ValueError(f"layer {index} ({entry['type']}): bad arguments: {exc}") from exc
+            except AllocationError as exc:  # too large to build: say which layer
+                raise AllocationError(f"layer {index}: {exc}") from exc
         loss = config.get("loss")
         if isinstance(loss, dict):
             loss = get_loss(loss.get("type", ""))

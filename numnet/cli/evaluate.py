@@ -52,10 +52,8 @@ def files(args: argparse.Namespace) -> Files:
 
 def run(args: argparse.Namespace) -> int:
     """``numnet evaluate``."""
-    if args.plot is not None:
-        if not have_matplotlib():
-            raise CLIError("--plot needs matplotlib (pip install 'numnet[plot]')")
-        check_plot_file(args.plot, Path(args.plot))
+    if args.plot is not None and not have_matplotlib():
+        raise CLIError("--plot needs matplotlib (pip install 'numnet[plot]')")
     model, metadata = open_model(args.model)
     if is_architecture(args.model):
         raise CLIError(f"{args.model}: evaluate needs a trained model file (.npz), not an "
@@ -65,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         # the dataset recorded in the model file is read too: --plot must not replace it
         check_files(Files(inputs=[("the dataset recorded in the model", recorded)],
                           outputs=[("--plot", args.plot)]))
+    if args.plot is not None:
+        check_plot_file(args.plot, Path(args.plot))
     prepared = data_for_model(args, metadata)
     X, y = prepared.split(args.split)
     if len(y) == 0:

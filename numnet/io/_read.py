@@ -159,7 +159,6 @@ class _ModelFile:
     def model(self) -> Sequential:
         config = self.header["model"]
         state = self._section(MODEL_PREFIX, "model")
-        self._check_finite(state, MODEL_PREFIX)
         self._check_described_shapes(config, state)
         model = build(self.path, config, "header field model.")
         own = model.state_dict()
@@ -197,14 +196,14 @@ class _ModelFile:
             raise self._fail(str(exc)) from None
         return model.eval()
 
-    def _check_finite(self, state: dict[str, np.ndarray], prefix: str) -> None:
-        """Refuse NaN or infinite numbers in the arrays, naming the first array."""
-        for key, value in state.items():
-            if value.dtype.kind != "f" or all_finite(value.reshape(-1)):
+    def check_finite(self) -> None:
+        """Refuse NaN or infinite numbers in the arrays, naming the first such array."""
+        for key, value in self.arrays.items():
+            if value.dtype.kind != "f" or all_finite(np.ascontiguousarray(value).reshape(-1)):
                 continue
             bad = ~np.isfinite(value)
-            owner = self._owner(key) if prefix == MODEL_PREFIX else ""
-            raise self._fail(f"array {prefix}{key}{owner} holds {int(bad.sum())} NaN or "
+            owner = self._owner(key[len(MODEL_PREFIX):]) if key.startswith(MODEL_PREFIX) else ""
+            raise self._fail(f"array {key}{owner} holds {int(bad.sum())} NaN or "
                              f"infinite value(s) (the first at index "
                              f"{first_bad_index(bad)}): the model cannot be used (was it "
                              "saved from a training run that diverged, or is the file "
@@ -298,7 +297,6 @@ class _ModelFile:
         except (ValueError, TypeError, KeyError) as exc:
             raise self._fail(f"invalid optimizer description: {exc}") from exc
         state = self._section(OPTIMIZER_PREFIX, "optimizer")
-        self._check_finite(state, OPTIMIZER_PREFIX)
         self._check_optimizer_state(state)
         try:
             opt.load_state_dict(state)
@@ -348,4 +346,6 @@ def _read(path: PathLike) -> _ModelFile:
                   f"{header.get('numnet_version', '?')}; this numnet ({__version__}) reads "
                   f"format {FILE_FORMAT} or older: upgrade numnet")
     check_header(path, header)
-    return _ModelFile(path, header, arrays)
+    model_file = _ModelFile(path, header, arrays)
+    model_file.check_finite()
+    return model_file
