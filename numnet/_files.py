@@ -87,6 +87,8 @@ def output_problem(path: PathLike) -> str | None:
         return "is a directory; give a file name"
     if kind == "file":
         parent = Path(os.path.realpath(path)).parent
+        if parent.exists() and not parent.is_dir():
+            return f"{Path(path).parent} is not a directory"
         if not parent.is_dir():
             return f"the directory {Path(path).parent} does not exist"
     return None
@@ -109,7 +111,8 @@ def atomic_write(path: PathLike) -> Iterator[IO[bytes]]:
     kind = output_kind(path)
     problem = output_problem(path)
     if problem is not None:
-        number = errno.EISDIR if kind == "directory" else errno.ENOENT
+        number = (errno.EISDIR if kind == "directory" else
+                  errno.ENOTDIR if "not a directory" in problem else errno.ENOENT)
         raise OSError(number, problem, os.fspath(path))
     if kind == "file":
         with _replace(path) as handle:

@@ -11,9 +11,11 @@ Commands
 ``numnet datasets``     the built-in and cached datasets, and where they live
 
 Every error prints one line, ``numnet: error: ...``, to standard error and exits with
-status 2 (``--debug`` shows the traceback instead); a diverging training run and a failed
-gradient check exit with status 1. Ctrl-C exits with status 130; during ``numnet train`` the
-weights after the last finished batch are saved first (the file records ``"interrupted"``).
+status 2 (``--debug`` shows the traceback instead); a diverging training run (a loss that
+turned NaN or exploded, see :mod:`numnet.training.guard`; the previous ``--out`` is then
+kept) and a failed gradient check exit with status 1. Ctrl-C exits with status 130; during
+``numnet train`` the weights after the last finished batch are saved first (the file
+records ``"interrupted"``).
 
 Preprocessing
 -------------

@@ -65,11 +65,16 @@ def data_kind(spec: str) -> str:
                    "path to a CSV file")
 
 
-def data_inputs(spec: str | None) -> list[tuple[str, str]]:
-    """``--data`` as an input file of a command (none for a built-in dataset)."""
-    if spec is None or data_kind(spec) != "csv":
-        return []
-    return [("--data", spec)]
+def data_inputs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The files ``--data`` and ``--data-dir`` name, as inputs of a command (a built-in
+    dataset reads the files of ``--data-dir``)."""
+    files = []
+    if args.data is not None and data_kind(args.data) == "csv":
+        files.append(("--data", args.data))
+    if args.data_dir is not None and Path(args.data_dir).is_dir():
+        files += [(f"--data-dir {args.data_dir}", str(path))
+                  for path in sorted(Path(args.data_dir).iterdir()) if path.is_file()]
+    return files
 
 
 def load_data(spec: str, *, label_column: int | str | None = None, data_dir: str | None = None,

@@ -46,7 +46,7 @@ def add_parser(commands: Subparsers[Parser]) -> None:
 
 def files(args: argparse.Namespace) -> Files:
     """Reads MODEL and --data; writes --plot."""
-    return Files(inputs=[("MODEL", args.model), *data_inputs(args.data)],
+    return Files(inputs=[("MODEL", args.model), *data_inputs(args)],
                  outputs=[] if args.plot is None else [("--plot", args.plot)])
 
 

@@ -39,7 +39,7 @@ def add_parser(commands: Subparsers[Parser]) -> None:
 
 def files(args: argparse.Namespace) -> Files:
     """Reads MODEL and --data; writes nothing."""
-    return Files(inputs=[("MODEL", args.model), *data_inputs(args.data)])
+    return Files(inputs=[("MODEL", args.model), *data_inputs(args)])
 
 
 def run(args: argparse.Namespace) -> int:

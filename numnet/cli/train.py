@@ -124,7 +124,7 @@ def add_parser(commands: Subparsers[Parser]) -> None:
 
 def files(args: argparse.Namespace) -> Files:
     """Reads --data and an architecture --model; writes --out and the --plot file."""
-    inputs = data_inputs(args.data)
+    inputs = data_inputs(args)
     if _architecture_path(args.model) is not None:
         inputs.append(("--model", args.model))
     outputs = [("--out", args.out)]
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     show(f"test accuracy: {scores['accuracy']:.2%} (loss {scores['loss']:.4f}, "
          f"{len(y_test)} samples)")
     io.save(model, out, optimizer=optimizer, metadata=metadata)
-    show(f"saved model to {out}")
+    show(f"saved model to {'standard output' if output_kind(args.out) == 'stdout' else out}")
     if plot_path is not None and len(history.epoch) == 0:
         show("no epoch finished: no training-curve plot")
     elif plot_path is not None:

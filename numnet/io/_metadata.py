@@ -66,8 +66,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
+    """A finite JSON number (an int of any size, which math.isfinite cannot take)."""
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _source(value: Any) -> None:

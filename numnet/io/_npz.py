@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import struct
+import tokenize
+import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -104,9 +106,11 @@ def _header(path: Path, member: IO[bytes], name: str) -> Spec:
         reader = HEADER_READERS.get(version)
         if reader is None:
             raise ValueError(f".npy format version {version} is not one numnet writes")
-        shape, fortran, dtype = reader(member)
-    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError,
-            OverflowError) as exc:
+        with warnings.catch_warnings():  # "created on Python 2", "invalid escape
+            warnings.simplefilter("ignore")  # sequence" in a mangled header: judged below
+            shape, fortran, dtype = reader(member)
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError, OverflowError,
+            tokenize.TokenError) as exc:  # NumPy parses the header as Python literals
         raise ModelFileError(path, f"array {name} has an invalid .npy header ({exc})") from exc
     if dtype.hasobject:
         raise ModelFileError(path, f"not a numnet model file (array {name} holds pickled "
@@ -114,6 +118,8 @@ def _header(path: Path, member: IO[bytes], name: str) -> Spec:
     if dtype.kind not in "biuf" or dtype.subdtype is not None:
         raise ModelFileError(path, f"array {name} has dtype {dtype}, but a numnet model file "
                                    "holds numbers only")
+    if any(d < 0 for d in shape):
+        raise ModelFileError(path, f"array {name} has an invalid .npy header (shape {shape})")
     return tuple(int(d) for d in shape), bool(fortran), dtype
 
 

@@ -110,6 +110,15 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(cli, work: dict, 
     assert not any(p.name.endswith(".tmp") for p in work["model"].parent.iterdir())
 
 
+def test_the_files_of_data_dir_are_inputs(cli, tmp_path: Path) -> None:
+    (tmp_path / "mnist").mkdir()
+    images = tmp_path / "mnist" / "train-images-idx3-ubyte.gz"
+    images.write_bytes(b"not read: refused before")
+    assert_error(cli("train", "--data", "mnist", "--data-dir", "mnist", "--out", images),
+                 "is the same file as --data-dir mnist")
+    assert images.read_bytes() == b"not read: refused before"
+
+
 def test_links_are_seen_through(cli, work: dict, tmp_path: Path) -> None:
     os.link(work["inputs"], tmp_path / "hard.csv")
     (tmp_path / "soft.npz").symlink_to(work["model"])
@@ -161,7 +170,7 @@ def test_train_to_standard_output_sends_messages_to_stderr(tmp_path: Path) -> No
         result = run("train", "--epochs", "1", "--out", "-", "--plot", "off", cwd=tmp_path,
                      stdout=out)
     assert result.returncode == 0, result.stderr
-    assert "test accuracy" in result.stderr and "saved model to -" in result.stderr
+    assert "test accuracy" in result.stderr and "saved model to standard output" in result.stderr
     assert isinstance(io.load(tmp_path / "model.npz"), numnet.Sequential)
 
 
@@ -355,3 +364,14 @@ def test_disk_full_names_the_file(cli, work: dict, monkeypatch: pytest.MonkeyPat
                        "previous file is unchanged")
     assert ".tmp" not in err and "Errno" not in err
     assert snapshot(*before) == before
+
+
+def test_a_memory_error_that_slips_through_is_one_line(cli, work: dict,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def exhausted(*args, **kwargs):
+        raise MemoryError("Unable to allocate 3.64 TiB for an array with shape (10**12,)")
+
+    monkeypatch.setattr(numnet.Sequential, "predict", exhausted)
+    err = assert_error(cli("predict", "m.npz", "in.csv"),
+                       "not enough memory: Unable to allocate 3.64 TiB")
+    assert "unexpected" not in err
