@@ -44,6 +44,7 @@ from numnet.errors import AllocationError, NonFiniteError, ShapeError
 from numnet.inspection import Trace
 from numnet.layers.activations import sigmoid, softmax
 from numnet.layers.base import NAMESPACE, Layer
+from numnet.layers.dense import Dense
 from numnet.losses import BinaryCrossEntropy, CrossEntropy, Loss, get_loss
 from numnet.optim import Optimizer
 from numnet.training import History, loop
@@ -132,15 +133,16 @@ class Sequential:
             if shape is None:
                 shape = expected  # sizes become known from here on
             elif expected is not None and tuple(expected) != shape:
-                raise ValueError(
+                raise ShapeError(
                     f"{here} expects input of size {fmt_shape(expected)}, but {previous} has "
-                    f"size {fmt_shape(shape)}"
+                    f"size {fmt_shape(shape)}: the size that fits here is {fmt_shape(shape)}"
+                    f"{_fitting_hint(layer, shape)}"
                 )
             if shape is not None:
                 try:
                     shape = layer.output_shape(shape)
                 except ShapeError as exc:
-                    raise ValueError(f"{here} cannot take {previous} of size "
+                    raise ShapeError(f"{here} cannot take {previous} of size "
                                      f"{fmt_shape(shape)}: {exc}") from exc
             previous = f"the output of {here}"
         return model_input
@@ -367,10 +369,12 @@ class Sequential:
             validation_data: tuple[Any, ...] | None = None, validation_split: float = 0.0,
             callbacks: Sequence[Callback] = (), verbose: int = 1, seed: int | None = None,
             sample_weight: Any = None, clip_norm: float | None = None,
-            lr_schedule: Any = None, initial_epoch: int = 0) -> History:
+            lr_schedule: Any = None, initial_epoch: int = 0, distributed: bool = False,
+            sync_batchnorm: bool = False) -> History:
         """Train on ``(X, y)`` in mini-batches; returns a :class:`numnet.training.History`.
 
-        See :func:`numnet.training.fit` for every argument.
+        See :func:`numnet.training.fit` for every argument; ``distributed=True`` trains
+        one model over the processes of an MPI job (:mod:`numnet.distributed`).
 
         Examples
         --------
@@ -385,7 +389,8 @@ class Sequential:
                         validation_split=validation_split, callbacks=callbacks,
                         verbose=verbose, seed=seed, sample_weight=sample_weight,
                         clip_norm=clip_norm, lr_schedule=lr_schedule,
-                        initial_epoch=initial_epoch)
+                        initial_epoch=initial_epoch, distributed=distributed,
+                        sync_batchnorm=sync_batchnorm)
 
     def evaluate(self, X: Any, y: Any, batch_size: int = 1024,
                  sample_weight: Any = None) -> dict[str, float]:
@@ -548,3 +553,10 @@ def _check_unshared(layers: list[Layer], index: int, model: Sequential) -> None:
             np.shares_memory(p, owner.flat_params) for p in layer.params.values()):
         raise ValueError(f"layer {index} {layer!r} already belongs to another model, whose "
                          "parameter buffer it uses; pass copy.deepcopy(layer) to reuse it")
+
+
+def _fitting_hint(layer: Layer, shape: tuple[int, ...]) -> str:
+    """How to write ``layer`` so that it takes ``shape`` (for layers with a size argument)."""
+    if isinstance(layer, Dense) and len(shape) == 1:
+        return f" (Dense({shape[0]}, {layer.out_features}))"
+    return ""

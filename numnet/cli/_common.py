@@ -24,7 +24,7 @@ import numpy as np
 
 from numnet import io
 from numnet._files import check_outputs, output_kind, output_problem
-from numnet.errors import TrainingDiverged
+from numnet.errors import DistributedError, TrainingDiverged
 from numnet.model import Sequential
 
 PROG = "numnet"
@@ -236,7 +236,7 @@ def describe(exc: BaseException) -> str:
         # numnet checks sizes before allocating; this is what slipped through
         text = f"not enough memory: {text}"
     elif not isinstance(exc, (ValueError, OSError, ImportError, LookupError,
-                              TrainingDiverged)):
+                              TrainingDiverged, DistributedError)):
         text = f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)"
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 

@@ -9,6 +9,8 @@ They differ only in *which* axis ``mu`` and ``var`` are taken over:
 
 * :class:`BatchNorm1d` averages over the **batch** axis (one ``mu``/``var`` per feature,
   shared by every sample of the batch), and so needs running estimates for evaluation;
+  :class:`BatchNorm2d` is the same for images, one ``mu``/``var`` per channel over the
+  batch and both spatial axes;
 * :class:`LayerNorm` averages over the **feature** axis (one ``mu``/``var`` per sample), so
   a sample's output never depends on the rest of the batch, in training or evaluation.
 
@@ -32,13 +34,30 @@ gradients are always sums over the batch::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from numnet._checks import positive_int, real_number
 from numnet.errors import ShapeError
+from numnet.layers._spatial import image_shape
 from numnet.layers.base import GradCheckCase, Layer
+
+
+class BatchStatsSync(Protocol):
+    """Batch statistics over a batch split across processes (SyncBatchNorm).
+
+    ``fit(..., distributed=True, sync_batchnorm=True)`` sets one as a BatchNorm layer's
+    ``sync`` for the run (:class:`numnet.distributed.SyncBatchStats`); the layer then takes
+    its mean, variance and backward sums over every process's part of the global batch.
+    """
+
+    def moments(self, x: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(mean, biased var, values per channel)`` over the global batch."""
+
+    def sums(self, sum_g: np.ndarray, sum_g_xhat: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(sum g, sum g * x_hat, values per channel)`` over the global batch."""
 
 
 def _fmt_shape(shape: tuple[int, ...]) -> str:
@@ -100,13 +119,22 @@ class BatchNorm1d(Layer):
     -----
     Parameters ``gamma`` (init 1) and ``beta`` (init 0); buffers ``running_mean`` (init 0)
     and ``running_var`` (init 1), saved by ``Sequential.state_dict`` but not trained. Only
-    2-D input is handled; a convolutional (per-channel, ``(N, C, H, W)``) version would
-    also average over the spatial axes.
+    2-D input is handled; :class:`BatchNorm2d` is the per-channel version for images
+    ``(N, C, H, W)``, the same maths with the statistics also taken over the spatial axes.
+
+    In ``fit(..., distributed=True)`` each process normalises its part of the global batch
+    with that part's statistics, unless ``sync_batchnorm=True`` takes them over the global
+    batch (``sync``; see :mod:`numnet.distributed`).
     """
 
     #: ``fit`` never gives a training batch smaller than this (a last batch of one sample
     #: joins the batch before it)
     min_train_batch = 2
+    #: the axes the statistics are taken over (all but the channel axis)
+    _axes: tuple[int, ...] = (0,)
+    #: None: the statistics of the batch this process sees. Set for a distributed run with
+    #: ``sync_batchnorm=True``: the statistics of the global batch over every process
+    sync: BatchStatsSync | None = None
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5,
                  dtype: Any = None) -> None:
@@ -134,7 +162,7 @@ class BatchNorm1d(Layer):
         self.buffers["running_var"].fill(1)
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
+    def input_shape(self) -> tuple[int, ...] | None:
         return (self.num_features,)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -146,7 +174,7 @@ class BatchNorm1d(Layer):
         return (self.num_features,)
 
     def check_input(self, x: np.ndarray, training: bool) -> None:
-        if training and x.shape[0] < 2:
+        if training and x.size // self.num_features < 2:
             raise ValueError(
                 f"{self!r}: expected more than 1 value per channel when training, got "
                 f"input shape {x.shape}; a batch of one has zero variance. Use a batch "
@@ -155,20 +183,27 @@ class BatchNorm1d(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         eps = self.dtype.type(self.eps)
-        if training:
-            n = x.shape[0]
-            mean = x.mean(axis=0)
-            centred = x - mean
-            var = np.mean(centred * centred, axis=0)  # biased: what the batch is scaled by
+        if training and self.sync is not None:  # SyncBatchNorm: over the global batch
+            mean, var, n = self.sync.moments(x, self.buffers["running_mean"])
+            centred = x - self._per_channel(mean)
+            self._update_running(mean, var, n)
+        elif training:
+            n = x.size // self.num_features  # values per channel
+            mean = x.mean(axis=self._axes)
+            centred = x - self._per_channel(mean)
+            # biased: what the batch is scaled by
+            var = np.mean(centred * centred, axis=self._axes)
             self._update_running(mean, var, n)
         else:
             var = self.buffers["running_var"]
-            centred = x - self.buffers["running_mean"]
-        inv_std = 1 / np.sqrt(var + eps)  # a fresh array, safe to keep after buffers change
+            centred = x - self._per_channel(self.buffers["running_mean"])
+        # a fresh array, safe to keep after buffers change
+        inv_std = self._per_channel(1 / np.sqrt(var + eps))
         x_hat = centred
         x_hat *= inv_std  # centred is our own temporary: normalise it in place
         self.x_hat, self.inv_std, self.used_batch_stats = x_hat, inv_std, bool(training)
-        return x_hat * self.params["gamma"] + self.params["beta"]
+        return x_hat * self._per_channel(self.params["gamma"]) + self._per_channel(
+            self.params["beta"])
 
     def _update_running(self, mean: np.ndarray, var: np.ndarray, n: int) -> None:
         """Exponential moving averages, written in place (the buffers are never rebound)."""
@@ -185,17 +220,24 @@ class BatchNorm1d(Layer):
         x_hat = self._need_cache("x_hat")
         inv_std = self._need_cache("inv_std")
         g = grad_out
-        sum_g = np.sum(g, axis=0, out=self.grads["beta"])
-        sum_g_xhat = np.sum(g * x_hat, axis=0, out=self.grads["gamma"])
-        scale = self.params["gamma"] * inv_std  # (C,)
+        sum_g = np.sum(g, axis=self._axes, out=self.grads["beta"])
+        sum_g_xhat = np.sum(g * x_hat, axis=self._axes, out=self.grads["gamma"])
+        scale = self._per_channel(self.params["gamma"]) * inv_std  # per channel
         if not self.used_batch_stats:
             return g * scale
-        n = self.dtype.type(g.shape[0])
+        count = g.size // self.num_features  # values per channel
+        if self.sync is not None:  # sums over the global batch (fresh arrays: grads stay local)
+            sum_g, sum_g_xhat, count = self.sync.sums(sum_g, sum_g_xhat)
+        n = self.dtype.type(count)
         dx = g * n
-        dx -= sum_g
-        dx -= x_hat * sum_g_xhat
+        dx -= self._per_channel(sum_g)
+        dx -= x_hat * self._per_channel(sum_g_xhat)
         dx *= scale / n
         return dx
+
+    def _per_channel(self, v: np.ndarray) -> np.ndarray:
+        """A per-channel ``(C,)`` vector shaped to broadcast against the input."""
+        return v
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -221,6 +263,79 @@ class BatchNorm1d(Layer):
             layer.buffers["running_var"][...] = rng.uniform(0.2, 3.0, features)
             cases.append(GradCheckCase(layer, 2 * rng.standard_normal((batch, features)) + 0.3))
         return cases
+
+
+class BatchNorm2d(BatchNorm1d):
+    r"""Batch normalisation of images ``(N, C, H, W)``: one mean and variance per channel.
+
+    The maths of :class:`BatchNorm1d` with the statistics of channel ``c`` taken over the
+    batch *and* the spatial axes, ``m = N * H * W`` values each::
+
+        mu_c  = (1/m) sum_{n,h,w} x[n, c, h, w]
+        var_c = (1/m) sum_{n,h,w} (x[n, c, h, w] - mu_c)^2            (biased)
+        x_hat = (x - mu) / sqrt(var + eps)                              (N, C, H, W)
+        y     = gamma * x_hat + beta            gamma, beta: (C,), broadcast over N, H, W
+
+    Running statistics follow the same (PyTorch) convention, with ``n = N * H * W``::
+
+        running_mean = (1 - momentum) * running_mean + momentum * mu
+        running_var  = (1 - momentum) * running_var  + momentum * var * n / (n - 1)
+
+    and evaluation uses them: ``x_hat = (x - running_mean) / sqrt(running_var + eps)``.
+
+    Backward, ``g = dL/dy`` (N, C, H, W), ``s = 1/sqrt(var + eps)``, sums over ``n, h, w``:
+
+    * training: ``dx = (gamma * s / m) * (m g - sum g - x_hat * sum (g * x_hat))``
+    * evaluation: ``dx = g * gamma * s``
+
+    and always ``dgamma = sum g * x_hat``, ``dbeta = sum g`` (each ``(C,)``).
+
+    Parameters
+    ----------
+    num_features : int
+        ``C``, the number of channels.
+    momentum : float
+        Weight of the current batch in the running averages, in ``[0, 1]`` (default 0.1).
+    eps : float
+        Added to the variance before the square root, ``> 0`` (default 1e-5).
+    dtype : str or numpy dtype, optional
+        ``float32`` (default) or ``float64``.
+
+    Notes
+    -----
+    A batch of one image trains fine (its ``H * W`` values per channel make the
+    statistics); only ``N * H * W == 1`` is refused, as PyTorch does. The output keeps the
+    memory order of the input (channels-last after a :class:`~numnet.layers.Conv2D`).
+    """
+
+    min_train_batch = 1
+    _axes = (0, 2, 3)
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        return None  # the channels are fixed, the image size is not
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return image_shape(self, input_shape, self.num_features)
+
+    @classmethod
+    def gradcheck_cases(cls) -> list[GradCheckCase]:
+        """Non-trivial gamma, beta and running statistics; a batch of one image too."""
+        cases = []
+        for shape in ((1, 3, 3, 5), (2, 1, 3, 3), (3, 4, 2, 1)):
+            rng = np.random.default_rng(sum(shape))
+            channels = shape[1]
+            layer = cls(channels)
+            layer.params["gamma"][...] = (rng.uniform(0.5, 2.0, channels)
+                                          * rng.choice([-1, 1], channels))
+            layer.params["beta"][...] = rng.standard_normal(channels)
+            layer.buffers["running_mean"][...] = rng.standard_normal(channels)
+            layer.buffers["running_var"][...] = rng.uniform(0.2, 3.0, channels)
+            cases.append(GradCheckCase(layer, 2 * rng.standard_normal(shape) + 0.3))
+        return cases
+
+    def _per_channel(self, v: np.ndarray) -> np.ndarray:
+        return v.reshape(-1, 1, 1)
 
 
 class LayerNorm(Layer):

@@ -95,6 +95,16 @@ class Interrupt:
         self.deferred = False   # a second Ctrl-C that arrived inside the atomic block
         self.atomic = False     # True while the weights are updated and checked
 
+    def press(self) -> None:
+        """One Ctrl-C: the first asks to stop after the current batch; a second stops at
+        once (KeyboardInterrupt), or right after the update in progress is checked."""
+        if not self.requested:
+            self.requested = True
+        elif self.atomic:
+            self.deferred = True
+        else:
+            raise KeyboardInterrupt
+
 
 @contextmanager
 def catch_ctrl_c(interrupt: Interrupt) -> Iterator[Interrupt]:
@@ -107,12 +117,7 @@ def catch_ctrl_c(interrupt: Interrupt) -> Iterator[Interrupt]:
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if not interrupt.requested:
-            interrupt.requested = True
-        elif interrupt.atomic:
-            interrupt.deferred = True
-        else:
-            raise KeyboardInterrupt
+        interrupt.press()
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -124,7 +129,7 @@ def catch_ctrl_c(interrupt: Interrupt) -> Iterator[Interrupt]:
 class AtomicUpdate:
     """The optimiser as the guard hands it to the step: its update opens the atomic block."""
 
-    def __init__(self, optimizer: Optimizer, interrupt: Interrupt) -> None:
+    def __init__(self, optimizer: Updater, interrupt: Interrupt) -> None:
         self.optimizer, self.interrupt = optimizer, interrupt
         self.done = False
 
@@ -141,7 +146,8 @@ class Guard:
                  epochs: int, steps: int, uninformed: float = 0.0) -> None:
         self.model, self.optimizer, self.X = model, optimizer, X
         self.epochs, self.steps = epochs, steps
-        # the explosion rule: reference loss and running average, set by the first batch
+        # the explosion rule: the loss of a prediction ignoring the inputs (set by fit), the
+        # reference and the running average (set by the first batch)
         self.uninformed = uninformed
         self.start_loss: float | None = None
         self.limit = math.inf
@@ -194,8 +200,14 @@ class Guard:
         self._watch(loss)
         return loss, output
 
+    def watched_loss(self, loss: float) -> float:
+        """The loss the explosion rule watches: this batch's. (A distributed rank's guard
+        gives the global batch's, the same on every rank, so that all ranks stop together.)"""
+        return loss
+
     def _watch(self, loss: float) -> None:
         """The explosion rule (see the module docstring): O(1) per batch."""
+        loss = self.watched_loss(loss)
         if self.start_loss is None:
             self.start_loss = self.running = loss
             reference = max(loss, self.uninformed)
@@ -203,9 +215,9 @@ class Guard:
             return
         self.running += SMOOTHING * (loss - self.running)
         if self.running > self.limit:
-            raise self._exploded()
+            raise self.exploded()
 
-    def _exploded(self) -> TrainingDiverged:
+    def exploded(self) -> TrainingDiverged:
         """Put back the epoch's starting weights and explain the explosion."""
         np.copyto(self.model.flat_params, self.epoch_params)
         for (_, _, value), saved in zip(self.buffers, self.epoch_buffers, strict=True):
