@@ -46,7 +46,7 @@ from numnet.layers.activations import sigmoid, softmax
 from numnet.layers.base import NAMESPACE, Layer
 from numnet.layers.dense import Dense
 from numnet.losses import BinaryCrossEntropy, CrossEntropy, Loss, get_loss
-from numnet.optim import Optimizer
+from numnet.optim import Adam, Optimizer
 from numnet.training import History, loop
 
 #: version of the description ``get_config`` writes: 2 names layer types with their
@@ -370,7 +370,7 @@ class Sequential:
             callbacks: Sequence[Callback] = (), verbose: int = 1, seed: int | None = None,
             sample_weight: Any = None, clip_norm: float | None = None,
             lr_schedule: Any = None, initial_epoch: int = 0, distributed: bool = False,
-            sync_batchnorm: bool = False) -> History:
+            sync_batchnorm: bool = False, health: bool = True) -> History:
         """Train on ``(X, y)`` in mini-batches; returns a :class:`numnet.training.History`.
 
         See :func:`numnet.training.fit` for every argument; ``distributed=True`` trains
@@ -390,7 +390,7 @@ class Sequential:
                         verbose=verbose, seed=seed, sample_weight=sample_weight,
                         clip_norm=clip_norm, lr_schedule=lr_schedule,
                         initial_epoch=initial_epoch, distributed=distributed,
-                        sync_batchnorm=sync_batchnorm)
+                        sync_batchnorm=sync_batchnorm, health=health)
 
     def evaluate(self, X: Any, y: Any, batch_size: int = 1024,
                  sample_weight: Any = None) -> dict[str, float]:
@@ -435,17 +435,25 @@ class Sequential:
         """
         return inspection.summary(self, input_shape)
 
-    def trace(self, x: Any, y: Any = None) -> Trace:
-        """Run one batch forward (and backward when ``y`` is given) and tabulate statistics.
+    def trace(self, x: Any, y: Any = None, optimizer: Optimizer | str | None = None) -> Trace:
+        """Run one batch forward (and backward when ``y`` is given), tabulate statistics and
+        say what looks wrong.
 
-        Forward rows give each layer's output shape, mean, std, min, max and fraction of
-        zeros; backward rows give the shape and norm of the gradient reaching each layer's
-        input and of each parameter gradient. Shows where values explode or vanish.
+        Forward rows give each layer's output shape, mean, std, min, max, fraction of
+        zeros, and the fraction of dead units (ReLU) or saturated outputs (sigmoid, tanh);
+        backward rows give the norm of the gradient reaching each layer's input with the
+        layer's gain, and of each parameter gradient with its update-to-weight ratio for one
+        step of ``optimizer`` (default ``Adam(1e-3)``; an instance is copied with its
+        state). ``trace.findings`` lists what looks wrong in plain language (dead units,
+        saturation, vanishing or exploding gradients, updates far from about 1e-3 of the
+        weights, unscaled inputs); ``print(trace)`` shows the tables and the findings. See
+        :mod:`numnet.diagnosis` for the definitions and thresholds.
 
         It runs on a copy of the model, so the model's gradients, running statistics and
         random generators are left as they were (see :func:`numnet.inspection.trace`).
         """
-        return inspection.trace(copy.deepcopy(self), x, y)
+        return inspection.trace(copy.deepcopy(self), x, y,
+                                optimizer=Adam(1e-3) if optimizer is None else optimizer)
 
     # -- description and state ----------------------------------------------------------
     def get_config(self) -> dict[str, Any]:

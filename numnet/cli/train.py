@@ -36,6 +36,7 @@ from numnet.cli._common import (
     seed,
 )
 from numnet.cli._data import data_inputs, data_kind, load_data
+from numnet.cli._warnings import one_line_warnings
 from numnet.layers import Dense, Dropout, Layer
 from numnet.model import Sequential
 from numnet.training import History
@@ -43,7 +44,7 @@ from numnet.training import History
 DEFAULT_MODEL_FILE = "numnet-model.npz"
 DEFAULT_PLOT_FILE = "numnet-history.png"
 DEFAULT_MLP = (128,)
-OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
+OPTIMIZERS = tuple(optim.ALIASES)  # sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw
 
 EXAMPLES = ("  numnet train\n  numnet train --data mnist --model mlp:256,128 --epochs 5\n"
             "  numnet train --data iris.csv --label-column -1 --model arch.json\n"
@@ -97,6 +98,9 @@ def add_parser(commands: Subparsers[Parser]) -> None:
                      help="(default: adam)")
     sub.add_argument("--lr", type=positive_float, default=None,
                      help="learning rate (default: the optimizer's)")
+    sub.add_argument("--clip-norm", type=positive_float, default=None, metavar="MAX",
+                     help="clip the global gradient norm to MAX before each step (e.g. 1.0; "
+                          "default: no clipping)")
     sub.add_argument("--epochs", type=positive_int, default=20, help="(default: 20)")
     sub.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
     sub.add_argument("--seed", type=seed, default=None,
@@ -180,14 +184,17 @@ def run(args: argparse.Namespace) -> int:
     say(model.summary())
     opt_kwargs = {} if args.lr is None else {"lr": args.lr}
     optimizer = optim.get_optimizer(args.optimizer, **opt_kwargs)
-    say(f"optimizer: {optimizer!r}; {args.epochs} epochs, batch size {args.batch_size}")
+    clipping = "" if args.clip_norm is None else f", gradients clipped to norm {args.clip_norm:g}"
+    say(f"optimizer: {optimizer!r}; {args.epochs} epochs, batch size {args.batch_size}"
+        f"{clipping}")
     started = time.perf_counter()
-    history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        optimizer=optimizer,
-                        validation_data=(X_val, y_val) if len(y_val) else None,
-                        callbacks=_train_callbacks(args, has_val=len(y_val) > 0),
-                        verbose=0 if args.quiet else 1, distributed=args.distributed,
-                        sync_batchnorm=args.sync_batchnorm)
+    with one_line_warnings():
+        history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                            optimizer=optimizer, clip_norm=args.clip_norm,
+                            validation_data=(X_val, y_val) if len(y_val) else None,
+                            callbacks=_train_callbacks(args, has_val=len(y_val) > 0),
+                            verbose=0 if args.quiet else 1, distributed=args.distributed,
+                            sync_batchnorm=args.sync_batchnorm)
     if not main:  # rank 0 evaluates, saves and plots the model every rank holds
         return 130 if history.interrupted else 0
     trained = time.perf_counter() - started

@@ -142,9 +142,11 @@ class Conv2D(Layer):
         }
 
     def __repr__(self) -> str:
-        # the arguments that differ from their defaults: a summary row stays readable
-        defaults = {"stride": 1, "padding": 0, "dilation": 1, "bias": True, "init": None}
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
+        # the arguments that differ from their defaults, so a summary row stays readable,
+        # and always the initialiser in use (a model picks it when init is None)
+        defaults = {"stride": 1, "padding": 0, "dilation": 1, "bias": True}
+        config = {**self.get_config(), "init": self.init_name}
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items()
                          if k != "dtype" and not (k in defaults and v == defaults[k]))
         return f"Conv2D({args})"
 

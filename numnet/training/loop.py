@@ -11,6 +11,7 @@ Read top to bottom, ``fit`` is::
         callbacks.on_epoch_end(epoch, logs)          # early stopping, checkpoints, ...
 
 and :func:`train_step` is one step of gradient descent: forward, loss, backward, step.
+:func:`numnet.reference.fit` is the same loop with nothing else around it.
 
 Each step runs inside a :class:`~numnet.training.guard.Guard`, which undoes the step and
 stops training with a message naming the epoch, the batch and the layer when its numbers
@@ -133,7 +134,7 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
         callbacks: Sequence[Callback] = (), verbose: int = 1, seed: int | None = None,
         sample_weight: Any = None, clip_norm: float | None = None,
         lr_schedule: Any = None, initial_epoch: int = 0, distributed: bool = False,
-        sync_batchnorm: bool = False) -> History:
+        sync_batchnorm: bool = False, health: bool = True) -> History:
     """Train ``model`` on ``(X, y)`` with mini-batches.
 
     Parameters
@@ -181,6 +182,12 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
     sync_batchnorm : bool
         With ``distributed``: BatchNorm takes its statistics over the global batch
         (SyncBatchNorm) instead of over each rank's part.
+    health : bool
+        Warn (:class:`numnet.errors.TrainingWarning`, once per kind) when training looks
+        unhealthy before anything turns NaN: unscaled inputs, a rising loss, a loss or
+        accuracy at chance level, dead or saturated layers, vanishing or exploding
+        gradients (see :mod:`numnet.health`). A :class:`numnet.health.HealthCheck` in
+        ``callbacks`` is used instead of the default one.
 
     Returns
     -------
@@ -205,10 +212,12 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
                        validation_split=validation_split, clip_norm=clip_norm,
                        verbose=verbose, optimizer=optimizer, seed=seed, callbacks=callbacks,
                        lr_schedule=lr_schedule, distributed=distributed,
-                       sync_batchnorm=sync_batchnorm)
+                       sync_batchnorm=sync_batchnorm, health=health)
     data, targets = checked_data(model, X, y, sample_weight, "fit")
     train, val = split_validation(model, targets, data, validation_data,
                                   opts.validation_split)
+    if opts.health is not None:
+        opts.health.watch(train.X, train.y, targets.kind, int(np.prod(targets.out_shape)))
     replicas = opts.replicas  # one process, or one rank of a distributed run
     bounds = batch_bounds(train.n, opts.batch_size,
                           replicas.min_batch(model, train.n, opts.batch_size))
