@@ -8,6 +8,7 @@ Commands
 ``numnet summary``      the layer table of a model file or a JSON architecture
 ``numnet gradcheck``    gradient-check every layer of a model or architecture
 ``numnet trace``        the shape-and-statistics trace of one batch through a model
+``numnet export``       a model file as an ONNX graph (for ONNX Runtime; needs onnx)
 ``numnet datasets``     the built-in and cached datasets, and where they live
 
 Every error prints one line, ``numnet: error: ...``, to standard error and exits with
@@ -42,8 +43,8 @@ MNIST and the digits; ``--invert`` reads dark drawings on a light background.
 Layout
 ------
 One module per command (``train``, ``evaluate``, ``predict``, ``summary``, ``gradcheck``,
-``trace``, ``datasets``), each with ``add_parser(commands)``, ``run(args) -> int`` and
-``files(args)``, the files it reads and writes (checked before it runs: no output may be
+``trace``, ``export``, ``datasets``), each with ``add_parser(commands)``, ``run(args) -> int``
+and ``files(args)``, the files it reads and writes (checked before it runs: no output may be
 one of its inputs or another output; see :mod:`numnet.cli._common`);
 :mod:`numnet.cli._common` holds the error type, the parser and argument types, and
 :mod:`numnet.cli._data` loads, splits and scales datasets. This module assembles the parser
@@ -58,7 +59,16 @@ import traceback
 from collections.abc import Sequence
 
 from numnet import __version__, distributed
-from numnet.cli import datasets, evaluate, gradcheck, predict, summary, trace, train
+from numnet.cli import (
+    datasets,
+    evaluate,
+    export,
+    gradcheck,
+    predict,
+    summary,
+    trace,
+    train,
+)
 from numnet.cli._common import (
     PROG,
     CLIError,
@@ -90,7 +100,7 @@ __all__ = [
 ]
 
 #: the sub-commands, in the order ``numnet --help`` lists them
-COMMANDS = (train, evaluate, predict, summary, gradcheck, trace, datasets)
+COMMANDS = (train, evaluate, predict, summary, gradcheck, trace, export, datasets)
 
 
 def build_parser() -> Parser:

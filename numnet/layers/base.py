@@ -205,6 +205,12 @@ class Layer:
         self.owner: weakref.ReferenceType[Sequential] | None = None
         self._called_shape: tuple[int, ...] | None = None  # output of the last layer(x)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the weak reference to the owning model (a model restores it)."""
+        state = self.__dict__.copy()
+        state["owner"] = None
+        return state
+
     # -- the contract: the maths ----------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError

@@ -152,12 +152,17 @@ class Conv2D(Layer):
 
     def __getstate__(self) -> dict[str, Any]:
         # copies (deepcopy, pickle) leave the work arrays behind: they are rebuilt on demand
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state["_work"] = Workspace()
         state["_col"] = None
         return state
 
     # -- shapes -------------------------------------------------------------------------
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """``(top, bottom, left, right)``: the zeros added on each side, ``"same"`` resolved."""
+        return self._pad
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         c, h, w = image_shape(self, input_shape, self.in_channels)
         oh, ow = pooled_size(self, c, h, w, self.kernel_size, self.stride, self._pad,

@@ -33,13 +33,14 @@ class FitOptions:
     callbacks: CallbackList
     health: HealthCheck | None  # the health warnings (one of the callbacks), or None
     replicas: Replicas = field(default_factory=Replicas)  # one process, or DataParallel
+    validation_shuffle: bool = True
 
 
 def fit_options(model: Sequential, *, epochs: Any, initial_epoch: Any, batch_size: Any,
                 shuffle: Any, validation_split: Any, clip_norm: Any, verbose: Any,
                 optimizer: Any, seed: Any, callbacks: Any, lr_schedule: Any,
                 distributed: Any = False, sync_batchnorm: Any = False,
-                health: Any = True) -> FitOptions:
+                health: Any = True, validation_shuffle: Any = True) -> FitOptions:
     """Check ``fit``'s arguments other than the data; raise naming the bad one."""
     epochs = positive_int(epochs, "epochs")
     if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
@@ -48,8 +49,9 @@ def fit_options(model: Sequential, *, epochs: Any, initial_epoch: Any, batch_siz
                          f"{initial_epoch!r}")
     batch_size = positive_int(batch_size, "batch_size")
     verbose = _verbose(verbose)
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    for name, flag in (("shuffle", shuffle), ("validation_shuffle", validation_shuffle)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     validation_split = real_number(validation_split, "validation_split", low=0.0, high=1.0,
                                    high_open=True)
     if clip_norm is not None:
@@ -62,7 +64,7 @@ def fit_options(model: Sequential, *, epochs: Any, initial_epoch: Any, batch_siz
     checker = _health_check(callback_list, bool(health))
     return FitOptions(epochs, int(initial_epoch), batch_size, bool(shuffle), validation_split,
                       clip_norm, verbose, optimizer, rng, callback_list, checker,
-                      _replicas(distributed, sync_batchnorm))
+                      _replicas(distributed, sync_batchnorm), bool(validation_shuffle))
 
 
 def _replicas(distributed: Any, sync_batchnorm: Any) -> Replicas:

@@ -98,6 +98,8 @@ def snapshot(*paths: Path) -> dict[Path, bytes]:
     (["evaluate", "m.npz", "--plot", "m.npz"], ["--plot m.npz is the same file as MODEL"]),
     (["evaluate", "m.npz", "--data", "D.csv", "--plot", "./D.csv"],
      ["--plot ./D.csv is the same file as --data D.csv"]),
+    (["export", "m.npz", "m.npz"], ["OUT m.npz is the same file as MODEL m.npz"]),
+    (["export", "m.npz", "./m.npz"], ["OUT ./m.npz is the same file as MODEL m.npz"]),
 ])
 def test_an_output_that_is_an_input_is_refused_before_any_work(cli, work: dict, args, patterns
                                                                 ) -> None:
@@ -145,15 +147,18 @@ def test_the_recorded_dataset_is_protected_too(cli, csv_data: dict, tmp_path: Pa
 
 @POSIX
 def test_dev_null_is_written_into_never_replaced(cli, work: dict, tmp_path: Path) -> None:
-    for name in ("null.csv", "null.npz", "null.png"):
+    names = ("null.csv", "null.npz", "null.png", "null.onnx")
+    for name in names:
         (tmp_path / name).symlink_to(os.devnull)
     before = os.stat(os.devnull)
     assert cli("predict", "m.npz", "in.csv", "--out", "null.csv").returncode == 0
     result = cli("train", "--epochs", "1", "--out", "null.npz", "--plot", "null.png", "-q")
     assert result.returncode == 0, result.stderr
+    result = cli("export", "m.npz", "null.onnx")
+    assert result.returncode == 0, result.stderr
     after = os.stat(os.devnull)
     assert stat.S_ISCHR(after.st_mode) and after.st_ino == before.st_ino
-    assert all((tmp_path / name).is_symlink() for name in ("null.csv", "null.npz", "null.png"))
+    assert all((tmp_path / name).is_symlink() for name in names)
     assert not (tmp_path / "numnet-history.png").exists()
 
 
@@ -163,6 +168,16 @@ def test_predict_to_standard_output(work: dict, tmp_path: Path) -> None:
         result = run("predict", "m.npz", "in.csv", "--out", target, cwd=tmp_path)
         assert ok(result).splitlines()[0] == "index,label", target
         assert f"wrote 5 predictions to {target}" in result.stderr
+
+
+def test_export_to_standard_output(work: dict, tmp_path: Path) -> None:
+    """``numnet export MODEL -``: the graph on standard output, the message on stderr."""
+    onnx = pytest.importorskip("onnx", reason="numnet export needs the optional onnx package")
+    with open(tmp_path / "graph.onnx", "wb") as out:
+        result = run("export", "m.npz", "-", cwd=tmp_path, stdout=out)
+    assert result.returncode == 0, result.stderr
+    assert "exported m.npz to -" in result.stderr
+    onnx.checker.check_model(onnx.load(tmp_path / "graph.onnx"))
 
 
 def test_train_to_standard_output_sends_messages_to_stderr(tmp_path: Path) -> None:
@@ -189,7 +204,8 @@ def test_a_fifo_is_streamed_into(work: dict, tmp_path: Path) -> None:
 def test_a_directory_output_says_so(cli, work: dict, tmp_path: Path) -> None:
     (tmp_path / "outdir").mkdir()
     for args in (["predict", "m.npz", "in.csv", "--out", "outdir"],
-                 ["train", "--out", "outdir"], ["evaluate", "m.npz", "--plot", "outdir"]):
+                 ["train", "--out", "outdir"], ["evaluate", "m.npz", "--plot", "outdir"],
+                 ["export", "m.npz", "outdir"]):
         err = assert_error(cli(*args), "outdir is a directory; give a file name")
         assert ".tmp" not in err
     assert not any((tmp_path / "outdir").iterdir())
