@@ -230,8 +230,9 @@ def test_deeply_nested_header(saved: Path, depth: int) -> None:
 def test_deeply_nested_architecture(tmp_path: Path, depth: int) -> None:
     path = tmp_path / "a.json"
     path.write_text('{"layers": [], "x": ' + "[" * depth + "]" * depth + "}")
-    with pytest.raises(ModelFileError, match="nests JSON .*100"):
+    with pytest.raises(ModelFileError, match="nests JSON .*100") as info:
         io.load_architecture(path)
+    assert str(info.value).startswith(f"architecture file {path}: ")  # not "model file"
 
 
 def test_nesting_that_numnet_writes_is_accepted(tmp_path: Path) -> None:

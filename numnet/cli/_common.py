@@ -104,7 +104,8 @@ def add_command(commands: Subparsers[Parser], name: str, help_text: str, epilog:
 
 
 def add_data_options(sub: argparse.ArgumentParser, default: str | None) -> None:
-    """``--data``, ``--label-column`` and ``--data-dir`` (train, evaluate, trace)."""
+    """``--data``, ``--label-column``, ``--data-dir`` and ``--delimiter`` (train, evaluate,
+    trace)."""
     sub.add_argument("--data", default=default, metavar="DATA",
                      help="digits, mnist, fashion-mnist or a PATH.csv"
                           + ("" if default else " (default: the dataset the model was "
@@ -115,6 +116,10 @@ def add_data_options(sub: argparse.ArgumentParser, default: str | None) -> None:
     sub.add_argument("--data-dir", default=None, metavar="DIR",
                      help="directory of the MNIST / Fashion-MNIST files (default: "
                           "numnet's cache, downloading if needed)")
+    sub.add_argument("--delimiter", type=delimiter, default=None, metavar="CHAR",
+                     help="the CSV file's delimiter: one character, or tab (default: ','"
+                          + ("" if default else ", or the one recorded for the model's own "
+                                                "CSV") + ")")
 
 
 # -- argument types -------------------------------------------------------------------------
@@ -152,6 +157,14 @@ def column(text: str) -> int | str:
             raise argparse.ArgumentTypeError("expected a column index or name, got an empty "
                                              "string") from None
         return text
+
+
+def delimiter(text: str) -> str:
+    """A CSV delimiter: one character; ``tab`` or ``\\t`` for a tab (hard to type in a shell)."""
+    value = "\t" if text.lower() in ("tab", "\\t") else text
+    if len(value) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character (or tab), got {text!r}")
+    return value
 
 
 def fraction(low_closed: bool) -> Callable[[str], float]:

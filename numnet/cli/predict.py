@@ -21,6 +21,7 @@ from numnet.cli._common import (
     Subparsers,
     add_command,
     column,
+    delimiter,
     fit_input,
     have_matplotlib,
     is_architecture,
@@ -51,6 +52,8 @@ def add_parser(commands: Subparsers[Parser]) -> None:
     sub.add_argument("--label-column", type=column, default=None, metavar="COLUMN",
                      help="CSV column to ignore because it holds labels (an index or a "
                           "header name)")
+    sub.add_argument("--delimiter", type=delimiter, default=",", metavar="CHAR",
+                     help="the CSV file's delimiter: one character, or tab (default: ',')")
     sub.add_argument("--proba", action="store_true", help="also write class probabilities")
     sub.add_argument("--out", default=None, metavar="PATH",
                      help="write the CSV here instead of standard output ('-' is standard "
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.model}: predict needs a trained model file (.npz), not an "
                        "architecture")
     model, metadata = open_model(args.model)
-    X, names = read_inputs(args.inputs, model, metadata, args.label_column, args.invert)
+    X, names = read_inputs(args.inputs, model, metadata, args.label_column, args.invert,
+                           args.delimiter)
     what = ", ".join(args.inputs)
     X = fit_input(apply_preprocessing(X, metadata.get("preprocessing"), what), model, what)
     labels = model.predict(X)  # NonFiniteError when an output is NaN or infinite
@@ -106,7 +110,7 @@ def _csv_cell(text: str) -> str:
 
 
 def read_inputs(paths: Sequence[str], model: Sequential, metadata: dict[str, Any],
-                label_column: int | str | None, invert: bool = False
+                label_column: int | str | None, invert: bool = False, delimiter: str = ","
                 ) -> tuple[np.ndarray, list[str] | None]:
     """Raw inputs from one CSV, one ``.npy`` or several image files; names for images.
 
@@ -125,8 +129,8 @@ def read_inputs(paths: Sequence[str], model: Sequential, metadata: dict[str, Any
     path = Path(paths[0])
     if path.suffix.lower() == ".npy":
         return _read_npy(path, model, metadata), None
-    X, _ = data.load_csv(path, label_column=label_column, dtype=np.float64,
-                          finite=True)
+    X, _ = data.load_csv(path, label_column=label_column, dtype=np.float64, finite=True,
+                          delimiter=delimiter)
     width = int(np.prod(model.input_shape)) if model.input_shape is not None else None
     if label_column is None and width is not None and X.shape[1] == width + 1:
         raise CLIError(f"{path} has {X.shape[1]} columns, the model takes {width} features: "

@@ -166,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
         _check_splits(args)
         prepared = load_data(args.data, label_column=args.label_column,
                              data_dir=args.data_dir, seed=0 if args.seed is None else args.seed,
-                             val_split=args.val_split, test_split=args.test_split)
+                             val_split=args.val_split, test_split=args.test_split,
+                             delimiter=args.delimiter)
     X_train, y_train = prepared.split("train")
     X_val, y_val = prepared.split("val")
     X_test, y_test = prepared.split("test")

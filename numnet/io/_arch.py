@@ -55,6 +55,13 @@ def load_architecture(path: PathLike, seed: int | None = None,
         invalid (unknown layer type, bad arguments, layers that do not fit).
     """
     path = Path(path)
+    try:
+        return _load_architecture(path, seed, dtype)
+    except ModelFileError as exc:  # the messages name what the file is meant to be
+        raise ModelFileError(path, exc.problem, noun="architecture file") from exc.__cause__
+
+
+def _load_architecture(path: Path, seed: int | None, dtype: str | None) -> Sequential:
     if not path.exists():
         raise FileNotFoundError(2, "no such architecture file", str(path))
     if path.is_dir():

@@ -52,12 +52,14 @@ class ModelFileError(DataError):
         The file concerned; it is named in the message.
     problem : str
         What is wrong with it.
+    noun : str, default "model file"
+        What the file is meant to be (``"architecture file"`` for a JSON architecture).
     """
 
-    def __init__(self, path: PathLike, problem: str) -> None:
+    def __init__(self, path: PathLike, problem: str, noun: str = "model file") -> None:
         self.path = os.fspath(path)
         self.problem = problem
-        super().__init__(f"model file {self.path}: {problem}")
+        super().__init__(f"{noun} {self.path}: {problem}")
 
 
 def kind(value: Any) -> str:

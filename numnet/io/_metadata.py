@@ -86,6 +86,9 @@ def _source(value: Any) -> None:
     for name in ("path", "data_dir"):
         text = value.get(name)
         _need(f"source.{name}", text, text is None or isinstance(text, str), "a string")
+    sep = value.get("delimiter")
+    _need("source.delimiter", sep, sep is None or (isinstance(sep, str) and len(sep) == 1),
+          "one character")
     column = value.get("label_column")
     _need("source.label_column", column, column is None or _is_int(column)
           or isinstance(column, str), "a column index or name")

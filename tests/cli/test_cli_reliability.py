@@ -121,6 +121,28 @@ def test_the_files_of_data_dir_are_inputs(cli, tmp_path: Path) -> None:
     assert images.read_bytes() == b"not read: refused before"
 
 
+def test_the_files_of_a_built_in_dataset_are_inputs(cli, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --data-dir, the files numnet would read: its cache, the shipped digits."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("NUMNET_DATA", raising=False)
+    cache = tmp_path / "cache" / "numnet" / "mnist"
+    cache.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (cache / name).write_bytes(b"not read: refused before")
+    labels = cache / "t10k-labels-idx1-ubyte.gz"
+    assert_error(cli("train", "--data", "mnist", "--out", labels),
+                 "is the same file as --data mnist (cached)")
+    assert labels.read_bytes() == b"not read: refused before"
+    shipped = next(i for i in numnet.data.dataset_info() if i.name == "digits").location
+    images = shipped / "digits-images-idx3-ubyte.gz"
+    before = images.read_bytes()
+    assert_error(cli("train", "--out", images, "--plot", "off"),
+                 "is the same file as --data digits (built-in)")
+    assert images.read_bytes() == before
+
+
 def test_links_are_seen_through(cli, work: dict, tmp_path: Path) -> None:
     os.link(work["inputs"], tmp_path / "hard.csv")
     (tmp_path / "soft.npz").symlink_to(work["model"])
@@ -360,6 +382,27 @@ def test_messages_blame_the_right_thing(cli, work: dict, tmp_path: Path) -> None
     assert_error(cli("train", "--data", "datadir"), "--data datadir is a directory",
                  "--data mnist --data-dir datadir")
     assert_error(cli("evaluate", "m.npz", "--data", "datadir"), "is a directory")
+
+
+def test_another_delimiter_is_named_and_can_be_given(cli, work: dict, tmp_path: Path) -> None:
+    """A semicolon-separated CSV: the error names the delimiter and the option to give it;
+    with ``--delimiter ';'`` it trains, evaluate reads the model's own CSV the same way
+    again, and predict takes the option too."""
+    semi = tmp_path / "semi.csv"
+    semi.write_text(work["data"].read_text().replace(",", ";"))
+    assert_error(cli("train", "--data", "semi.csv", "--epochs", "1"), "semi.csv: one column "
+                 "found with delimiter ','; is the delimiter ';'?", "--delimiter ';'")
+    result = cli("train", "--data", "semi.csv", "--delimiter", ";", "--epochs", "1", "-q",
+                 "--out", "semi.npz", "--plot", "off")
+    assert result.returncode == 0, result.stderr
+    assert io.load_metadata(tmp_path / "semi.npz")["source"]["delimiter"] == ";"
+    assert "(test split, 8 samples" in ok(cli("evaluate", "semi.npz"))
+    tabs = tmp_path / "in.tsv"
+    tabs.write_text(work["inputs"].read_text().replace(",", "\t"))
+    assert ok(cli("predict", "semi.npz", "in.tsv", "--delimiter", "tab")).startswith(
+        "index,label\n")
+    assert_error(cli("predict", "semi.npz", "in.tsv", "--delimiter", ";;"),
+                 "argument --delimiter: expected one character (or tab), got ';;'")
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
