@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,11 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if is_architecture(args.model):
         raise CLIError(f"{args.model}: evaluate needs a trained model file (.npz), not an "
                        "architecture")
-    recorded = (metadata.get("source") or {}).get("path")
-    if args.data is None and args.plot is not None and recorded is not None:
+    if args.data is None and args.plot is not None:
         # the dataset recorded in the model file is read too: --plot must not replace it
-        check_files(Files(inputs=[("the dataset recorded in the model", recorded)],
-                          outputs=[("--plot", args.plot)]))
+        check_files(Files(inputs=_recorded_inputs(metadata), outputs=[("--plot", args.plot)]))
     if args.plot is not None:
         check_plot_file(args.plot, Path(args.plot))
     prepared = data_for_model(args, metadata)
@@ -98,3 +97,18 @@ def matrix_text(cm: np.ndarray, names: list[str]) -> str:
                               for i, row in enumerate(cm)]
     width = max(len(c) for row in cells for c in row)
     return "\n".join(" ".join(c.rjust(width) for c in row) for row in cells)
+
+
+def _recorded_inputs(metadata: dict[str, Any]) -> list[tuple[str, str]]:
+    """The files of the dataset a model file records (its CSV, or the files of a built-in
+    dataset's directory), as inputs."""
+    source = metadata.get("source") or {}
+    spec = source.get("path") or source.get("data")
+    if not isinstance(spec, str):
+        return []
+    recorded = argparse.Namespace(data=spec, data_dir=source.get("data_dir"))
+    try:
+        files = data_inputs(recorded)
+    except CLIError:  # an unknown dataset: data_for_model says so, naming it
+        return []
+    return [("the dataset recorded in the model", path) for _, path in files]

@@ -167,6 +167,16 @@ def test_the_recorded_dataset_is_protected_too(cli, csv_data: dict, tmp_path: Pa
     assert data.read_bytes() == before
 
 
+def test_a_recorded_built_in_dataset_is_protected_too(cli, work: dict) -> None:
+    """The model was trained on the shipped digits: evaluate reads them again."""
+    shipped = next(i for i in numnet.data.dataset_info() if i.name == "digits").location
+    images = shipped / "digits-images-idx3-ubyte.gz"
+    before = images.read_bytes()
+    assert_error(cli("evaluate", "m.npz", "--plot", images),
+                 "is the same file as the dataset recorded in the model")
+    assert images.read_bytes() == before
+
+
 @POSIX
 def test_dev_null_is_written_into_never_replaced(cli, work: dict, tmp_path: Path) -> None:
     names = ("null.csv", "null.npz", "null.png", "null.onnx")
