@@ -70,6 +70,7 @@ import numpy as np
 
 from numnet import init as initializers
 from numnet._checks import fmt_shape, resolve_dtype
+from numnet._memory import check_array
 from numnet.errors import ShapeError
 
 if TYPE_CHECKING:
@@ -370,9 +371,20 @@ class Layer:
 
     # -- helpers for subclasses ---------------------------------------------------------
     def _add_param(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """Allocate ``params[name]`` and ``grads[name]``, zeros of ``shape``; a size that
+        cannot be allocated is refused first (:class:`~numnet.errors.AllocationError`)."""
+        check_array(shape, self.dtype, f"{self._describe()}: its parameter {name}", copies=2,
+                    why="with its gradient")
         self.params[name] = np.zeros(shape, dtype=self.dtype)
         self.grads[name] = np.zeros(shape, dtype=self.dtype)
         return self.params[name]
+
+    def _describe(self) -> str:
+        """``Dense(64, 10)``, or the class name while the layer is still being built."""
+        try:
+            return repr(self)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return type(self).__name__
 
     def _as_input(self, x: Any, ndim: int | None = None) -> np.ndarray:
         """``x`` as an array of the layer's dtype (no copy when it already is one)."""
