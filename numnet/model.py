@@ -539,7 +539,7 @@ class Sequential:
             "layers": [{"type": _layer_type(index, layer), "config": layer.get_config()}
                        for index, layer in enumerate(self.layers)],
             "loss": None if self.loss is None else {
-                "type": self.loss.name, "config": self.loss.get_config()},
+                "type": _loss_type(self.loss), "config": self.loss.get_config()},
             "input_shape": None if self.input_shape is None else list(self.input_shape),
             "dtype": self.dtype.name,
             "seed": self.seed,
@@ -572,7 +572,7 @@ class Sequential:
                 raise AllocationError(f"layer {index}: {exc}") from exc
         loss = config.get("loss")
         if isinstance(loss, dict):
-            loss = get_loss(loss.get("type", ""))
+            loss = get_loss(loss.get("type", ""), loss.get("config"))
         model = cls(layers, loss=loss, input_shape=config.get("input_shape"),
                     dtype=config.get("dtype", "float32"), seed=config.get("seed"),
                     l2=config.get("l2", 0.0))
@@ -622,6 +622,14 @@ def _layer_type(index: int, layer: Layer) -> str:
                          "registered (it was defined with register=False, inside a function "
                          "or with a private name)")
     return layer.type_name
+
+
+def _loss_type(loss: Loss) -> str:
+    if loss.type_name is None:
+        raise ValueError(f"loss {loss!r} cannot be described: its class is not registered (it "
+                         "was defined with register=False, inside a function or with a "
+                         "private name)")
+    return loss.type_name
 
 
 def _target_shape(value: Any) -> tuple[int, ...] | None:

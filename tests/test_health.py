@@ -106,6 +106,7 @@ def test_raw_pixels_warn_before_anything_turns_nan(digits):
     assert "X spans [0, 255]" in messages[0] and "pixels / 255" in messages[0]
     rising = next(m for m in messages if "the loss is rising" in m)
     assert rising.startswith("epoch 1, batch ")
+    assert "clip_norm=1.0" in rising and "numnet train --clip-norm 1" in rising
     # the first warning points at the user's fit call, not inside numnet
     assert caught[0].filename == __file__
 
