@@ -54,6 +54,7 @@ and runs a command.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -173,6 +174,11 @@ def _run(args: argparse.Namespace, debug: bool, tracker: LineTracker) -> int:
         tracker.end_line()
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`numnet summary M | head`): nothing is wrong and nothing
+        # is left to say; stdout points at /dev/null so the exit's flush cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a program killed by the signal would report
     except Exception as exc:  # every failure becomes one line unless --debug
         status = 1 if isinstance(exc, TrainingDiverged) else 2
         if getattr(exc, "every_rank", False) and not distributed.is_main():
