@@ -2,6 +2,7 @@
 
 from numnet import (
     callbacks,
+    distributed,
     gradcheck,
     init,
     io,
@@ -50,6 +51,7 @@ __all__ = [
     "__version__",
     "callbacks",
     "clip_grad_norm",
+    "distributed",
     "get_optimizer",
     "gradcheck",
     "init",

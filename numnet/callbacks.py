@@ -16,6 +16,12 @@ The logs of ``on_epoch_end`` hold that epoch's ``loss``, ``accuracy`` (classifie
 ``val_loss``/``val_accuracy`` (with validation data), ``lr`` and ``seconds``; the logs of
 ``on_batch_end`` hold ``batch``, ``size`` and the epoch's running mean ``loss`` (and
 ``accuracy``) so far.
+
+In a distributed run (``fit(..., distributed=True)`` under MPI) every process runs the
+callbacks with the same logs, so they decide alike (early stopping, learning-rate
+schedules); those that write files or to the terminal (``main_only = True``: the progress
+bar, :class:`ModelCheckpoint`, :class:`CSVLogger`) run on rank 0 only, and the others run
+with ``verbose`` set to 0 on the other ranks.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ class Callback:
     # set by fit before on_train_begin (set_context): a callback runs inside fit only
     model: Sequential
     optimizer: Optimizer
+    #: run on rank 0 only in a distributed run: the callback writes files or to the terminal
+    main_only: bool = False
 
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}
@@ -220,6 +228,8 @@ class ModelCheckpoint(Callback):
         Every path written, in order.
     """
 
+    main_only = True
+
     def __init__(self, path: str | os.PathLike[str], monitor: str = "val_loss",
                  save_best_only: bool = False, mode: str = "auto",
                  save_optimizer: bool = False) -> None:
@@ -334,6 +344,8 @@ class CSVLogger(Callback):
     keys.
     """
 
+    main_only = True
+
     def __init__(self, path: str | os.PathLike[str], separator: str = ",",
                  append: bool = False) -> None:
         super().__init__()
@@ -395,6 +407,8 @@ class ProgressBar(Callback):
     second and the time left (a line per epoch when tqdm is not installed); ``verbose=2``:
     one line per epoch. ``fit(verbose=...)`` adds one of these itself.
     """
+
+    main_only = True
 
     def __init__(self, verbose: int = 1) -> None:
         super().__init__()

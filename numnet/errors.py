@@ -38,3 +38,14 @@ class TrainingDiverged(RuntimeError):
         super().__init__(message)
         self.epoch = epoch
         self.batch = batch
+
+
+class DistributedError(RuntimeError):
+    """The processes of a distributed (MPI) run cannot go on together: another rank failed,
+    or the ranks disagree on the data or the arguments. The message names the rank and what.
+
+    Every rank raises it at the same point (``every_rank``), so a program printing errors
+    may leave the copy to rank 0.
+    """
+
+    every_rank = True

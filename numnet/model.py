@@ -359,10 +359,12 @@ class Sequential:
             validation_data: tuple[Any, ...] | None = None, validation_split: float = 0.0,
             callbacks: Sequence[Callback] = (), verbose: int = 1, seed: int | None = None,
             sample_weight: Any = None, clip_norm: float | None = None,
-            lr_schedule: Any = None, initial_epoch: int = 0) -> History:
+            lr_schedule: Any = None, initial_epoch: int = 0, distributed: bool = False,
+            sync_batchnorm: bool = False) -> History:
         """Train on ``(X, y)`` in mini-batches; returns a :class:`numnet.training.History`.
 
-        See :func:`numnet.training.fit` for every argument.
+        See :func:`numnet.training.fit` for every argument; ``distributed=True`` trains
+        one model over the processes of an MPI job (:mod:`numnet.distributed`).
 
         Examples
         --------
@@ -377,7 +379,8 @@ class Sequential:
                         validation_split=validation_split, callbacks=callbacks,
                         verbose=verbose, seed=seed, sample_weight=sample_weight,
                         clip_norm=clip_norm, lr_schedule=lr_schedule,
-                        initial_epoch=initial_epoch)
+                        initial_epoch=initial_epoch, distributed=distributed,
+                        sync_batchnorm=sync_batchnorm)
 
     def evaluate(self, X: Any, y: Any, batch_size: int = 1024,
                  sample_weight: Any = None) -> dict[str, float]:

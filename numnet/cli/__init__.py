@@ -53,7 +53,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from numnet import __version__
+from numnet import __version__, distributed
 from numnet.cli import datasets, evaluate, gradcheck, predict, summary, trace, train
 from numnet.cli._common import (
     PROG,
@@ -158,8 +158,11 @@ def _run(args: argparse.Namespace, debug: bool, tracker: LineTracker) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # every failure becomes one line unless --debug
+        status = 1 if isinstance(exc, TrainingDiverged) else 2
+        if getattr(exc, "every_rank", False) and not distributed.is_main():
+            return status  # every rank of an MPI job raised it: rank 0 prints it
         if debug:
             traceback.print_exc()
         tracker.end_line()  # a progress bar may have left the cursor mid-line
         print(f"{PROG}: error: {describe(exc)}", file=sys.stderr)
-        return 1 if isinstance(exc, TrainingDiverged) else 2
+        return status

@@ -13,7 +13,7 @@ from typing import IO, Any, NoReturn
 import numpy as np
 
 from numnet import io
-from numnet.errors import TrainingDiverged
+from numnet.errors import DistributedError, TrainingDiverged
 from numnet.model import Sequential
 
 PROG = "numnet"
@@ -178,7 +178,8 @@ def describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, KeyError) and exc.args:
         text = str(exc.args[0])
-    if not isinstance(exc, (ValueError, OSError, ImportError, LookupError, TrainingDiverged)):
+    if not isinstance(exc, (ValueError, OSError, ImportError, LookupError, TrainingDiverged,
+                            DistributedError)):
         text = f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)"
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 

@@ -8,12 +8,13 @@ import re
 import shlex
 import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from numnet import callbacks, io, losses, optim, plot
+from numnet import callbacks, distributed, io, losses, optim, plot
 from numnet.cli._common import (
     PROG,
     CLIError,
@@ -42,7 +43,8 @@ DEFAULT_MLP = (128,)
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 
 EXAMPLES = ("  numnet train\n  numnet train --data mnist --model mlp:256,128 --epochs 5\n"
-            "  numnet train --data iris.csv --label-column -1 --model arch.json\n")
+            "  numnet train --data iris.csv --label-column -1 --model arch.json\n"
+            "  mpiexec -n 2 numnet train --data mnist --distributed\n")
 
 
 def activations() -> dict[str, type[Layer]]:
@@ -114,17 +116,29 @@ def add_parser(commands: Subparsers[Parser]) -> None:
                           "the model when matplotlib is installed, 'on' requires it, 'off' "
                           "skips it, or a path (default: auto)")
     sub.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    sub.add_argument("--distributed", action="store_true",
+                     help="data-parallel training over the processes of an MPI job: run "
+                          "'mpiexec -n P numnet train ... --distributed' (pip install "
+                          "'numnet[mpi]'); every rank loads the same data, rank 0 prints "
+                          "and writes the files")
+    sub.add_argument("--sync-batchnorm", action="store_true",
+                     help="with --distributed: BatchNorm statistics over the global batch "
+                          "rather than each rank's part")
 
 
 def run(args: argparse.Namespace) -> int:
     """``numnet train``."""
     out = Path(args.out)
-    plot_path = _plot_target(args.plot, out)
-    _check_out(out)
-    _check_splits(args)
-    prepared = load_data(args.data, label_column=args.label_column, data_dir=args.data_dir,
-                         seed=0 if args.seed is None else args.seed,
-                         val_split=args.val_split, test_split=args.test_split)
+    ranks = _ranks(args)  # the MPI job under --distributed, else None
+    main = ranks is None or ranks.is_main  # the process that prints and writes
+    with _rank0_first(ranks):
+        plot_path = _plot_target(args.plot, out) if main else None
+        if main:
+            _check_out(out)
+        _check_splits(args)
+        prepared = load_data(args.data, label_column=args.label_column,
+                             data_dir=args.data_dir, seed=0 if args.seed is None else args.seed,
+                             val_split=args.val_split, test_split=args.test_split)
     X_train, y_train = prepared.split("train")
     X_val, y_val = prepared.split("val")
     X_test, y_test = prepared.split("test")
@@ -136,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     X_train = fit_input(X_train, model, f"--data {args.data}")
     X_val = fit_input(X_val, model, f"--data {args.data}")
     X_test = fit_input(X_test, model, f"--data {args.data}")
-    say = (lambda *a, **k: None) if args.quiet else print
+    say = (lambda *a, **k: None) if args.quiet or not main else print
     say(f"data: {prepared.name}: {len(y_train)} train, {len(y_val)} validation, "
         f"{len(y_test)} test samples; {n_features} features, {prepared.num_classes} classes")
     say(model.summary())
@@ -148,7 +162,10 @@ def run(args: argparse.Namespace) -> int:
                         optimizer=optimizer,
                         validation_data=(X_val, y_val) if len(y_val) else None,
                         callbacks=_train_callbacks(args, has_val=len(y_val) > 0),
-                        verbose=0 if args.quiet else 1)
+                        verbose=0 if args.quiet else 1, distributed=args.distributed,
+                        sync_batchnorm=args.sync_batchnorm)
+    if not main:  # rank 0 evaluates, saves and plots the model every rank holds
+        return 130 if history.interrupted else 0
     trained = time.perf_counter() - started
     note = (" (interrupted)" if history.interrupted else
             " (stopped early, keeping the best weights)" if history.stopped_early else "")
@@ -226,6 +243,22 @@ def _hidden_sizes(spec: str, sizes: str) -> tuple[int, ...]:
         raise CLIError(f"--model {spec!r}: hidden sizes must be positive integers, "
                        "e.g. mlp:256,128")
     return hidden
+
+
+def _ranks(args: argparse.Namespace) -> distributed.World | None:
+    """The processes of the MPI job under ``--distributed`` (starting MPI), else None."""
+    if args.sync_batchnorm and not args.distributed:
+        raise CLIError("--sync-batchnorm synchronises BatchNorm across the processes of an MPI "
+                       "job: it needs --distributed")
+    return distributed.world() if args.distributed else None
+
+
+def _rank0_first(ranks: distributed.World | None) -> AbstractContextManager[None]:
+    """Under ``--distributed``: rank 0 checks its outputs and loads the data first (so a
+    download happens once), then the other ranks load it; an error on any rank stops all."""
+    if ranks is None:
+        return nullcontext()
+    return ranks.main_first("checking the arguments and loading the data")
 
 
 def _check_out(out: Path) -> None:

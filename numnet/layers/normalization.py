@@ -34,7 +34,7 @@ gradients are always sums over the batch::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -42,6 +42,22 @@ from numnet._checks import positive_int, real_number
 from numnet.errors import ShapeError
 from numnet.layers._spatial import image_shape
 from numnet.layers.base import GradCheckCase, Layer
+
+
+class BatchStatsSync(Protocol):
+    """Batch statistics over a batch split across processes (SyncBatchNorm).
+
+    ``fit(..., distributed=True, sync_batchnorm=True)`` sets one as a BatchNorm layer's
+    ``sync`` for the run (:class:`numnet.distributed.SyncBatchStats`); the layer then takes
+    its mean, variance and backward sums over every process's part of the global batch.
+    """
+
+    def moments(self, x: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(mean, biased var, values per channel)`` over the global batch."""
+
+    def sums(self, sum_g: np.ndarray, sum_g_xhat: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(sum g, sum g * x_hat, values per channel)`` over the global batch."""
 
 
 def _fmt_shape(shape: tuple[int, ...]) -> str:
@@ -105,6 +121,10 @@ class BatchNorm1d(Layer):
     and ``running_var`` (init 1), saved by ``Sequential.state_dict`` but not trained. Only
     2-D input is handled; :class:`BatchNorm2d` is the per-channel version for images
     ``(N, C, H, W)``, the same maths with the statistics also taken over the spatial axes.
+
+    In ``fit(..., distributed=True)`` each process normalises its part of the global batch
+    with that part's statistics, unless ``sync_batchnorm=True`` takes them over the global
+    batch (``sync``; see :mod:`numnet.distributed`).
     """
 
     #: ``fit`` never gives a training batch smaller than this (a last batch of one sample
@@ -112,6 +132,9 @@ class BatchNorm1d(Layer):
     min_train_batch = 2
     #: the axes the statistics are taken over (all but the channel axis)
     _axes: tuple[int, ...] = (0,)
+    #: None: the statistics of the batch this process sees. Set for a distributed run with
+    #: ``sync_batchnorm=True``: the statistics of the global batch over every process
+    sync: BatchStatsSync | None = None
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5,
                  dtype: Any = None) -> None:
@@ -160,7 +183,11 @@ class BatchNorm1d(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         eps = self.dtype.type(self.eps)
-        if training:
+        if training and self.sync is not None:  # SyncBatchNorm: over the global batch
+            mean, var, n = self.sync.moments(x, self.buffers["running_mean"])
+            centred = x - self._per_channel(mean)
+            self._update_running(mean, var, n)
+        elif training:
             n = x.size // self.num_features  # values per channel
             mean = x.mean(axis=self._axes)
             centred = x - self._per_channel(mean)
@@ -198,7 +225,10 @@ class BatchNorm1d(Layer):
         scale = self._per_channel(self.params["gamma"]) * inv_std  # per channel
         if not self.used_batch_stats:
             return g * scale
-        n = self.dtype.type(g.size // self.num_features)
+        count = g.size // self.num_features  # values per channel
+        if self.sync is not None:  # sums over the global batch (fresh arrays: grads stay local)
+            sum_g, sum_g_xhat, count = self.sync.sums(sum_g, sum_g_xhat)
+        n = self.dtype.type(count)
         dx = g * n
         dx -= self._per_channel(sum_g)
         dx -= x_hat * self._per_channel(sum_g_xhat)

@@ -244,8 +244,9 @@ class Batches:
     def __init__(self, data: Data, bounds: list[tuple[int, int]], shuffle: bool,
                  rng: np.random.Generator) -> None:
         self.data, self.bounds, self.shuffle, self.rng = data, bounds, shuffle, rng
+        self.taken = [self.rows(start, end) for start, end in bounds]
         if shuffle:  # one gather per batch into buffers reused for the whole run
-            size = max(end - start for start, end in bounds)
+            size = max(end - start for start, end in self.taken)
             self.xbuf = np.empty((size, *data.X.shape[1:]), dtype=data.X.dtype)
             self.ybuf = np.empty((size, *data.y.shape[1:]), dtype=data.y.dtype)
             self.wbuf = None if data.w is None else np.empty(size, dtype=data.w.dtype)
@@ -253,17 +254,22 @@ class Batches:
     def __len__(self) -> int:
         return len(self.bounds)
 
+    def rows(self, start: int, end: int) -> tuple[int, int]:
+        """The rows of batch ``[start, end)`` this process trains on (``taken``): all of
+        them (a distributed run's :class:`~numnet.training.parallel.Shards` takes a part)."""
+        return start, end
+
     def __iter__(self) -> Iterator[Batch]:
         data = self.data
         if not self.shuffle:
-            for start, end in self.bounds:
+            for start, end in self.taken:
                 yield data.X[start:end], data.y[start:end], \
                     None if data.w is None else data.w[start:end]
             return
         # a fresh permutation per epoch depends on the generator alone, so two fit calls
         # continue the order of one longer call (and a model restored from a file too)
         order = self.rng.permutation(data.n)
-        for start, end in self.bounds:
+        for start, end in self.taken:
             index = order[start:end]
             m = index.shape[0]
             # mode="clip" skips the buffered bounds check; the indices are in range anyway

@@ -62,6 +62,16 @@ class Interrupt:
         self.deferred = False   # a second Ctrl-C that arrived inside the atomic block
         self.atomic = False     # True while the weights are updated and checked
 
+    def press(self) -> None:
+        """One Ctrl-C: the first asks to stop after the current batch; a second stops at
+        once (KeyboardInterrupt), or right after the update in progress is checked."""
+        if not self.requested:
+            self.requested = True
+        elif self.atomic:
+            self.deferred = True
+        else:
+            raise KeyboardInterrupt
+
 
 @contextmanager
 def catch_ctrl_c(interrupt: Interrupt) -> Iterator[Interrupt]:
@@ -74,12 +84,7 @@ def catch_ctrl_c(interrupt: Interrupt) -> Iterator[Interrupt]:
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if not interrupt.requested:
-            interrupt.requested = True
-        elif interrupt.atomic:
-            interrupt.deferred = True
-        else:
-            raise KeyboardInterrupt
+        interrupt.press()
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -91,7 +96,7 @@ def catch_ctrl_c(interrupt: Interrupt) -> Iterator[Interrupt]:
 class AtomicUpdate:
     """The optimiser as the guard hands it to the step: its update opens the atomic block."""
 
-    def __init__(self, optimizer: Optimizer, interrupt: Interrupt) -> None:
+    def __init__(self, optimizer: Updater, interrupt: Interrupt) -> None:
         self.optimizer, self.interrupt = optimizer, interrupt
         self.done = False
 

@@ -17,6 +17,11 @@ stops training with a message naming the epoch, the batch and the layer when its
 turn NaN or infinite, and lets a Ctrl-C finish the batch in progress before stopping.
 The checks of the data and the arguments live in :mod:`numnet.training.data` and
 :mod:`numnet.training.options`; nothing is checked again batch by batch.
+
+The same loop trains one model over several MPI processes (``fit(..., distributed=True)``):
+``opts.replicas`` gives each process its part of every batch, a guard whose step sums the
+gradients over the processes, and the sums of the metrics (see
+:mod:`numnet.training.parallel`); for one process each of these is the plain thing.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,16 +45,19 @@ from numnet.training.data import (
     Targets,
     batch_bounds,
     checked_data,
-    min_batch,
     split_validation,
 )
 from numnet.training.guard import Guard, Updater, catch_ctrl_c
 from numnet.training.options import FitOptions, fit_options
+from numnet.training.parallel import Replicas, local
 
 if TYPE_CHECKING:
     from numnet.model import Sequential
 
 EVAL_BATCH = 1024
+
+#: sums a batch's numbers over the processes of a distributed run (as they are in one)
+Reduce = Callable[..., tuple[float, ...]]
 
 
 @dataclass
@@ -122,7 +130,8 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
         validation_data: tuple[Any, ...] | None = None, validation_split: float = 0.0,
         callbacks: Sequence[Callback] = (), verbose: int = 1, seed: int | None = None,
         sample_weight: Any = None, clip_norm: float | None = None,
-        lr_schedule: Any = None, initial_epoch: int = 0) -> History:
+        lr_schedule: Any = None, initial_epoch: int = 0, distributed: bool = False,
+        sync_batchnorm: bool = False) -> History:
     """Train ``model`` on ``(X, y)`` with mini-batches.
 
     Parameters
@@ -161,6 +170,15 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
         The epoch to start from (as in Keras): ``epochs - initial_epoch`` epochs run, numbered
         from ``initial_epoch``, so a run resumed from a saved model and optimiser continues
         its schedule where it stopped.
+    distributed : bool
+        Data-parallel training over the processes of an MPI job (``mpiexec -n P python
+        script.py``, every process calling ``fit`` with the same data and arguments): each
+        rank trains on its part of every global batch of ``batch_size`` rows and the
+        gradients are summed over the ranks before each step, so the result does not depend
+        on P. See :mod:`numnet.distributed`; needs ``pip install 'numnet[mpi]'``.
+    sync_batchnorm : bool
+        With ``distributed``: BatchNorm takes its statistics over the global batch
+        (SyncBatchNorm) instead of over each rank's part.
 
     Returns
     -------
@@ -181,17 +199,22 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
                        batch_size=batch_size, shuffle=shuffle,
                        validation_split=validation_split, clip_norm=clip_norm,
                        verbose=verbose, optimizer=optimizer, seed=seed, callbacks=callbacks,
-                       lr_schedule=lr_schedule)
+                       lr_schedule=lr_schedule, distributed=distributed,
+                       sync_batchnorm=sync_batchnorm)
     data, targets = checked_data(model, X, y, sample_weight, "fit")
     train, val = split_validation(model, targets, data, validation_data,
                                   opts.validation_split)
-    bounds = batch_bounds(train.n, opts.batch_size, min_batch(model, train.n))
-    batches = Batches(train, bounds, opts.shuffle, opts.rng)
+    replicas = opts.replicas  # one process, or one rank of a distributed run
+    bounds = batch_bounds(train.n, opts.batch_size,
+                          replicas.min_batch(model, train.n, opts.batch_size))
+    batches = replicas.batches(train, bounds, opts.shuffle, opts.rng)
     history = History(params=_params(opts, batches, train, val, targets))
-    guard = Guard(model, opts.optimizer, train.X, opts.epochs, len(batches))
+    guard = replicas.guard(model, opts.optimizer, train.X, opts.epochs, len(batches),
+                           targets)
     was_training = model.training
     try:
-        _train(model, opts, batches, val, targets, guard, history)
+        with replicas.training(model, opts, train, val, batches):
+            _train(model, opts, batches, val, targets, guard, history)
     finally:
         model.training = was_training
     return history
@@ -238,11 +261,12 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
     model.train()
     callbacks.call("on_epoch_begin", epoch, {})
     lr = float(opts.optimizer.lr)
-    meter = Meter(targets)
+    meter = Meter(targets, opts.replicas.batch_sums)
     guard.epoch = epoch
     for batch, (xb, yb, wb) in enumerate(batches):
         guard.batch = batch  # where we are, for the guard's messages
-        size = xb.shape[0]
+        first, last = batches.bounds[batch]
+        size = last - first  # all the batch's rows (a distributed rank trains on a part)
         callbacks.call("on_batch_begin", batch, {"batch": batch, "size": size})
         loss, output = guard.run(train_step, xb, yb, wb, clip_norm=opts.clip_norm)
         meter.add(loss, output, yb)
@@ -250,29 +274,36 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
         if (guard.interrupt.requested or model.stop_training) and meter.seen < batches.data.n:
             return None
     model.eval()
+    opts.replicas.sync_buffers(model)  # distributed: the same running statistics everywhere
     logs = meter.logs()
     if val is not None:
-        logs.update(_validate(model, targets, val, max(opts.batch_size, EVAL_BATCH), guard))
+        logs.update(_validate(model, targets, val, max(opts.batch_size, EVAL_BATCH), guard,
+                              opts.replicas))
     logs["lr"] = lr
-    logs["seconds"] = time.perf_counter() - start
+    logs["seconds"] = opts.replicas.maximum(time.perf_counter() - start)  # the slowest rank's
     return logs
 
 
 class Meter:
-    """The epoch's running mean loss (over samples) and accuracy (classifiers)."""
+    """The epoch's running mean loss (over samples) and accuracy (classifiers).
 
-    def __init__(self, targets: Targets) -> None:
-        self.targets = targets
+    ``reduce`` sums a batch's numbers over the processes of a distributed run, so the meter
+    counts the whole global batch on every rank.
+    """
+
+    def __init__(self, targets: Targets, reduce: Reduce = local) -> None:
+        self.targets, self.reduce = targets, reduce
         self.loss_sum, self.seen, self.correct, self.counted = 0.0, 0, 0, 0
 
     def add(self, loss: float, output: np.ndarray, yb: np.ndarray) -> None:
         size = yb.shape[0]
-        self.loss_sum += loss * size
-        self.seen += size
-        if self.targets.classifier:
-            right, count = self.targets.count_correct(output, yb)
-            self.correct += right
-            self.counted += count
+        right, count = self.targets.count_correct(output, yb) if self.targets.classifier \
+            else (0, 0)
+        totals = self.reduce(loss * size, size, right, count)
+        self.loss_sum += totals[0]
+        self.seen += int(totals[1])
+        self.correct += int(totals[2])
+        self.counted += int(totals[3])
 
     def logs(self) -> dict[str, float]:
         logs = {"loss": self.loss_sum / self.seen}
@@ -282,9 +313,12 @@ class Meter:
 
 
 def _validate(model: Sequential, targets: Targets, val: Data, batch_size: int,
-              guard: Guard) -> dict[str, float]:
-    """``val_loss`` (and ``val_accuracy``); TrainingDiverged when the loss is not finite."""
-    scores = _scores(model, targets, val, batch_size)
+              guard: Guard, replicas: Replicas) -> dict[str, float]:
+    """``val_loss`` (and ``val_accuracy``); TrainingDiverged when the loss is not finite.
+
+    A distributed run scores each rank's part of the validation data and sums over ranks.
+    """
+    scores = _scores(model, targets, replicas.part(val), batch_size, replicas.sum)
     if not math.isfinite(scores["loss"]):
         raise guard.diverged_on_validation(val.X, scores["loss"])
     return {f"val_{key}": scores[key] for key in ("loss", "accuracy") if key in scores}
@@ -335,11 +369,12 @@ def evaluate(model: Sequential, X: Any, y: Any, batch_size: int = EVAL_BATCH,
     return scores
 
 
-def _scores(model: Sequential, targets: Targets, data: Data,
-            batch_size: int) -> dict[str, float]:
-    """The loss and metrics of checked data, ``batch_size`` rows at a time."""
+def _scores(model: Sequential, targets: Targets, data: Data, batch_size: int,
+            reduce: Reduce = local) -> dict[str, float]:
+    """The loss and metrics of checked data, ``batch_size`` rows at a time (the sums
+    ``reduce``d over the processes of a distributed run)."""
     loss_fn = model._need_loss()
-    loss_sum, correct, counted, sq_sum, abs_sum = 0.0, 0, 0, 0.0, 0.0
+    loss_sum, correct, counted, sq_sum, abs_sum = 0.0, 0.0, 0.0, 0.0, 0.0
     with np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss is reported
         for start in range(0, data.n, batch_size):
             end = start + batch_size
@@ -354,11 +389,13 @@ def _scores(model: Sequential, targets: Targets, data: Data,
                 diff = output.reshape(-1) - yb.reshape(-1)
                 sq_sum += float(np.dot(diff, diff))
                 abs_sum += float(np.abs(diff).sum())
-    result = {"loss": loss_sum / data.n + model.l2_penalty()}
+    loss_sum, n, correct, counted, sq_sum, abs_sum = reduce(
+        loss_sum, data.n, correct, counted, sq_sum, abs_sum)
+    result = {"loss": loss_sum / n + model.l2_penalty()}
     if targets.classifier:
         result["accuracy"] = correct / counted
     else:
-        elements = data.n * int(np.prod(targets.out_shape))
+        elements = n * int(np.prod(targets.out_shape))
         result["mse"] = sq_sum / elements
         result["mae"] = abs_sum / elements
     return result

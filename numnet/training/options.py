@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,6 +10,7 @@ import numpy as np
 from numnet._checks import positive_int, real_number
 from numnet.callbacks import Callback, CallbackList, LearningRateScheduler, ProgressBar
 from numnet.optim import Adam, LRSchedule, Optimizer, ReduceLROnPlateau, get_optimizer
+from numnet.training.parallel import DataParallel, Replicas
 
 if TYPE_CHECKING:
     from numnet.model import Sequential
@@ -29,11 +30,13 @@ class FitOptions:
     optimizer: Optimizer
     rng: np.random.Generator  # shuffles the batches
     callbacks: CallbackList
+    replicas: Replicas = field(default_factory=Replicas)  # one process, or DataParallel
 
 
 def fit_options(model: Sequential, *, epochs: Any, initial_epoch: Any, batch_size: Any,
                 shuffle: Any, validation_split: Any, clip_norm: Any, verbose: Any,
-                optimizer: Any, seed: Any, callbacks: Any, lr_schedule: Any) -> FitOptions:
+                optimizer: Any, seed: Any, callbacks: Any, lr_schedule: Any,
+                distributed: Any = False, sync_batchnorm: Any = False) -> FitOptions:
     """Check ``fit``'s arguments other than the data; raise naming the bad one."""
     epochs = positive_int(epochs, "epochs")
     if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
@@ -52,7 +55,19 @@ def fit_options(model: Sequential, *, epochs: Any, initial_epoch: Any, batch_siz
     rng = generator(model, seed)
     callback_list = CallbackList(_callbacks(callbacks, lr_schedule, verbose))
     return FitOptions(epochs, int(initial_epoch), batch_size, bool(shuffle), validation_split,
-                      clip_norm, verbose, optimizer, rng, callback_list)
+                      clip_norm, verbose, optimizer, rng, callback_list,
+                      _replicas(distributed, sync_batchnorm))
+
+
+def _replicas(distributed: Any, sync_batchnorm: Any) -> Replicas:
+    """One process, or one rank of a data-parallel MPI job (starting MPI)."""
+    for name, value in (("distributed", distributed), ("sync_batchnorm", sync_batchnorm)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+    if sync_batchnorm and not distributed:
+        raise ValueError("sync_batchnorm=True synchronises BatchNorm statistics across the "
+                         "processes of an MPI job: it needs distributed=True")
+    return DataParallel(bool(sync_batchnorm)) if distributed else Replicas()
 
 
 def generator(model: Sequential, seed: Any) -> np.random.Generator:
