@@ -9,6 +9,11 @@ the last); biases start at 0. The PyTorch network is given a **copy** of those w
 (conv weights have the same layout; a Dense weight ``(in, out)`` is a Linear weight
 ``(out, in)`` transposed), so both start at the same point.
 
+The recipe (``epoch_lr``, ``lr_schedule``): Adam from lr 1e-3, its rate decayed per epoch
+along a half cosine over the run, ``lr_e = 1e-3 * (1 + cos(pi * e / N)) / 2`` for epoch
+``e = 0..N-1`` (``numnet.optim.CosineDecay(N)``); for 3 epochs 1e-3, 7.5e-4, 2.5e-4. The
+README of ``bench/`` says why.
+
 Import after :func:`_common.pin_threads_from_argv` (this imports numpy).
 """
 
@@ -21,9 +26,20 @@ import _common
 import numpy as np
 
 from numnet import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
-from numnet.optim import Adam
+from numnet.optim import Adam, CosineDecay
 
 WIDTHS = (32, 64, 128)
+
+
+def lr_schedule(epochs: int) -> CosineDecay:
+    """numnet's schedule of the recipe, for ``fit(lr_schedule=...)`` over ``epochs``."""
+    return CosineDecay(total_epochs=epochs)
+
+
+def epoch_lr(epoch: int, epochs: int, lr: float = _common.LR) -> float:
+    """The recipe's learning rate in epoch ``epoch`` (from 0) of ``epochs``: the same value
+    numnet's schedule gives, for PyTorch's optimiser."""
+    return lr_schedule(epochs).lr_at(epoch, lr)
 
 
 def numnet_cnn(seed: int, widths: tuple[int, int, int] = WIDTHS, dtype: str = "float32"

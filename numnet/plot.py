@@ -521,12 +521,14 @@ def _conv_outputs(model: Sequential, x: Any) -> tuple[np.ndarray, list[tuple[str
     mode."""
     sample = np.asarray(x)
     expected = model.input_shape
-    one = sample.shape == tuple(expected) if expected is not None else sample.ndim == 3
-    batch = sample[np.newaxis] if one else sample
-    if batch.ndim < 2 or batch.shape[0] != 1:
+    rank = 3 if expected is None else len(expected)
+    if sample.ndim == rank + 1 and sample.shape[0] != 1:
         raise ValueError(f"feature_maps: x must be one sample (per-sample shape "
                          f"{'(C, H, W)' if expected is None else tuple(expected)}) or a batch "
                          f"of one, got shape {sample.shape}")
+    # anything else that is not a batch of one is taken as one sample: the model's boundary
+    # check then says what is wrong with it (a missing channel axis, say)
+    batch = sample if sample.ndim == rank + 1 else sample[np.newaxis]
     if not any(isinstance(layer, Conv2D) for layer in model.layers):
         raise ValueError("feature_maps: the model has no Conv2D layer")
     copy_ = copy.deepcopy(model)
@@ -550,6 +552,7 @@ def _display_image(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.shape[0] == 3:
         low, high = float(x.min()), float(x.max())
-        return (x.transpose(1, 2, 0) - low) / (high - low if high > low else 1.0)
-    result: np.ndarray = x.mean(axis=0)
-    return result
+        rgb: np.ndarray = (x.transpose(1, 2, 0) - low) / (high - low if high > low else 1.0)
+        return rgb
+    grey: np.ndarray = x.mean(axis=0)
+    return grey

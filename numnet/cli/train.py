@@ -8,6 +8,7 @@ import re
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from numnet import callbacks, distributed, io, losses, optim, plot
+from numnet.cli import _cnn
 from numnet.cli._common import (
     PROG,
     CLIError,
@@ -33,7 +35,7 @@ from numnet.cli._common import (
     positive_int,
 )
 from numnet.cli._data import data_kind, load_data
-from numnet.layers import Dense, Dropout, Layer
+from numnet.layers import Conv2D, Dense, Dropout, Layer
 from numnet.model import Sequential
 from numnet.training import History
 
@@ -83,12 +85,14 @@ def add_parser(commands: Subparsers[Parser]) -> None:
     add_data_options(sub, "digits")
     sub.add_argument("--model", default="mlp", metavar="SPEC",
                      help="'mlp' (one hidden layer of 128), 'mlp:256,128' (hidden sizes), "
-                          "'mlp:' (no hidden layer), or a JSON architecture file")
+                          f"'mlp:' (no hidden layer), {_cnn.HELP}, or a JSON architecture "
+                          "file")
     sub.add_argument("--activation", default="relu", choices=sorted(activations()),
-                     help="hidden activation of the mlp preset (default: relu)")
+                     help="hidden activation of the mlp and cnn presets (default: relu)")
     sub.add_argument("--dropout", type=fraction(True), default=0.0, metavar="P",
-                     help="dropout probability after each hidden layer of the mlp preset "
-                          "(default: 0, no dropout)")
+                     help="dropout probability after each hidden layer of the mlp preset, "
+                          "after the hidden Dense layer of the cnn preset (default: 0, no "
+                          "dropout)")
     sub.add_argument("--optimizer", default="adam", type=str.lower, choices=OPTIMIZERS,
                      help="(default: adam)")
     sub.add_argument("--lr", type=positive_float, default=None,
@@ -114,7 +118,9 @@ def add_parser(commands: Subparsers[Parser]) -> None:
     sub.add_argument("--plot", default="auto", metavar="PATH|on|off",
                      help=f"training-curve PNG: 'auto' writes {DEFAULT_PLOT_FILE} next to "
                           "the model when matplotlib is installed, 'on' requires it, 'off' "
-                          "skips it, or a path (default: auto)")
+                          "skips it, or a path (default: auto); a model with convolutions "
+                          "also gets the first one's filters beside it, in "
+                          "<plot name>-filters.png")
     sub.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sub.add_argument("--distributed", action="store_true",
                      help="data-parallel training over the processes of an MPI job: run "
@@ -145,8 +151,9 @@ def run(args: argparse.Namespace) -> int:
     n_features = int(np.prod(X_train.shape[1:]))
     model = build_model(args.model, n_features, prepared.num_classes,
                         activation=args.activation, dropout=args.dropout, dtype=args.dtype,
-                        seed=args.seed)
+                        seed=args.seed, image_shape=prepared.image_shape)
     check_output(model, prepared.num_classes, f"--model {args.model}")
+    filters_path = _filters_target(model, plot_path, args.plot, out, args.data)
     X_train = fit_input(X_train, model, f"--data {args.data}")
     X_val = fit_input(X_val, model, f"--data {args.data}")
     X_test = fit_input(X_test, model, f"--data {args.data}")
@@ -190,23 +197,29 @@ def run(args: argparse.Namespace) -> int:
         print("no epoch finished: no training-curve plot")
     elif plot_path is not None:
         _write_history_plot(history, plot_path)
+        if filters_path is not None and have_matplotlib():
+            plot.filters(_first_conv(model), path=filters_path)
+            print(f"saved the first convolution's filters to {filters_path}")
     return 0
 
 
 def build_model(spec: str, n_features: int, n_classes: int, *, activation: str = "relu",
-                dropout: float = 0.0, dtype: str | None = None, seed: int | None = None
-                ) -> Sequential:
-    """A model from ``--model``: an ``mlp`` preset or a JSON architecture file.
+                dropout: float = 0.0, dtype: str | None = None, seed: int | None = None,
+                image_shape: Sequence[int] | None = None) -> Sequential:
+    """A model from ``--model``: an ``mlp`` or ``cnn`` preset or a JSON architecture file.
 
-    ``dtype`` and ``seed`` given as ``None`` mean float32 and 0 for the preset, and the
-    file's own ``"dtype"`` and ``"seed"`` for an architecture file.
+    ``dtype`` and ``seed`` given as ``None`` mean float32 and 0 for the presets, and the
+    file's own ``"dtype"`` and ``"seed"`` for an architecture file. ``image_shape``
+    (height, width) is the dataset's, for the cnn preset (see :mod:`numnet.cli._cnn`).
     """
     text = spec.strip()
     head, colon, rest = text.partition(":")
-    if head.lower() == "cnn":
-        raise CLIError("--model cnn: the cnn preset is not available yet (convolution layers "
-                       "have not landed in numnet); use --model mlp:SIZES or a JSON "
-                       "architecture file")
+    if _cnn.is_cnn(text):
+        shape = _cnn.image_input(spec, n_features, image_shape)
+        return Sequential(_cnn.layers(text, shape, n_classes, activations()[activation],
+                                      dropout),
+                          loss="cross_entropy", input_shape=shape, dtype=dtype or "float32",
+                          seed=0 if seed is None else seed)
     if head.lower() == "mlp":
         hidden = _hidden_sizes(spec, rest) if colon else DEFAULT_MLP
         layers: list[Layer] = []
@@ -223,7 +236,7 @@ def build_model(spec: str, n_features: int, n_classes: int, *, activation: str =
     path = Path(text)
     if path.suffix.lower() == ".json" or path.exists():
         if dropout > 0:
-            raise CLIError("--dropout applies to the mlp preset; put Dropout layers in the "
+            raise CLIError("--dropout applies to the presets; put Dropout layers in the "
                            "architecture file instead")
         model = io.load_architecture(path, seed=seed, dtype=dtype)
         if model.loss is None:
@@ -311,6 +324,27 @@ def _plot_target(option: str, out: Path) -> Path | None:
         raise CLIError(f"--plot {option}: writing the training curves needs matplotlib "
                        "(pip install 'numnet[plot]'), or pass --plot off")
     check_plot_file(option, target)
+    return target
+
+
+def _first_conv(model: Sequential) -> Conv2D | None:
+    return next((layer for layer in model.layers if isinstance(layer, Conv2D)), None)
+
+
+def _filters_target(model: Sequential, plot_path: Path | None, option: str, out: Path,
+                    data: str) -> Path | None:
+    """Where the filter grid of a CNN goes: ``<plot stem>-filters<suffix>`` beside the
+    training curves (None without a plot or a convolution). It is never the model file,
+    the training-curve plot (its name differs) or the data: that is an error before
+    training."""
+    if plot_path is None or _first_conv(model) is None:
+        return None
+    target = plot_path.with_name(f"{plot_path.stem}-filters{plot_path.suffix or '.png'}")
+    for option, other in (("--out", out), ("--data", Path(data))):
+        if target.resolve() == other.resolve():
+            raise CLIError(f"--plot {option}: the filter grid would be written to "
+                           f"{target}, which is the {option} file; choose another --plot "
+                           "name")
     return target
 
 
