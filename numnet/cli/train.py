@@ -42,7 +42,9 @@ from numnet.training import History
 DEFAULT_MODEL_FILE = "numnet-model.npz"
 DEFAULT_PLOT_FILE = "numnet-history.png"
 DEFAULT_MLP = (128,)
+DEFAULT_BATCH_SIZE = 32
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
+LR_SCHEDULES = ("auto", "constant", "cosine")
 
 EXAMPLES = ("  numnet train\n  numnet train --data mnist --model mlp:256,128 --epochs 5\n"
             "  numnet train --data iris.csv --label-column -1 --model arch.json\n"
@@ -98,7 +100,13 @@ def add_parser(commands: Subparsers[Parser]) -> None:
     sub.add_argument("--lr", type=positive_float, default=None,
                      help="learning rate (default: the optimizer's)")
     sub.add_argument("--epochs", type=positive_int, default=20, help="(default: 20)")
-    sub.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
+    sub.add_argument("--batch-size", type=positive_int, default=None,
+                     help=f"(default: 32; {_cnn.BATCH_SIZE} for the cnn preset)")
+    sub.add_argument("--lr-schedule", default="auto", choices=LR_SCHEDULES,
+                     help="the learning rate over the epochs: 'constant', or 'cosine' (from "
+                          "--lr down a half cosine, set at the start of each epoch: "
+                          "lr * (1 + cos(pi * epoch / epochs)) / 2); 'auto' is cosine for "
+                          "the cnn preset and constant otherwise (default: auto)")
     sub.add_argument("--seed", type=integer, default=None,
                      help="seed of the data split, the initial weights and the shuffling "
                           "(default: 0; the initial weights of an architecture file use its "
@@ -163,10 +171,12 @@ def run(args: argparse.Namespace) -> int:
     say(model.summary())
     opt_kwargs = {} if args.lr is None else {"lr": args.lr}
     optimizer = optim.get_optimizer(args.optimizer, **opt_kwargs)
-    say(f"optimizer: {optimizer!r}; {args.epochs} epochs, batch size {args.batch_size}")
+    batch_size, schedule = _cnn_recipe(args)
+    say(f"optimizer: {optimizer!r}; {args.epochs} epochs, batch size {batch_size}"
+        + (f", {schedule!r}" if schedule is not None else ""))
     started = time.perf_counter()
-    history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        optimizer=optimizer,
+    history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=batch_size,
+                        optimizer=optimizer, lr_schedule=schedule,
                         validation_data=(X_val, y_val) if len(y_val) else None,
                         callbacks=_train_callbacks(args, has_val=len(y_val) > 0),
                         verbose=0 if args.quiet else 1, distributed=args.distributed,
@@ -325,6 +335,15 @@ def _plot_target(option: str, out: Path) -> Path | None:
                        "(pip install 'numnet[plot]'), or pass --plot off")
     check_plot_file(option, target)
     return target
+
+
+def _cnn_recipe(args: argparse.Namespace) -> tuple[int, optim.CosineDecay | None]:
+    """The batch size and learning-rate schedule: the options, or the cnn preset's recipe
+    (batch 128, cosine decay) where they are left to their defaults."""
+    cnn = _cnn.is_cnn(args.model)
+    batch_size = args.batch_size or (_cnn.BATCH_SIZE if cnn else DEFAULT_BATCH_SIZE)
+    cosine = args.lr_schedule == "cosine" or (args.lr_schedule == "auto" and cnn)
+    return batch_size, optim.CosineDecay(total_epochs=args.epochs) if cosine else None
 
 
 def _first_conv(model: Sequential) -> Conv2D | None:

@@ -64,7 +64,8 @@ def test_cnn_activation_dropout_and_square_csv_rows() -> None:
 def test_train_cnn_on_digits_with_plots(cnn_trained: dict) -> None:
     out = ok(cnn_trained["result"])
     assert "Conv2D(in_channels=1, out_channels=4, kernel_size=3, padding='same')" in out
-    assert "(N, 4, 8, 8)" in out and "(N, 8, 2, 2)" in out and "batch size 32" in out
+    assert "(N, 4, 8, 8)" in out and "(N, 8, 2, 2)" in out
+    assert "batch size 32, CosineDecay(" in out  # --batch-size given; the cosine recipe
     assert float(re.search(r"test accuracy: ([\d.]+)%", out).group(1)) > 80
     folder = cnn_trained["dir"]
     for name in ("numnet-history.png", "numnet-history-filters.png"):
@@ -163,10 +164,11 @@ def mnist_subset_csv(mnist_dir: Path, path: Path, n: int, offset: int = 0) -> np
 def test_issue_network_on_an_mnist_subset_csv(tmp_path: Path, mnist_dir: Path) -> None:
     """The issue's network from a CSV of 28x28 MNIST rows, then every command on it."""
     mnist_subset_csv(mnist_dir, tmp_path / "mnist.csv", 1500)
-    out = ok(run("train", "--data", "mnist.csv", "--model", "cnn", "--epochs", "1",
-                 "--val-split", "0", "--plot", "off", "-q", cwd=tmp_path, timeout=300))
+    out = ok(run("train", "--data", "mnist.csv", "--model", "cnn", "--epochs", "2",
+                 "--val-split", "0", "--plot", "off", cwd=tmp_path, timeout=300))
+    assert "batch size 128, CosineDecay(" in out and "total_epochs=2" in out  # the recipe
     accuracy = float(re.search(r"test accuracy: ([\d.]+)%", out).group(1))
-    assert accuracy > 70  # 1,200 images, 10 steps of the issue's network
+    assert accuracy > 70  # 1,200 images, 2 x 10 steps of the issue's network
     model = io.load(tmp_path / "numnet-model.npz")
     assert model.input_shape == (1, 28, 28) and model.num_params == 225034
     assert f"accuracy: {accuracy:.2f}%" in ok(run("evaluate", "numnet-model.npz",
@@ -175,3 +177,13 @@ def test_issue_network_on_an_mnist_subset_csv(tmp_path: Path, mnist_dir: Path) -
     np.savetxt(tmp_path / "new_pixels.csv", pixels, delimiter=",", fmt="%d")
     out = ok(run("predict", "numnet-model.npz", "new_pixels.csv", cwd=tmp_path))
     assert len(out.strip().splitlines()) == 5
+
+
+def test_lr_schedule_option(tmp_path: Path) -> None:
+    out = ok(run("train", "--model", "mlp:8", "--epochs", "2", "--lr-schedule", "cosine",
+                 "--plot", "off", cwd=tmp_path))
+    assert "batch size 32, CosineDecay(" in out
+    out = ok(run("train", "--model", "cnn:2,4", "--epochs", "1", "--lr-schedule", "constant",
+                 "--plot", "off", cwd=tmp_path))
+    assert "batch size 128\n" in out and "CosineDecay" not in out
+    assert_error(run("train", "--lr-schedule", "linear", cwd=tmp_path), "--lr-schedule")
