@@ -13,11 +13,12 @@ from numnet import SGD, Dense, Sequential, Sigmoid, gradcheck
 
 
 def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Label 1 when the inputs project positively onto a hidden direction."""
+    """Label 1 when the inputs project positively onto a hidden direction; labels (n,),
+    the shape ``predict`` gives them back in."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 128)).astype(np.float32)
     direction = rng.standard_normal(128)
-    return x, (x @ direction > 0).astype(np.float32).reshape(-1, 1)
+    return x, (x @ direction > 0).astype(np.float32)
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
             batch = order[start:start + 50]
             model.loss_and_grad(x[batch], y[batch])
             optimizer.step(model)
-        loss = model.loss.forward(model.forward(x), y)
+        loss = model.loss(model.forward(x), y)  # the checked call takes (n,) for (n, 1)
         accuracy = np.mean(model.predict(x) == y)
         if epoch % 5 == 4:
             print(f"epoch {epoch + 1:2d}: loss {loss:.4f}, accuracy {accuracy:.3f}")

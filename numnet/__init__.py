@@ -2,14 +2,17 @@
 
 from numnet import (
     callbacks,
+    diagnosis,
     distributed,
     gradcheck,
+    health,
     init,
     io,
     layers,
     losses,
     metrics,
     optim,
+    reference,
     training,
 )
 from numnet._version import __version__
@@ -21,15 +24,23 @@ from numnet.callbacks import (
     LearningRateScheduler,
     ModelCheckpoint,
 )
-from numnet.errors import DataError, NonFiniteError, ShapeError, TrainingDiverged
+from numnet.errors import (
+    DataError,
+    NonFiniteError,
+    ShapeError,
+    TrainingDiverged,
+    TrainingWarning,
+)
+from numnet.health import HealthCheck
 from numnet.layers import *  # noqa: F403 - the layer list is numnet/layers/__init__.py's
 from numnet.losses import BinaryCrossEntropy, CrossEntropy, MeanSquaredError
 from numnet.model import Sequential
-from numnet.optim import SGD, Adam, AdamW, RMSProp, clip_grad_norm, get_optimizer
+from numnet.optim import SGD, AdaGrad, Adam, AdamW, RMSProp, clip_grad_norm, get_optimizer
 from numnet.training import History
 
 __all__ = [
     "SGD",
+    "AdaGrad",
     "Adam",
     "AdamW",
     "BinaryCrossEntropy",
@@ -38,6 +49,7 @@ __all__ = [
     "CrossEntropy",
     "DataError",
     "EarlyStopping",
+    "HealthCheck",
     "History",
     "LambdaCallback",
     "LearningRateScheduler",
@@ -48,18 +60,22 @@ __all__ = [
     "Sequential",
     "ShapeError",
     "TrainingDiverged",
+    "TrainingWarning",
     "__version__",
     "callbacks",
     "clip_grad_norm",
+    "diagnosis",
     "distributed",
     "get_optimizer",
     "gradcheck",
+    "health",
     "init",
     "io",
     "layers",
     "losses",
     "metrics",
     "optim",
+    "reference",
     "training",
 ]
 __all__ += layers.__all__  # every layer, from the one list in numnet/layers/__init__.py

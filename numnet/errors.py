@@ -49,3 +49,13 @@ class DistributedError(RuntimeError):
     """
 
     every_rank = True
+
+
+class TrainingWarning(UserWarning):
+    """Training looks unhealthy (dead units, a loss stuck at chance level, a rising loss,
+    unscaled inputs...), before anything turns NaN.
+
+    :class:`numnet.health.HealthCheck` issues these during ``fit`` (once per kind and run).
+    Silence them with ``fit(..., health=False)`` or
+    ``warnings.filterwarnings("ignore", category=numnet.errors.TrainingWarning)``.
+    """

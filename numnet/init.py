@@ -97,7 +97,8 @@ def normal(std: float = 0.01) -> Initializer:
              fans: Fans | None = None) -> np.ndarray:
         return _normal(shape, rng, dtype, std)
 
-    init.__name__ = "normal"
+    # what a layer's repr and messages show as its initialiser: the std matters
+    init.__name__ = init.__qualname__ = f"normal(std={std:g})"
     return init
 
 

@@ -2,12 +2,15 @@
 
 Classification metrics take integer class labels. Where they take predictions, 2-D scores
 (logits or probabilities of shape ``(N, C)``) are accepted too and turned into labels by
-``argmax``; 2-D one-hot ``y_true`` likewise. Every function checks that its inputs have the
-same number of samples.
+``argmax``; 2-D one-hot ``y_true`` likewise. Regression metrics (:func:`mean_squared_error`,
+:func:`mean_absolute_error`, :func:`root_mean_squared_error` / :func:`rmse`, :func:`r2_score`
+/ :func:`r2`) take targets and predictions of one shape, ``(N,)`` and ``(N, 1)`` counting as
+the same. Every function checks that its inputs have the same number of samples.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -199,3 +202,61 @@ def mean_absolute_error(y_true: Any, y_pred: Any) -> float:
     """``mean(|y_true - y_pred|)`` over every element."""
     t, p = _regression_pair(y_true, y_pred)
     return float(np.mean(np.abs(t - p)))
+
+
+def root_mean_squared_error(y_true: Any, y_pred: Any) -> float:
+    """``sqrt(mean((y_true - y_pred) ** 2))`` over every element, in the targets' units.
+
+    Also available as :func:`rmse`. ``(N,)`` and ``(N, 1)`` are taken as the same shape (no
+    broadcasting to ``(N, N)``); other shapes must match. With several outputs this is the
+    root of the mean over all of them, as Keras's ``RootMeanSquaredError`` (scikit-learn's
+    ``root_mean_squared_error`` averages the per-output roots instead).
+    """
+    return math.sqrt(mean_squared_error(y_true, y_pred))
+
+
+def r2_score(y_true: Any, y_pred: Any, multioutput: str = "uniform_average") -> Any:
+    """The coefficient of determination ``R^2 = 1 - SS_res / SS_tot``, per output.
+
+    ``SS_res = sum((y_true - y_pred) ** 2)`` and ``SS_tot = sum((y_true - mean(y_true)) ** 2)``
+    over the samples, for each output (each column of ``(N, K)`` targets; one output for
+    ``(N,)``). 1 is a perfect fit, 0 is what predicting the mean gives, and it is negative
+    for anything worse. An output whose targets are constant scores 1.0 when predicted
+    exactly and 0.0 otherwise (instead of a division by zero), as scikit-learn's
+    ``r2_score``. Also available as :func:`r2`.
+
+    Parameters
+    ----------
+    y_true, y_pred : array_like, shape (N,) or (N, K...)
+        Finite targets and predictions; ``(N,)`` and ``(N, 1)`` are taken as the same shape.
+    multioutput : {"uniform_average", "raw_values"}
+        Average the outputs' scores (scikit-learn's default), or return one per output.
+
+    Returns
+    -------
+    float, or numpy.ndarray of shape (K,) with ``multioutput="raw_values"``
+    """
+    if multioutput not in ("uniform_average", "raw_values"):
+        raise ValueError(f"multioutput must be 'uniform_average' or 'raw_values', got "
+                         f"{multioutput!r}")
+    t, p = _regression_pair(y_true, y_pred)
+    t, p = t.reshape(t.shape[0], -1), p.reshape(p.shape[0], -1)
+    diff = t - p
+    centred = t - t.mean(axis=0)
+    scores = r2_from_sums(np.einsum("ij,ij->j", diff, diff),
+                          np.einsum("ij,ij->j", centred, centred))
+    return scores if multioutput == "raw_values" else float(scores.mean())
+
+
+def r2_from_sums(ss_res: np.ndarray, ss_tot: np.ndarray) -> np.ndarray:
+    """``1 - ss_res / ss_tot`` per output; 1.0 or 0.0 where ``ss_tot`` is 0 (see
+    :func:`r2_score`). The training loop sums over batches and finishes here."""
+    ss_res, ss_tot = np.asarray(ss_res, dtype=np.float64), np.asarray(ss_tot, dtype=np.float64)
+    scores = np.where(ss_res == 0, 1.0, 0.0)
+    np.subtract(1.0, ss_res / np.where(ss_tot > 0, ss_tot, 1.0), out=scores, where=ss_tot > 0)
+    return scores
+
+
+#: short names, as ``evaluate`` and the training history call them
+rmse = root_mean_squared_error
+r2 = r2_score

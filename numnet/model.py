@@ -44,7 +44,7 @@ from numnet.layers.activations import sigmoid, softmax
 from numnet.layers.base import NAMESPACE, Layer
 from numnet.layers.dense import Dense
 from numnet.losses import BinaryCrossEntropy, CrossEntropy, Loss, get_loss
-from numnet.optim import Optimizer
+from numnet.optim import Adam, Optimizer
 from numnet.training import History, loop
 
 #: version of the description ``get_config`` writes: 2 names layer types with their
@@ -104,6 +104,9 @@ class Sequential:
         self.l2 = real_number(l2, "Sequential l2", low=0.0)
         self.training = False
         self.stop_training = False  # set by callbacks to end fit() after the current batch
+        #: per-sample shape of the targets of the last ``fit`` (``()`` for ``y`` of shape
+        #: ``(N,)``): the shape regression ``predict`` returns; None before any fit
+        self.target_shape: tuple[int, ...] | None = None
         self.input_shape = self._check_shapes(input_shape)
         self._set_default_inits()
         for layer in self.layers:
@@ -182,6 +185,25 @@ class Sequential:
             (i for i, layer in enumerate(self.layers) if layer.params), 0)
         self._min_train_batch = max(layer.min_train_batch for layer in self.layers)
         self._fitting_shape: tuple[int, ...] | None = None  # last sample shape that fitted
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the flat buffers: the layers carry their parameters, and
+        :meth:`__setstate__` gathers them into new buffers (views cannot be pickled as such)."""
+        state = self.__dict__.copy()
+        for name in ("flat_params", "flat_grads", "decay_mask"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._flatten()
+
+    def __copy__(self) -> Sequential:
+        """A shallow copy shares the layers and their buffers (pickling's state would
+        move the shared layers' parameters into new buffers)."""
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Sequential:
         clone = copy.copy(self)
@@ -334,8 +356,19 @@ class Sequential:
         return np.concatenate(parts, axis=0)
 
     def predict_proba(self, x: Any, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities (softmax or sigmoid of the logits) for classifiers."""
-        logits = self.predict_logits(x, batch_size)
+        """Class probabilities for classifiers.
+
+        With :class:`~numnet.losses.CrossEntropy`: the softmax of the logits, ``(N, C)``,
+        rows summing to 1. With :class:`~numnet.losses.BinaryCrossEntropy`: the sigmoid of
+        each output, ``(N, K)``, column ``j`` holding ``P(y_j = 1)``; a binary model with one
+        output gives ``(N, 1)``, the probability of class 1 (that of class 0 is ``1 - p``;
+        :class:`numnet.sklearn.NumnetClassifier` returns both columns, as scikit-learn).
+
+        The dtype is the input's float dtype where it is more precise than the model's
+        (float64 inputs to a float32 model give float64), else the model's.
+        """
+        x = np.asarray(x)
+        logits = self.predict_logits(x, batch_size).astype(self._result_dtype(x), copy=False)
         if isinstance(self.loss, CrossEntropy):
             return softmax(logits)
         if isinstance(self.loss, BinaryCrossEntropy):
@@ -344,14 +377,43 @@ class Sequential:
                          f"BinaryCrossEntropy), this model has {self.loss!r}")
 
     def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray:
-        """Class indices for classifiers (int64), raw outputs otherwise."""
+        """Labels for classifiers, predicted targets otherwise.
+
+        * :class:`~numnet.losses.CrossEntropy`: class indices, int64 ``(N,)`` (the argmax
+          of the logits), whether the model was fit on labels or on one-hot rows;
+        * :class:`~numnet.losses.BinaryCrossEntropy`: 0/1 int64, ``(N,)`` for a model with
+          one output (binary classification), ``(N, K)`` for ``K`` outputs (multilabel);
+        * any other loss (regression): the outputs, shaped as the targets of the last
+          ``fit`` (:attr:`target_shape`; ``(N,)`` after ``y`` of shape ``(N,)``, so that
+          ``y - model.predict(X)`` does not broadcast to ``(N, N)``), in the input's float
+          dtype where it is more precise than the model's (float64 for float64 inputs to
+          a float32 model; computed in the model's precision, then converted). A model
+          never fit, or read from a file written before numnet recorded the shape,
+          returns its output shape ``(N, *output_shape)``; set ``model.target_shape = ()``
+          to get ``(N,)`` from it.
+
+        Compare labels with labels of the same shape: ``(model.predict(X) == y).mean()``
+        for ``y`` of shape ``(N,)`` (use ``y.ravel()`` for a column ``(N, 1)``).
+        """
+        x = np.asarray(x)
         logits = self.predict_logits(x, batch_size)
         if isinstance(self.loss, CrossEntropy):
             classes: np.ndarray = logits.argmax(axis=1).astype(np.int64)
             return classes
         if isinstance(self.loss, BinaryCrossEntropy):
-            return (logits > 0).astype(np.int64)
-        return logits
+            labels = (logits > 0).astype(np.int64)
+            return labels.reshape(-1) if labels.shape[1:] == (1,) else labels
+        outputs = logits.astype(self._result_dtype(x), copy=False)
+        shape = self.target_shape
+        if shape is not None and int(np.prod(shape)) == int(np.prod(outputs.shape[1:])):
+            outputs = outputs.reshape((outputs.shape[0], *shape))
+        return outputs
+
+    def _result_dtype(self, x: np.ndarray) -> np.dtype[Any]:
+        """The input's float dtype when it is more precise than the model's, else the model's."""
+        if x.dtype.kind == "f" and x.dtype.itemsize > self.dtype.itemsize:
+            return x.dtype
+        return self.dtype
 
     # -- training (implemented in numnet.training) --------------------------------------
     def fit(self, X: Any, y: Any, epochs: int = 1, batch_size: int = 32,
@@ -360,11 +422,19 @@ class Sequential:
             callbacks: Sequence[Callback] = (), verbose: int = 1, seed: int | None = None,
             sample_weight: Any = None, clip_norm: float | None = None,
             lr_schedule: Any = None, initial_epoch: int = 0, distributed: bool = False,
-            sync_batchnorm: bool = False) -> History:
+            sync_batchnorm: bool = False, health: bool = True,
+            validation_shuffle: bool = True) -> History:
         """Train on ``(X, y)`` in mini-batches; returns a :class:`numnet.training.History`.
 
         See :func:`numnet.training.fit` for every argument; ``distributed=True`` trains
-        one model over the processes of an MPI job (:mod:`numnet.distributed`).
+        one model over the processes of an MPI job (:mod:`numnet.distributed`). ``y`` holds
+        numbers: class indices ``0..K-1`` (or one-hot rows) for a classifier; map labels of
+        any other kind (``"setosa"``, ``-1/1``, ``3/7/10``) with
+        :class:`numnet.data.LabelEncoder` (``y = LabelEncoder().fit_transform(labels)``,
+        ``encoder.inverse_transform(model.predict(X))`` back), or use
+        :class:`numnet.sklearn.NumnetClassifier`. ``validation_split`` holds out a random,
+        stratified fraction unless ``validation_shuffle=False`` (then the last rows, as
+        Keras).
 
         Examples
         --------
@@ -380,12 +450,14 @@ class Sequential:
                         verbose=verbose, seed=seed, sample_weight=sample_weight,
                         clip_norm=clip_norm, lr_schedule=lr_schedule,
                         initial_epoch=initial_epoch, distributed=distributed,
-                        sync_batchnorm=sync_batchnorm)
+                        sync_batchnorm=sync_batchnorm, health=health,
+                        validation_shuffle=validation_shuffle)
 
     def evaluate(self, X: Any, y: Any, batch_size: int = 1024,
                  sample_weight: Any = None) -> dict[str, float]:
         """Loss and metrics in evaluation mode: ``{'loss', 'accuracy'}`` for classifiers,
-        ``{'loss', 'mse', 'mae'}`` otherwise. See :func:`numnet.training.evaluate`."""
+        ``{'loss', 'mse', 'mae', 'rmse', 'r2'}`` otherwise. See
+        :func:`numnet.training.evaluate`."""
         return loop.evaluate(self, X, y, batch_size=batch_size, sample_weight=sample_weight)
 
     # -- files (implemented in numnet.io) -------------------------------------------------
@@ -426,17 +498,25 @@ class Sequential:
         """
         return inspection.summary(self, input_shape)
 
-    def trace(self, x: Any, y: Any = None) -> Trace:
-        """Run one batch forward (and backward when ``y`` is given) and tabulate statistics.
+    def trace(self, x: Any, y: Any = None, optimizer: Optimizer | str | None = None) -> Trace:
+        """Run one batch forward (and backward when ``y`` is given), tabulate statistics and
+        say what looks wrong.
 
-        Forward rows give each layer's output shape, mean, std, min, max and fraction of
-        zeros; backward rows give the shape and norm of the gradient reaching each layer's
-        input and of each parameter gradient. Shows where values explode or vanish.
+        Forward rows give each layer's output shape, mean, std, min, max, fraction of
+        zeros, and the fraction of dead units (ReLU) or saturated outputs (sigmoid, tanh);
+        backward rows give the norm of the gradient reaching each layer's input with the
+        layer's gain, and of each parameter gradient with its update-to-weight ratio for one
+        step of ``optimizer`` (default ``Adam(1e-3)``; an instance is copied with its
+        state). ``trace.findings`` lists what looks wrong in plain language (dead units,
+        saturation, vanishing or exploding gradients, updates far from about 1e-3 of the
+        weights, unscaled inputs); ``print(trace)`` shows the tables and the findings. See
+        :mod:`numnet.diagnosis` for the definitions and thresholds.
 
         It runs on a copy of the model, so the model's gradients, running statistics and
         random generators are left as they were (see :func:`numnet.inspection.trace`).
         """
-        return inspection.trace(copy.deepcopy(self), x, y)
+        return inspection.trace(copy.deepcopy(self), x, y,
+                                optimizer=Adam(1e-3) if optimizer is None else optimizer)
 
     # -- description and state ----------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -455,6 +535,7 @@ class Sequential:
             "dtype": self.dtype.name,
             "seed": self.seed,
             "l2": self.l2,
+            "target_shape": None if self.target_shape is None else list(self.target_shape),
         }
 
     @classmethod
@@ -481,9 +562,11 @@ class Sequential:
         loss = config.get("loss")
         if isinstance(loss, dict):
             loss = get_loss(loss.get("type", ""))
-        return cls(layers, loss=loss, input_shape=config.get("input_shape"),
-                   dtype=config.get("dtype", "float32"), seed=config.get("seed"),
-                   l2=config.get("l2", 0.0))
+        model = cls(layers, loss=loss, input_shape=config.get("input_shape"),
+                    dtype=config.get("dtype", "float32"), seed=config.get("seed"),
+                    l2=config.get("l2", 0.0))
+        model.target_shape = _target_shape(config.get("target_shape"))
+        return model
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Every parameter and buffer under ``"<layer index>.<name>"`` (arrays, not copies)."""
@@ -528,6 +611,16 @@ def _layer_type(index: int, layer: Layer) -> str:
                          "registered (it was defined with register=False, inside a function "
                          "or with a private name)")
     return layer.type_name
+
+
+def _target_shape(value: Any) -> tuple[int, ...] | None:
+    """A description's ``target_shape``: None (unknown) or a list of sizes >= 1."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in value):
+        raise ValueError(f"target_shape must be null or a list of sizes >= 1, got {value!r}")
+    return tuple(value)
 
 
 def _check_unshared(layers: list[Layer], index: int, model: Sequential) -> None:

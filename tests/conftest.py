@@ -36,3 +36,9 @@ def mnist_dir() -> Path:
             "real MNIST files not found: set NUMNET_MNIST_DIR or put them in ../shared/data/mnist"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def mnist_dir_or_none() -> Path | None:
+    """The real MNIST directory, or None (for tests that fall back to other data)."""
+    return find_mnist_dir()

@@ -126,6 +126,9 @@ def test_early_stopping_min_delta_and_max_mode():
                           callbacks=[script, stop])
     assert stop.mode == "max"
     assert len(history.epoch) == 3 and stop.best == 0.5  # +0.02, +0.03 are not enough
+    # R^2 (regression's val_r2) is maximised too; losses and errors are minimised
+    assert EarlyStopping(monitor="val_r2").mode == "max"
+    assert EarlyStopping(monitor="val_rmse").mode == "min"
 
 
 def test_early_stopping_restores_the_best_weights():

@@ -112,3 +112,39 @@ def test_channels_last_inputs_are_checked_on_a_contiguous_copy():
                        loss="cross_entropy", dtype="float64", seed=0)
     errors = gradcheck.check_model(model, images, np.array([0, 2]))
     assert max(errors.values()) < 1e-6
+
+
+def test_the_worst_element_is_reported_with_both_values():
+    layer = BrokenDense(3, 2, seed=0)
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    with pytest.raises(gradcheck.GradientCheckError) as info:
+        gradcheck.check_layer(layer, x)
+    check = info.value.details["W"]
+    assert set(info.value.details) == {"W"}
+    assert check.analytic == pytest.approx(2 * check.numerical, rel=1e-6)
+    # dW is doubled, so the worst element is where the true gradient is largest
+    correct = Dense(3, 2, seed=0).astype(np.float64)
+    probe = np.random.default_rng(0).standard_normal((4, 2))  # check_layer's probe, seed 0
+    correct(x)
+    correct.backward(probe)
+    true_dw = correct.grads["W"]
+    assert check.index == np.unravel_index(np.argmax(np.abs(true_dw)), true_dw.shape)
+    assert check.numerical == pytest.approx(true_dw[check.index], rel=1e-6)
+    row, col = check.index
+    message = str(info.value)
+    assert f"W: 0.5 (worst element W[{row}, {col}]: analytic {check.analytic:.6g}, " \
+           f"numerical {check.numerical:.6g})" in message
+
+
+def test_a_report_is_a_dict_of_errors_with_details():
+    x = np.random.default_rng(1).standard_normal((5, 3))
+    report = gradcheck.check_layer(Dense(3, 4, seed=1), x)
+    assert isinstance(report, dict) and set(report) == {"input", "W", "b"}
+    assert max(report.values()) < 1e-6
+    for name, check in report.details.items():
+        assert check.error == report[name]
+        assert check.analytic == pytest.approx(check.numerical, rel=1e-5, abs=1e-9)
+        assert len(check.index) == {"input": 2, "W": 2, "b": 1}[name]
+        assert check.where(name).startswith(f"{name}[")
+    loss = gradcheck.check_loss(MeanSquaredError(), x, x + 1)
+    assert set(loss.details) == {"prediction"}

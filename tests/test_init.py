@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import inspect
+
 import numpy as np
 import pytest
 
-from numnet import init
-from numnet.layers import BatchNorm1d, Dense, Dropout, ReLU, Tanh
+from numnet import SGD, TrainingDiverged, init
+from numnet.layers import BatchNorm1d, Dense, Dropout, Layer, ReLU, Sigmoid, Tanh
 from numnet.model import Sequential
 
 
@@ -86,3 +89,45 @@ def test_default_init_looks_past_batchnorm_and_dropout():
     assert model.layers[0].params["W"].var() == pytest.approx(2 / 400, rel=0.05)  # He
     assert model.layers[4].params["W"].var() == pytest.approx(2 / 800, rel=0.05)  # no activation
     assert model.layers[5].params["W"].var() == pytest.approx(2 / 800, rel=0.05)  # Glorot
+
+
+def weighted_layer_cases():
+    """One small instance of every registered layer class that takes an initialiser."""
+    cases = []
+    for cls in sorted(Layer.registry.values(), key=lambda c: str(c.type_name)):
+        takes_init = "init" in inspect.signature(cls).parameters
+        if (takes_init or cls.weight_key is not None) and cls.gradcheck_cases():
+            cases.append(cls.gradcheck_cases()[0])
+    return cases
+
+
+@pytest.mark.parametrize("case", weighted_layer_cases(), ids=lambda c: type(c.layer).__name__)
+def test_every_weighted_layer_shows_the_initialiser_it_really_uses(case):
+    """repr, summary and error messages name the initialiser in use, never init=None."""
+    shape = case.x.shape[1:]
+    for after, expected in ((ReLU(), "he_normal"), (Sigmoid(), "glorot_uniform"),
+                            (None, "glorot_uniform")):
+        layer = copy.deepcopy(case.layer)
+        layer.init = None  # the default: the model chooses from the activation after it
+        model = Sequential([layer] + ([after] if after is not None else []),
+                           input_shape=shape, seed=0)
+        assert layer.init_name == expected
+        assert f"init='{expected}'" in repr(layer) and "init=None" not in repr(layer)
+        assert f"init='{expected}'" in model.summary()
+    layer = copy.deepcopy(case.layer)
+    layer.init = init.normal(1.0)
+    Sequential([layer, ReLU()], input_shape=shape, seed=0)
+    assert "init='normal(std=1)'" in repr(layer)
+
+
+def test_a_divergence_message_names_the_initialiser_in_use():
+    X = np.random.default_rng(0).standard_normal((32, 4))
+    y = np.arange(32) % 3
+    model = Sequential([Dense(4, 8, init=init.normal(1.0)), ReLU(), Dense(8, 3)],
+                       loss="cross_entropy", seed=0)
+    with pytest.raises(TrainingDiverged) as info:
+        model.fit(X * 1e20, y, optimizer=SGD(1e20), verbose=0, health=False)
+    message = str(info.value)
+    assert "init=None" not in message
+    assert "init='normal(std=1)'" in message or "init='glorot_uniform'" in message
+    assert "check the weights' initialisation" in message

@@ -13,6 +13,10 @@ from numnet.metrics import (
     mean_absolute_error,
     mean_squared_error,
     precision_recall_f1,
+    r2,
+    r2_score,
+    rmse,
+    root_mean_squared_error,
     top_k_accuracy,
 )
 
@@ -64,6 +68,14 @@ def test_agrees_with_scikit_learn():
     y, f = rng.standard_normal((50, 2)), rng.standard_normal((50, 2))
     assert mean_squared_error(y, f) == pytest.approx(sk.mean_squared_error(y, f))
     assert mean_absolute_error(y, f) == pytest.approx(sk.mean_absolute_error(y, f))
+    # over every element, as Keras (scikit-learn averages the per-output RMSEs instead)
+    assert rmse(y, f) == pytest.approx(np.sqrt(sk.mean_squared_error(y, f)))
+    assert rmse(y[:, 0], f[:, 0]) == pytest.approx(sk.root_mean_squared_error(y[:, 0], f[:, 0]))
+    assert r2(y, f) == pytest.approx(sk.r2_score(y, f))
+    np.testing.assert_allclose(r2_score(y, f, multioutput="raw_values"),
+                               sk.r2_score(y, f, multioutput="raw_values"))
+    constant = np.c_[np.ones(50), y[:, 0]]  # a constant output scores 0 unless exact
+    assert r2(constant, f) == pytest.approx(sk.r2_score(constant, f))
 
 
 def test_top_k_accuracy_counts_ties_in_favour():
@@ -91,6 +103,23 @@ def test_regression_metrics():
     assert mean_squared_error([1.0, 2.0, 3.0], [1.0, 0.0, 4.0]) == pytest.approx(5 / 3)
     assert mean_absolute_error([1.0, 2.0, 3.0], [1.0, 0.0, 4.0]) == pytest.approx(1.0)
     assert mean_squared_error(np.ones(4), np.zeros((4, 1))) == 1.0  # (N,) against (N, 1)
+
+
+def test_rmse_and_r2_by_hand():
+    y, f = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, 2.0, 5.0])
+    assert rmse(y, f) == root_mean_squared_error(y, f) == pytest.approx(np.sqrt(0.5))
+    assert r2(y, f) == r2_score(y, f) == pytest.approx(1 - 2 / 5)  # SS_tot = 5, SS_res = 2
+    # (N,) against (N, 1) is the same shape, not a broadcast to (N, N)
+    assert rmse(y, f.reshape(-1, 1)) == pytest.approx(np.sqrt(0.5))
+    assert r2(y.reshape(-1, 1), f) == pytest.approx(0.6)
+    assert r2(y, y) == 1.0 and r2(y, np.full(4, y.mean())) == 0.0
+    assert r2([2.0, 2.0], [2.0, 2.0]) == 1.0 and r2([2.0, 2.0], [2.0, 3.0]) == 0.0
+    two = np.c_[y, 2 * y]
+    np.testing.assert_allclose(r2_score(two, np.c_[f, 2 * y], multioutput="raw_values"),
+                               [0.6, 1.0])
+    assert r2(two, np.c_[f, 2 * y]) == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="multioutput must be"):
+        r2(y, f, multioutput="variance_weighted")
 
 
 @pytest.mark.parametrize("call, error, message", [

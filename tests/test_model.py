@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -11,14 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numnet import SGD, gradcheck
+from numnet.data import LabelEncoder
 from numnet.errors import ShapeError
 from numnet.layers import (
     BatchNorm1d,
+    Conv2D,
     Dense,
     Dropout,
     Flatten,
     Identity,
     LeakyReLU,
+    MaxPool2D,
     ReLU,
     Sigmoid,
     Softmax,
@@ -155,6 +159,111 @@ def test_predict_for_each_kind_of_loss():
     np.testing.assert_allclose(regression.predict(x), regression.forward(x))
     with pytest.raises(ValueError, match="predict_proba needs a classification loss"):
         regression.predict_proba(x)
+
+
+def test_binary_model_with_one_sigmoid_output_predicts_n_labels():
+    """Issue 14: a one-output sigmoid model predicted (n, 1), so (predict(X) == y).mean()
+    compared every sample with every label (0.534 where the accuracy was 0.972)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 2))
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    model = Sequential([Dense(2, 8), Tanh(), Dense(8, 1)], loss="bce", seed=0)
+    model.fit(X, y, epochs=30, batch_size=20, verbose=0, optimizer=SGD(0.5))
+    labels = model.predict(X)
+    assert labels.shape == (200,) and labels.dtype == np.int64
+    accuracy = (labels == y).mean()
+    assert accuracy == model.evaluate(X, y)["accuracy"] > 0.9
+    proba = model.predict_proba(X)  # documented: (N, 1), P(y = 1)
+    assert proba.shape == (200, 1)
+    np.testing.assert_array_equal(proba[:, 0] > 0.5, labels == 1)
+    # several sigmoid outputs (multilabel): one 0/1 label per output
+    multi = Sequential([Dense(2, 3)], loss="bce", seed=0)
+    assert multi.predict(X).shape == (200, 3)
+
+
+def test_regression_predict_has_the_shape_and_precision_of_the_targets():
+    """Issue 14: a one-output regression predicted (n, 1) float32 for float64 input, so
+    y - predict(X) broadcast to (n, n) and an RMSE computed that way was silently wrong."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 3))
+    y = X @ [1.0, 2.0, -1.0]
+    model = Sequential([Dense(3, 1)], loss="mse", seed=0)
+    assert model.target_shape is None and model.predict(X).shape == (50, 1)  # never fit
+    model.fit(X, y, epochs=2, verbose=0)
+    prediction = model.predict(X)
+    assert prediction.shape == (50,) and prediction.dtype == np.float64
+    assert (y - prediction).shape == (50,)
+    np.testing.assert_array_equal(prediction, model.predict_logits(X)[:, 0].astype(np.float64))
+    assert model.predict(X.astype(np.float32)).dtype == np.float32
+    assert model.predict(X.astype(np.int64)).dtype == np.float32  # integers: the model's
+    assert model.predict(X.tolist()).dtype == np.float64          # Python floats are float64
+    model.fit(X, y.reshape(-1, 1), epochs=1, verbose=0)
+    assert model.predict(X).shape == (50, 1)  # the targets' shape, whatever it was
+    # the recorded shape travels with the description (and so with model files)
+    model.fit(X, y, epochs=1, verbose=0)
+    rebuilt = Sequential.from_config(json.loads(json.dumps(model.get_config())))
+    assert rebuilt.target_shape == () and rebuilt.predict(X).shape == (50,)
+    with pytest.raises(ValueError, match="target_shape must be null or a list"):
+        Sequential.from_config({**model.get_config(), "target_shape": [0]})
+
+
+def test_predict_proba_is_as_precise_as_its_input():
+    x, _ = data(5)
+    model = mlp()
+    assert model.predict_proba(x).dtype == np.float64
+    assert model.predict_proba(x.astype(np.float32)).dtype == np.float32
+    np.testing.assert_allclose(model.predict_proba(x).sum(axis=1), 1, rtol=1e-12)
+
+
+@pytest.mark.parametrize("labels, words", [
+    (np.array(["cat", "dog", "cat"]), "y must be numeric, got dtype <U3: encode class "
+                                      "labels with numnet.data.LabelEncoder"),
+])
+def test_text_labels_are_refused_with_a_pointer_to_the_label_encoder(labels, words):
+    """Issue 14: load_csv(label_column=...) returns text labels, which fit refused without
+    saying what to do."""
+    model = Sequential([Dense(2, 2)], loss="cross_entropy", seed=0)
+    with pytest.raises(TypeError) as info:
+        model.fit(np.zeros((3, 2)), labels, verbose=0)
+    assert words in str(info.value) and "NumnetClassifier" in str(info.value)
+    with pytest.raises(ValueError, match=r"label -1 at index 0 .*LabelEncoder maps labels"):
+        model.fit(np.zeros((3, 2)), [-1, 1, 1], verbose=0)
+
+
+def test_the_label_encoder_path_for_text_labels():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 2))
+    names = np.where(X[:, 0] > 0, "right", "left")
+    encoder = LabelEncoder()
+    model = Sequential([Dense(2, 2)], loss="cross_entropy", seed=0)
+    model.fit(X, encoder.fit_transform(names), epochs=20, verbose=0, optimizer=SGD(0.5))
+    assert (encoder.inverse_transform(model.predict(X)) == names).mean() > 0.9
+
+
+def test_a_model_pickles_and_keeps_its_flat_buffers():
+    model = Sequential([Dense(4, 8), BatchNorm1d(8), ReLU(), Dense(8, 3)],
+                       loss="cross_entropy", seed=0)
+    x, y = data(8)
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(clone.predict_logits(x), model.predict_logits(x))
+    assert all(np.shares_memory(p, clone.flat_params) for _, _, p, _ in clone.parameters())
+    assert clone.target_shape == () and clone.layers[0].owner() is clone
+    clone.fit(x, y, epochs=1, verbose=0)  # trains on its own buffers
+    assert not np.array_equal(clone.flat_params, model.flat_params)
+    shallow = copy.copy(model)  # shares the layers, so it shares their buffers too
+    assert shallow.flat_params is model.flat_params
+    assert all(np.shares_memory(p, model.flat_params) for _, _, p, _ in model.parameters())
+
+
+def test_a_convolutional_model_pickles_too():
+    model = Sequential([Conv2D(1, 4, 3), ReLU(), MaxPool2D(2), Flatten(), Dense(4 * 3 * 3, 2)],
+                       loss="cross_entropy", seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 1, 8, 8))
+    model.fit(x, [0, 1, 0, 1, 1], epochs=1, verbose=0)  # work arrays in the layers
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(clone.predict_logits(x), model.predict_logits(x))
+    assert all(layer.owner() is clone for layer in clone.layers)
 
 
 def test_predict_rejects_bad_input():

@@ -11,47 +11,57 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx_helpers import (
+    DTYPES,
+    TOL,
+    assert_same,
+    graph,
+    inputs,
+    onnx,
+    randomise,
+    run,
+    session,
+    torch_export,
+)
 
-onnx = pytest.importorskip("onnx", reason="ONNX export needs the optional onnx package "
-                                          '(pip install "numnet[onnx]")')
-ort = pytest.importorskip("onnxruntime", reason="the ONNX tests run the exported graphs with "
-                                                "onnxruntime (in numnet[test])")
-
-import numnet  # noqa: E402
-from numnet import gradcheck  # noqa: E402
-from numnet.layers import (  # noqa: E402
+import numnet
+from numnet import gradcheck
+from numnet.layers import (
+    AvgPool2D,
     BatchNorm1d,
+    BatchNorm2d,
+    Conv2D,
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool2D,
     Identity,
     Layer,
     LayerNorm,
     LeakyReLU,
+    MaxPool2D,
     ReLU,
+    Reshape,
     Sigmoid,
     Softmax,
     Tanh,
 )
-from numnet.onnx_io import (  # noqa: E402
+from numnet.onnx_io import (
     OnnxExportError,
     OnnxImportError,
     from_onnx,
     read_metadata,
     to_onnx,
 )
-from numnet.onnx_io._common import MIN_OPSET, default_opset  # noqa: E402
-from numnet.onnx_io._export import EXPORTERS  # noqa: E402
+from numnet.onnx_io._common import MIN_OPSET, default_opset
+from numnet.onnx_io._export import EXPORTERS
 
 ROOT = Path(__file__).resolve().parent.parent
-TOL = {"float32": 1e-5, "float64": 1e-10}
-DTYPES = ("float32", "float64")
 
 #: every public numnet layer type: how to build a model of it alone (layers, per-sample
 #: input shape), or None for a layer that cannot be exported (it must fail clearly)
@@ -67,53 +77,14 @@ LAYER_CASES: dict[str, Callable[[], tuple[list[Layer], tuple[int, ...]]] | None]
     "Flatten": lambda: ([Flatten()], (2, 3, 4)),
     "BatchNorm1d": lambda: ([BatchNorm1d(6, momentum=0.2, eps=1e-3)], (6,)),
     "LayerNorm": lambda: ([LayerNorm(6, eps=1e-4)], (6,)),
+    "Reshape": lambda: ([Reshape((2, -1, 4))], (3, 8, 2)),
+    # the image layers: more variants in test_onnx_image.py
+    "Conv2D": lambda: ([Conv2D(3, 4, 3, stride=2, padding=1)], (3, 9, 8)),
+    "MaxPool2D": lambda: ([MaxPool2D(3, stride=2, padding=1)], (3, 9, 8)),
+    "AvgPool2D": lambda: ([AvgPool2D((3, 2), stride=(1, 2), padding=1)], (3, 9, 8)),
+    "GlobalAvgPool2D": lambda: ([GlobalAvgPool2D()], (3, 5, 4)),
+    "BatchNorm2d": lambda: ([BatchNorm2d(3, momentum=0.2, eps=1e-3)], (3, 5, 4)),
 }
-
-
-def randomise(model: numnet.Sequential, seed: int = 0) -> numnet.Sequential:
-    """Trained-looking parameters: every weight, scale, shift and running statistic drawn."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        for store in (layer.params, layer.buffers):
-            for name, value in store.items():
-                if name == "running_var":
-                    value[...] = rng.uniform(0.3, 3.0, value.shape)
-                elif name == "gamma":
-                    value[...] = rng.uniform(0.5, 2.0, value.shape) * rng.choice([-1, 1],
-                                                                                 value.shape)
-                else:
-                    value[...] = rng.normal(0.0, 0.7, value.shape)
-    return model
-
-
-def session(proto: onnx.ModelProto) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(proto.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"])
-
-
-def run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    name = proto.graph.input[0].name
-    (out,) = session(proto).run(None, {name: x})
-    return np.asarray(out)
-
-
-def inputs(shape: tuple[int, ...], dtype: str, batch: int = 7, seed: int = 1) -> np.ndarray:
-    return (2 * np.random.default_rng(seed).standard_normal((batch, *shape)) + 0.3).astype(dtype)
-
-
-def assert_same(model: numnet.Sequential, proto: onnx.ModelProto, shape: tuple[int, ...],
-                batches: tuple[int, ...] = (1, 7)) -> None:
-    """ONNX Runtime equals predict_logits, in the model's dtype, at each batch size."""
-    dtype = model.dtype.name
-    for batch in batches:
-        x = inputs(shape, dtype, batch)
-        got = run(proto, x)
-        assert got.dtype == model.dtype
-        np.testing.assert_allclose(got, model.predict_logits(x), rtol=TOL[dtype],
-                                   atol=TOL[dtype])
 
 
 def public_layer_types() -> set[str]:
@@ -124,9 +95,7 @@ def public_layer_types() -> set[str]:
 # -- every layer type -------------------------------------------------------------------------
 def test_the_table_covers_every_layer_type():
     """A new layer needs an exporter, or an explicit None entry saying it has none."""
-    # TEMPORARY: the image layers' exporters land with the CNN integration, which removes this
-    pending = {"Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "BatchNorm2d", "Reshape"}
-    assert set(LAYER_CASES) == public_layer_types() - pending
+    assert set(LAYER_CASES) == public_layer_types()
     for name, case in LAYER_CASES.items():
         exportable = Layer.lookup(name) in EXPORTERS
         assert exportable == (case is not None), name
@@ -469,17 +438,6 @@ def test_loss_recorded_guessed_or_given():
         from_onnx(proto)
 
 
-def _graph(nodes, inits, n_in=3, n_out=2, elem=onnx.TensorProto.FLOAT, opset=18,
-           inputs_=None):
-    """A hand-written ONNX model from ``x`` (N, n_in) to ``y`` (N, n_out)."""
-    h = onnx.helper
-    graph = h.make_graph(
-        nodes, "test", inputs_ or [h.make_tensor_value_info("x", elem, ["N", n_in])],
-        [h.make_tensor_value_info("y", elem, ["N", n_out])],
-        initializer=[onnx.numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
-    return h.make_model(graph, opset_imports=[h.make_opsetid("", opset)], ir_version=8)
-
-
 W = np.arange(6, dtype=np.float32).reshape(3, 2) / 5
 B = np.array([0.5, -1.0], dtype=np.float32)
 
@@ -506,7 +464,7 @@ def test_dense_patterns(form):
         nodes, inits = [h.make_node("Transpose", ["Wt"], ["W"]),
                         h.make_node("Gemm", ["x", "W", "B"], ["y"])], {"Wt": W.T.copy(),
                                                                        "B": B}
-    proto = _graph(nodes, inits)
+    proto = graph(nodes, inits)
     model = from_onnx(proto)
     assert [type(layer) for layer in model.layers] == [Dense]
     x = inputs((3,), "float32")
@@ -518,23 +476,37 @@ def test_dense_patterns(form):
 @pytest.mark.parametrize("target", [[0, -1], [-1, 6], [0, 6]])
 def test_reshape_to_rows_is_a_flatten(target):
     h = onnx.helper
-    proto = _graph([h.make_node("Reshape", ["x", "shape"], ["y"])],
-                   {"shape": np.array(target, dtype=np.int64)}, n_out=6,
-                   inputs_=[h.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
-                                                     ["N", 2, 3])])
+    proto = graph([h.make_node("Reshape", ["x", "shape"], ["y"])],
+                  {"shape": np.array(target, dtype=np.int64)}, n_out=6,
+                  inputs_=[h.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                    ["N", 2, 3])])
     model = from_onnx(proto)
     assert [type(layer) for layer in model.layers] == [Flatten]
     x = inputs((2, 3), "float32")
     np.testing.assert_array_equal(model.predict_logits(x), run(proto, x))
 
 
-@pytest.mark.parametrize("target", [[2, -1], [0, 2, 3, 1]])
-def test_reshape_that_fixes_the_batch_or_keeps_a_grid_is_refused(target):
+@pytest.mark.parametrize(("target", "sample"), [([0, 3, 1, 2], (3, 1, 2)),
+                                               ([-1, 3, 2], (3, 2)),
+                                               ([0, 0, -1, 1], (2, 3, 1))])
+def test_reshape_to_a_grid_is_a_reshape(target, sample):
+    """0 copies the input's size at its position, -1 is inferred; the batch is kept."""
     h = onnx.helper
-    proto = _graph([h.make_node("Reshape", ["x", "shape"], ["y"], name="r")],
-                   {"shape": np.array(target, dtype=np.int64)}, n_out=6,
-                   inputs_=[h.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
-                                                     ["N", 2, 3])])
+    proto = graph([h.make_node("Reshape", ["x", "shape"], ["y"])],
+                  {"shape": np.array(target, dtype=np.int64)}, n_in=(2, 3), n_out=sample)
+    model = from_onnx(proto)
+    assert [type(layer) for layer in model.layers] == [Reshape]
+    x = inputs((2, 3), "float32")
+    expected = run(proto, x)
+    assert model.output_shape() == expected.shape[1:]
+    np.testing.assert_array_equal(model.predict_logits(x), expected)
+
+
+@pytest.mark.parametrize("target", [[2, -1], [0, 4, 2], [-1, 2, -1], [0, 2, 3, 0]])
+def test_reshape_that_fixes_the_batch_or_changes_the_size_is_refused(target):
+    h = onnx.helper
+    proto = graph([h.make_node("Reshape", ["x", "shape"], ["y"], name="r")],
+                  {"shape": np.array(target, dtype=np.int64)}, n_in=(2, 3), n_out=6)
     with pytest.raises(OnnxImportError, match=r"'r' \(Reshape\) reshapes "):
         from_onnx(proto)
 
@@ -543,23 +515,23 @@ def test_dropout_and_identity_nodes():
     """Dropout is dropped (its mask unused); Identity of a constant is a constant; Identity
     of the data is an Identity layer."""
     h = onnx.helper
-    proto = _graph([h.make_node("Identity", ["W0"], ["W"]),
-                    h.make_node("Gemm", ["x", "W", "B"], ["t"]),
-                    h.make_node("Dropout", ["t", "ratio"], ["d"]),
-                    h.make_node("Identity", ["d"], ["y"])],
-                   {"W0": W, "B": B, "ratio": np.array(0.5, np.float32)}, opset=18)
+    proto = graph([h.make_node("Identity", ["W0"], ["W"]),
+                   h.make_node("Gemm", ["x", "W", "B"], ["t"]),
+                   h.make_node("Dropout", ["t", "ratio"], ["d"]),
+                   h.make_node("Identity", ["d"], ["y"])],
+                  {"W0": W, "B": B, "ratio": np.array(0.5, np.float32)}, opset=18)
     model = from_onnx(proto)
     assert [type(layer) for layer in model.layers] == [Dense, Identity]
     x = inputs((3,), "float32")
     np.testing.assert_allclose(model.predict_logits(x), x @ W + B, rtol=1e-6)
-    masked = _graph([h.make_node("Dropout", ["x"], ["kept", "mask"], name="drop"),
-                     h.make_node("Cast", ["mask"], ["m"], to=onnx.TensorProto.FLOAT),
-                     h.make_node("Add", ["kept", "m"], ["y"])], {}, n_out=3)
+    masked = graph([h.make_node("Dropout", ["x"], ["kept", "mask"], name="drop"),
+                    h.make_node("Cast", ["mask"], ["m"], to=onnx.TensorProto.FLOAT),
+                    h.make_node("Add", ["kept", "m"], ["y"])], {}, n_out=3)
     with pytest.raises(OnnxImportError, match=r"'drop' \(Dropout\) has its extra output "
                                               "'mask' used"):
         from_onnx(masked)
-    training = _graph([h.make_node("Dropout", ["x", "", "on"], ["y"], name="drop")],
-                      {"on": np.array(True)}, n_out=3)
+    training = graph([h.make_node("Dropout", ["x", "", "on"], ["y"], name="drop")],
+                     {"on": np.array(True)}, n_out=3)
     with pytest.raises(OnnxImportError, match=r"'drop' \(Dropout\) drops units"):
         from_onnx(training)
 
@@ -596,7 +568,7 @@ def test_decomposed_layer_norm_variants(square, scale, affine):
         nodes.append(h.make_node("Add", ["g", "beta"], ["b"]))
         out = "b"
     nodes.append(h.make_node("Relu", [out], ["y"]))
-    proto = _graph(nodes, inits, n_out=3, opset=13)
+    proto = graph(nodes, inits, n_out=3, opset=13)
     model = from_onnx(proto)
     assert [type(layer) for layer in model.layers] == [LayerNorm, ReLU]
     assert model.layers[0].eps == 1e-3
@@ -606,40 +578,40 @@ def test_decomposed_layer_norm_variants(square, scale, affine):
 
 def test_weights_must_be_constants():
     h = onnx.helper
-    square = _graph([h.make_node("MatMul", ["x", "x"], ["y"], name="mm")], {}, n_in=3,
-                    n_out=3)
+    square = graph([h.make_node("MatMul", ["x", "x"], ["y"], name="mm")], {}, n_in=3,
+                   n_out=3)
     with pytest.raises(OnnxImportError, match="'mm' \\(MatMul\\) takes its weight from 'x'"):
         from_onnx(square)
 
 
 def test_import_unsupported_graphs_name_the_node(tmp_path):
     h = onnx.helper
-    cos = _graph([h.make_node("Gemm", ["x", "W", "B"], ["t"], name="fc"),
-                  h.make_node("Cos", ["t"], ["y"], name="wave")], {"W": W, "B": B})
+    cos = graph([h.make_node("Gemm", ["x", "W", "B"], ["t"], name="fc"),
+                 h.make_node("Cos", ["t"], ["y"], name="wave")], {"W": W, "B": B})
     with pytest.raises(OnnxImportError, match=r"node 1 'wave' \(Cos\).*op Cos is not "
                                               r"supported"):
         from_onnx(cos)
-    branch = _graph([h.make_node("Relu", ["x"], ["a"]), h.make_node("Sigmoid", ["x"], ["b"]),
-                     h.make_node("Add", ["a", "b"], ["y"])], {}, n_out=3)
+    branch = graph([h.make_node("Relu", ["x"], ["a"]), h.make_node("Sigmoid", ["x"], ["b"]),
+                    h.make_node("Add", ["a", "b"], ["y"])], {}, n_out=3)
     with pytest.raises(OnnxImportError, match="'x' feeds 2 nodes.*chain of layers"):
         from_onnx(branch)
-    weight_input = _graph([h.make_node("MatMul", ["x", "w"], ["y"], name="mm")], {},
-                          inputs_=[h.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
-                                                            ["N", 3]),
-                                   h.make_tensor_value_info("w", onnx.TensorProto.FLOAT,
-                                                            [3, 2])])
+    weight_input = graph([h.make_node("MatMul", ["x", "w"], ["y"], name="mm")], {},
+                         inputs_=[h.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                           ["N", 3]),
+                                  h.make_tensor_value_info("w", onnx.TensorProto.FLOAT,
+                                                           [3, 2])])
     with pytest.raises(OnnxImportError, match="2 input"):
         from_onnx(weight_input)
-    ints = _graph([h.make_node("Relu", ["x"], ["y"])], {}, n_out=3,
-                  elem=onnx.TensorProto.INT32)
+    ints = graph([h.make_node("Relu", ["x"], ["y"])], {}, n_out=3,
+                 elem=onnx.TensorProto.INT32)
     with pytest.raises(OnnxImportError, match="INT32"):
         from_onnx(ints)
-    softmax0 = _graph([h.make_node("Softmax", ["x"], ["y"], axis=0, name="s")], {}, n_out=3)
+    softmax0 = graph([h.make_node("Softmax", ["x"], ["y"], axis=0, name="s")], {}, n_out=3)
     with pytest.raises(OnnxImportError, match=r"'s' \(Softmax\) normalises axis 0"):
         from_onnx(softmax0)
-    training = _graph([h.make_node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"],
-                                   training_mode=1)],
-                      {k: np.ones(3, np.float32) for k in "gbmv"}, n_out=3)
+    training = graph([h.make_node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"],
+                                  training_mode=1)],
+                     {k: np.ones(3, np.float32) for k in "gbmv"}, n_out=3)
     with pytest.raises(OnnxImportError, match="training_mode"):
         from_onnx(training)
 
@@ -663,20 +635,6 @@ def test_import_refuses_files_that_are_not_onnx(tmp_path):
 
 
 # -- PyTorch ----------------------------------------------------------------------------------
-def _torch_export(torch, module, x, path, opset):
-    """The TorchScript exporter (``dynamo=False``): the default dynamo exporter of torch
-    >= 2.9 needs onnxscript, which numnet does not depend on."""
-    kwargs = {"input_names": ["features"], "output_names": ["scores"], "opset_version": opset,
-              "dynamic_axes": {"features": {0: "N"}, "scores": {0: "N"}}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            torch.onnx.export(module, (x,), str(path), dynamo=False, **kwargs)
-        except TypeError:  # a torch without the TorchScript exporter: use dynamo
-            pytest.importorskip("onnxscript", reason="torch's dynamo exporter needs onnxscript")
-            torch.onnx.export(module, (x,), str(path), **kwargs)
-
-
 @pytest.mark.parametrize("opset", [13, 17, 20])  # 20: the TorchScript exporter's newest
 def test_torch_mlp_round_trips_through_from_onnx(opset, tmp_path):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed")
@@ -695,7 +653,7 @@ def test_torch_mlp_round_trips_through_from_onnx(opset, tmp_path):
     module.eval()
     x = inputs((10,), "float32")
     path = tmp_path / "torch.onnx"
-    _torch_export(torch, module, torch.from_numpy(x[:2]), path, opset)
+    torch_export(torch, module, torch.from_numpy(x[:2]), path, opset)
     model = from_onnx(path, loss="cross_entropy", seed=0)
     assert [type(layer).__name__ for layer in model.layers] == [
         "Dense", "BatchNorm1d", "ReLU", "Dense", "LayerNorm", "Tanh", "Dense", "Sigmoid",
@@ -718,8 +676,8 @@ def test_torch_mlp_round_trips_through_from_onnx(opset, tmp_path):
 
 # -- the benchmark ----------------------------------------------------------------------------
 def test_throughput_benchmark_runs(tmp_path):
-    """bench/onnx_throughput.py on a few random images: it runs and checks the outputs agree
-    (its speed is reported, never asserted)."""
+    """bench/onnx_throughput.py on a few random images, MLP and CNN: it runs and checks the
+    outputs agree (its speed is reported, never asserted)."""
     out = tmp_path / "onnx.json"
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "onnx_throughput.py"),
                            "--synthetic", "1200", "--repeats", "1", "--threads", "1",
@@ -728,7 +686,8 @@ def test_throughput_benchmark_runs(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "CPU:" in done.stdout and "outputs agree" in done.stdout
     rows = json.loads(out.read_text())["rows"]
-    assert [row["batch"] for row in rows] == [1000, 1200]
+    assert [(row["model"], row["batch"]) for row in rows] == [
+        ("mlp", 1000), ("mlp", 1200), ("cnn", 1000), ("cnn", 1200)]
 
 
 def test_torch_variants_view_images_no_bias_softmax(tmp_path):
@@ -746,7 +705,7 @@ def test_torch_variants_view_images_no_bias_softmax(tmp_path):
                            nn.Linear(8, 5), nn.Softmax(dim=1)).eval()
     x = inputs((1, 4, 4), "float32")
     path = tmp_path / "view.onnx"
-    _torch_export(torch, module, torch.from_numpy(x[:2]), path, 17)
+    torch_export(torch, module, torch.from_numpy(x[:2]), path, 17)
     assert "Shape" in [n.op_type for n in onnx.load(path).graph.node]
     model = from_onnx(path)
     assert [type(layer) for layer in model.layers] == [Flatten, Dense, ReLU, Dense, Softmax]
@@ -755,11 +714,11 @@ def test_torch_variants_view_images_no_bias_softmax(tmp_path):
         expected = module(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(model.predict_logits(x), expected, rtol=1e-5, atol=1e-6)
 
-    _torch_export(torch, nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.GELU()).eval(),
+    torch_export(torch, nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.GELU()).eval(),
                   torch.from_numpy(x[:2]), path, 17)
     with pytest.raises(OnnxImportError, match=r"tensor '.*Gemm.*' feeds 2 nodes"):
         from_onnx(path)  # GELU written out as Div, Erf, Add, Mul, Mul
-    _torch_export(torch, nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.ELU()).eval(),
+    torch_export(torch, nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.ELU()).eval(),
                   torch.from_numpy(x[:2]), path, 17)
     with pytest.raises(OnnxImportError, match=r"\(Elu\): the op Elu is not supported"):
         from_onnx(path)

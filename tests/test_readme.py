@@ -19,6 +19,7 @@ def test_readme_example_runs(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr  # a healthy run: no TrainingWarning
     accuracy = float(re.search(r"'accuracy': ([0-9.]+)", done.stdout).group(1))
     assert accuracy > 0.9
     assert (tmp_path / "digits.npz").is_file()

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from numnet.errors import NonFiniteError, ShapeError, TrainingDiverged
 from numnet.layers import BatchNorm1d, Dense, Dropout, Layer, ReLU, Tanh
 from numnet.model import Sequential
 from numnet.optim import SGD, Adam, ExponentialDecay, StepDecay
-from numnet.training import History, evaluate, fit
+from numnet.training import History, data, evaluate, fit
 
 
 def spiral(n=100, classes=3, seed=0):
@@ -73,13 +74,37 @@ def test_regression_loss_goes_down_and_reports_mse_and_mae():
                         validation_split=0.2)
     loss = history.history["loss"]
     assert loss[-1] < 0.05 * loss[0] and history.history["val_loss"][-1] < 0.05
-    assert set(history.history) == {"loss", "val_loss", "lr", "seconds"}
+    assert set(history.history) == {"loss", "rmse", "r2", "val_loss", "val_rmse", "val_r2",
+                                    "lr", "seconds"}
+    assert history.history["r2"][-1] > 0.9 and history.history["val_r2"][-1] > 0.9
     scores = model.evaluate(X, y)
-    assert set(scores) == {"loss", "mse", "mae"}
+    assert set(scores) == {"loss", "mse", "mae", "rmse", "r2"}
     prediction = model.predict(X)
     assert scores["mse"] == pytest.approx(metrics.mean_squared_error(y, prediction), rel=1e-5)
     assert scores["mae"] == pytest.approx(metrics.mean_absolute_error(y, prediction), rel=1e-5)
     assert scores["loss"] == pytest.approx(scores["mse"], rel=1e-5)
+
+
+def test_regression_reports_rmse_and_r2_in_evaluate_and_history():
+    """Issue 14: evaluate gave loss, mse and mae only; R^2 and RMSE were nowhere."""
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, (120, 3))
+    y = np.c_[X @ [1.0, -2.0, 0.5], 10 + 3 * X[:, 0] * X[:, 1]]
+    model = Sequential([Dense(3, 16), Tanh(), Dense(16, 2)], loss="mse", seed=0)
+    Xv, yv = X[:30], y[:30]
+    history = model.fit(X[30:], y[30:], epochs=5, batch_size=16, optimizer=Adam(0.02),
+                        verbose=0, validation_data=(Xv, yv))
+    scores = model.evaluate(Xv, yv)
+    prediction = model.predict(Xv)
+    assert scores["rmse"] == pytest.approx(metrics.rmse(yv, prediction), rel=1e-5)
+    assert scores["r2"] == pytest.approx(metrics.r2(yv, prediction), rel=1e-5)
+    assert history.history["val_rmse"][-1] == pytest.approx(scores["rmse"], rel=1e-6)
+    assert history.history["val_r2"][-1] == pytest.approx(scores["r2"], rel=1e-6)
+    assert "val_r2" in history.params["metrics"] and "rmse" in history.params["metrics"]
+    # the training entries are the epoch's running values: R^2 against the training variance
+    assert -10 < history.history["r2"][-1] <= 1
+    assert history.history["rmse"][-1] == pytest.approx(
+        np.sqrt(history.history["loss"][-1]), rel=1e-5)  # mse loss, no L2: rmse = sqrt(loss)
 
 
 # -- the history ----------------------------------------------------------------------
@@ -103,16 +128,73 @@ def test_history_has_keras_names_one_entry_per_epoch():
     assert history.history["val_accuracy"][-1] == scores["accuracy"]
 
 
-def test_validation_split_holds_out_the_last_fraction():
+def test_validation_split_without_shuffle_holds_out_the_last_fraction():
     X, y = spiral(n=50)
     model = classifier()
     seen = []
     probe = LambdaCallback(on_batch_end=lambda batch, logs: seen.append(logs["size"]))
-    history = model.fit(X, y, epochs=1, batch_size=40, validation_split=0.2, verbose=0,
-                        callbacks=[probe])
+    with pytest.warns(UserWarning, match=r"no sample of 2 class\(es\) .*\(0, 1\).*"
+                                         "validation_shuffle=True"):
+        history = model.fit(X, y, epochs=1, batch_size=40, validation_split=0.2, verbose=0,
+                            callbacks=[probe], validation_shuffle=False)
     assert sum(seen) == 120 and history.params["samples"] == 120
     scores = model.evaluate(X[120:], y[120:])
     assert history.history["val_loss"][0] == pytest.approx(scores["loss"], rel=1e-6)
+
+
+def test_validation_split_default_is_shuffled_and_stratified():
+    """Issue 14: on class-sorted data (iris-like), the last-rows split validated on one
+    class and reported val_accuracy 0.0; the default split keeps every class's share."""
+    X, y = spiral(n=50)  # 150 samples, sorted by class
+    histories = []
+    for _ in range(2):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            histories.append(classifier().fit(X, y, epochs=20, batch_size=16, verbose=0,
+                                              validation_split=0.2, optimizer=Adam(0.05)))
+        assert not [w for w in caught if "validation split" in str(w.message)]
+    history = histories[0]
+    assert history.params["samples"] == 120 and history.history["val_accuracy"][-1] > 0.5
+    assert without_time(histories[1]) == without_time(history)  # the same rows every call
+    # the rows held out, as fit draws them: its own generator, seeded by fit's seed (0)
+    held = data.held_out_rows(y, 30, np.random.default_rng([0, data.SPLIT_STREAM]))
+    assert np.bincount(y[held]).tolist() == [10, 10, 10]
+    model = classifier()
+    history = model.fit(X, y, epochs=3, batch_size=16, verbose=0, validation_split=0.2)
+    scores = model.evaluate(X[held], y[held])
+    assert history.history["val_loss"][-1] == pytest.approx(scores["loss"], rel=1e-6)
+    assert history.history["val_accuracy"][-1] == scores["accuracy"]
+
+
+def test_held_out_rows_keeps_each_class_share_and_a_row_in_training():
+    rng = np.random.default_rng(3)
+    strata = np.repeat([5, -1, 7, 9], [50, 30, 19, 1])  # any labels; one singleton class
+    mask = data.held_out_rows(strata, 20, rng)
+    assert mask.sum() == 20
+    counts = {c: int(mask[strata == c].sum()) for c in (5, -1, 7, 9)}
+    assert counts[5] == 10 and counts[-1] == 6 and counts[9] == 0 and counts[7] in (3, 4)
+    assert sum(counts.values()) == 20
+    again = data.held_out_rows(strata, 20, np.random.default_rng(3))
+    np.testing.assert_array_equal(mask, again)  # the generator alone decides
+
+
+def test_validation_split_warns_about_classes_it_cannot_hold_out():
+    X, y = spiral(n=20)
+    X, y = np.r_[X, [[0.0, 0.0]]], np.r_[y, 3]  # a class with a single sample
+    model = Sequential([Dense(2, 4)], loss="cross_entropy", seed=0)
+    with pytest.warns(UserWarning, match=r"no sample of 1 class\(es\) .*\(3\).*too few"):
+        model.fit(X, y, epochs=1, verbose=0, validation_split=0.25)
+
+
+def test_validation_split_of_a_regression_is_random_and_seeded():
+    X = np.linspace(-1, 1, 100).reshape(-1, 1)
+    y = X[:, 0] * 3.0
+    val_losses = []
+    for seed in (1, 1, 2):
+        model = Sequential([Dense(1, 1)], loss="mse", seed=0)
+        history = model.fit(X, y, epochs=1, verbose=0, validation_split=0.3, seed=seed)
+        val_losses.append(history.history["val_loss"][0])
+    assert val_losses[0] == val_losses[1] != val_losses[2]
 
 
 def test_last_partial_batch_is_used():
@@ -328,7 +410,7 @@ X0, Y0 = spiral(n=10)
     ({"validation_data": (X0[:, :1], Y0)}, ShapeError, "validation: X has 1 features"),
     ({"validation_data": (X0, Y0[:5])}, ShapeError, "validation: X has 30 samples but y"),
     ({"optimizer": 3}, TypeError, "optimizer must be an Optimizer or a name"),
-    ({"optimizer": "adagrad"}, ValueError, "unknown optimizer 'adagrad'"),
+    ({"optimizer": "adadelta"}, ValueError, "unknown optimizer 'adadelta'"),
     ({"callbacks": [print]}, TypeError, r"callbacks\[0\] is <built-in function print>"),
     ({"callbacks": "early"}, TypeError, "callbacks must be a list of Callback objects"),
     ({"verbose": 3}, ValueError, r"verbose must be 0 \(silent\), 1"),
@@ -427,8 +509,8 @@ def test_injected_nan_stops_training_naming_epoch_batch_and_layer(where, culprit
     model = Sequential([Dense(2, 8), ReLU(), FaultyScale(8, bad_at=6, where=where),
                         Dense(8, 3)], loss="cross_entropy", seed=0)
     weights = []
-    with pytest.raises(TrainingDiverged) as info:
-        model.fit(X, y, epochs=3, batch_size=10, verbose=0,
+    with pytest.raises(TrainingDiverged) as info:  # health=False: its trace would count
+        model.fit(X, y, epochs=3, batch_size=10, verbose=0, health=False,
                   callbacks=[snapshot_after_each_batch(model, weights)])
     message = str(info.value)
     assert message.startswith("training diverged in epoch 2/3, batch 3/3: ")  # 6th batch

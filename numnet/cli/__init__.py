@@ -8,6 +8,7 @@ Commands
 ``numnet summary``      the layer table of a model file or a JSON architecture
 ``numnet gradcheck``    gradient-check every layer of a model or architecture
 ``numnet trace``        the shape-and-statistics trace of one batch through a model
+``numnet export``       a model file as an ONNX graph (for ONNX Runtime; needs onnx)
 ``numnet datasets``     the built-in and cached datasets, and where they live
 
 Every error prints one line, ``numnet: error: ...``, to standard error and exits with
@@ -40,7 +41,7 @@ MNIST and the digits; ``--invert`` reads dark drawings on a light background.
 Layout
 ------
 One module per command (``train``, ``evaluate``, ``predict``, ``summary``, ``gradcheck``,
-``trace``, ``datasets``), each with ``add_parser(commands)`` and ``run(args) -> int``;
+``trace``, ``export``, ``datasets``), each with ``add_parser(commands)`` and ``run(args) -> int``;
 :mod:`numnet.cli._common` holds the error type, the parser and argument types, and
 :mod:`numnet.cli._data` loads, splits and scales datasets. This module assembles the parser
 and runs a command.
@@ -54,7 +55,16 @@ import traceback
 from collections.abc import Sequence
 
 from numnet import __version__, distributed
-from numnet.cli import datasets, evaluate, gradcheck, predict, summary, trace, train
+from numnet.cli import (
+    datasets,
+    evaluate,
+    export,
+    gradcheck,
+    predict,
+    summary,
+    trace,
+    train,
+)
 from numnet.cli._common import (
     PROG,
     CLIError,
@@ -85,7 +95,7 @@ __all__ = [
 ]
 
 #: the sub-commands, in the order ``numnet --help`` lists them
-COMMANDS = (train, evaluate, predict, summary, gradcheck, trace, datasets)
+COMMANDS = (train, evaluate, predict, summary, gradcheck, trace, export, datasets)
 
 
 def build_parser() -> Parser:

@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     proba = model.predict_proba(X) if args.proba else None
     n_out = proba.shape[1] if proba is not None and proba.ndim == 2 else 0
     if proba is not None:
+        # a binary model with one sigmoid output gives P(class 1), the second class
+        first = 1 if n_out == 1 and classes and len(classes) == 2 else 0
         header += [f"p_{classes[j] if classes and j < len(classes) else j}"
-                   for j in range(n_out)]
+                   for j in range(first, first + n_out)]
     for i, label in enumerate(labels):
         values = [int(v) for v in np.asarray(label).reshape(-1)]  # (N,) or (N, 1) labels
         shown = " ".join(str(classes[v] if classes and 0 <= v < len(classes) else v)

@@ -35,6 +35,7 @@ from numnet.cli._common import (
     positive_int,
 )
 from numnet.cli._data import data_kind, load_data
+from numnet.cli._warnings import one_line_warnings
 from numnet.layers import Conv2D, Dense, Dropout, Layer
 from numnet.model import Sequential
 from numnet.training import History
@@ -43,7 +44,7 @@ DEFAULT_MODEL_FILE = "numnet-model.npz"
 DEFAULT_PLOT_FILE = "numnet-history.png"
 DEFAULT_MLP = (128,)
 DEFAULT_BATCH_SIZE = 32
-OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
+OPTIMIZERS = tuple(optim.ALIASES)  # sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw
 LR_SCHEDULES = ("auto", "constant", "cosine")
 
 EXAMPLES = ("  numnet train\n  numnet train --data mnist --model mlp:256,128 --epochs 5\n"
@@ -99,6 +100,9 @@ def add_parser(commands: Subparsers[Parser]) -> None:
                      help="(default: adam)")
     sub.add_argument("--lr", type=positive_float, default=None,
                      help="learning rate (default: the optimizer's)")
+    sub.add_argument("--clip-norm", type=positive_float, default=None, metavar="MAX",
+                     help="clip the global gradient norm to MAX before each step (e.g. 1.0; "
+                          "default: no clipping)")
     sub.add_argument("--epochs", type=positive_int, default=20, help="(default: 20)")
     sub.add_argument("--batch-size", type=positive_int, default=None,
                      help=f"(default: 32; {_cnn.BATCH_SIZE} for the cnn preset)")
@@ -172,15 +176,17 @@ def run(args: argparse.Namespace) -> int:
     opt_kwargs = {} if args.lr is None else {"lr": args.lr}
     optimizer = optim.get_optimizer(args.optimizer, **opt_kwargs)
     batch_size, schedule = _cnn_recipe(args)
+    clipping = "" if args.clip_norm is None else f", gradients clipped to norm {args.clip_norm:g}"
     say(f"optimizer: {optimizer!r}; {args.epochs} epochs, batch size {batch_size}"
-        + (f", {schedule!r}" if schedule is not None else ""))
+        + (f", {schedule!r}" if schedule is not None else "") + clipping)
     started = time.perf_counter()
-    history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=batch_size,
-                        optimizer=optimizer, lr_schedule=schedule,
-                        validation_data=(X_val, y_val) if len(y_val) else None,
-                        callbacks=_train_callbacks(args, has_val=len(y_val) > 0),
-                        verbose=0 if args.quiet else 1, distributed=args.distributed,
-                        sync_batchnorm=args.sync_batchnorm)
+    with one_line_warnings():
+        history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=batch_size,
+                            optimizer=optimizer, lr_schedule=schedule, clip_norm=args.clip_norm,
+                            validation_data=(X_val, y_val) if len(y_val) else None,
+                            callbacks=_train_callbacks(args, has_val=len(y_val) > 0),
+                            verbose=0 if args.quiet else 1, distributed=args.distributed,
+                            sync_batchnorm=args.sync_batchnorm)
     if not main:  # rank 0 evaluates, saves and plots the model every rank holds
         return 130 if history.interrupted else 0
     trained = time.perf_counter() - started

@@ -160,9 +160,8 @@ class LabelEncoder:
     * strings (``str`` or ``numpy.str_``);
     * booleans, or other hashable values of one type that sort (``datetime.date``, ...).
 
-    Parameters
-    ----------
-    None. Fit with :meth:`fit`, or rebuild a fitted encoder with :meth:`from_config`.
+    It takes no parameters: fit it with :meth:`fit`, or rebuild a fitted encoder with
+    :meth:`from_config`.
 
     Attributes
     ----------

@@ -42,7 +42,11 @@ class NotFittedError(ValueError, AttributeError):
 
 
 class _Scaler:
-    """Shared checks: 2-D or higher input, finite values, same features as at fit."""
+    """Shared checks: finite numbers, of the per-sample shape seen at fit.
+
+    ``(N, features...)`` scales each feature; ``(N,)`` is one feature or a regression
+    target, and stays 1-D.
+    """
 
     _fitted_attr = ""
     #: the ``"type"`` of this scaler's :meth:`get_config` dict
@@ -51,10 +55,10 @@ class _Scaler:
     def _check_input(self, X: np.ndarray, method: str) -> np.ndarray:
         X = np.asarray(X)
         name = type(self).__name__
-        if X.ndim < 2:
+        if X.ndim < 1:
             raise ValueError(
-                f"{name}.{method}: expected X of shape (samples, features...), got shape "
-                f"{X.shape} (use X.reshape(-1, 1) for a single feature)"
+                f"{name}.{method}: expected X of shape (samples, features...), or (samples,) "
+                f"for a single feature or target, got a scalar"
             )
         if X.dtype.kind not in "biuf":
             raise ValueError(f"{name}.{method}: X must be numeric, got dtype {X.dtype}")
@@ -84,6 +88,13 @@ class _Scaler:
         X = self._check_input(X, method)
         expected = getattr(self, self._fitted_attr).shape
         if X.shape[1:] != expected:
+            if not expected or X.ndim == 1:  # 1-D against 2-D: say which is which
+                fitted = "1-D data (N,)" if not expected else f"samples of shape {expected}"
+                raise ValueError(
+                    f"{name}.{method}: X has shape {X.shape}, but this {name} was fitted on "
+                    f"{fitted}" + (" (use X.ravel())" if expected == () and X.shape[1:] == (1,)
+                                   else "")
+                )
             n_expected = expected[0] if len(expected) == 1 else expected
             n_got = X.shape[1] if X.ndim == 2 else X.shape[1:]
             raise ValueError(
@@ -108,7 +119,7 @@ class _Scaler:
 
         Parameters
         ----------
-        X : array_like, shape (N, features...)
+        X : array_like, shape (N, features...) or (N,)
 
         Returns
         -------
@@ -131,11 +142,21 @@ class Standardizer(_Scaler):
     with the same statistics. Constant features get ``scale_ = 1`` (they become 0
     instead of a division by zero).
 
+    A 1-D array ``(N,)`` is one feature, or a regression target: the statistics are then
+    scalars (0-d arrays) and the results 1-D, so targets can be scaled for training and
+    predictions scaled back::
+
+        target = Standardizer().fit(y_train)                 # y_train of shape (N,)
+        model.fit(X_train, target.transform(y_train))
+        y_pred = target.inverse_transform(model.predict(X_test))   # shape (M,)
+
+    (:class:`numnet.sklearn.NumnetRegressor` does this by itself, ``scale_target=True``.)
+
     Attributes
     ----------
-    mean_ : numpy.ndarray of float64, shape (features...)
-    var_ : numpy.ndarray of float64, shape (features...)
-    scale_ : numpy.ndarray of float64, shape (features...)
+    mean_ : numpy.ndarray of float64, shape (features...), or () after 1-D data
+    var_ : numpy.ndarray of float64, shape (features...), or ()
+    scale_ : numpy.ndarray of float64, shape (features...), or ()
         Standard deviation, with 1 for constant features.
     n_samples_seen_ : int
     """
@@ -154,7 +175,7 @@ class Standardizer(_Scaler):
 
         Parameters
         ----------
-        X : array_like, shape (N, features...)
+        X : array_like, shape (N, features...) or (N,)
             Training data, N >= 1, finite.
 
         Returns
@@ -187,7 +208,7 @@ class Standardizer(_Scaler):
 
         Parameters
         ----------
-        X : array_like, shape (M, features...)
+        X : array_like, shape (M, features...) or (M,)
             Same features as at fit time.
 
         Returns
@@ -207,7 +228,7 @@ class Standardizer(_Scaler):
 
         Parameters
         ----------
-        X : array_like, shape (M, features...)
+        X : array_like, shape (M, features...) or (M,)
 
         Returns
         -------
@@ -297,7 +318,7 @@ class MinMaxScaler(_Scaler):
 
         Parameters
         ----------
-        X : array_like, shape (N, features...)
+        X : array_like, shape (N, features...) or (N,)
             Training data, N >= 1, finite.
 
         Returns
@@ -327,7 +348,7 @@ class MinMaxScaler(_Scaler):
 
         Parameters
         ----------
-        X : array_like, shape (M, features...)
+        X : array_like, shape (M, features...) or (M,)
 
         Returns
         -------
@@ -346,7 +367,7 @@ class MinMaxScaler(_Scaler):
 
         Parameters
         ----------
-        X : array_like, shape (M, features...)
+        X : array_like, shape (M, features...) or (M,)
 
         Returns
         -------
@@ -484,13 +505,14 @@ def _check_config(cls: type, config: Mapping[str, Any]) -> str:
 
 
 def _config_array(config: Mapping[str, Any], key: str, where: str) -> np.ndarray:
-    """``config[key]`` as a float64 array of finite numbers (at least 1-D)."""
+    """``config[key]`` as a float64 array of finite numbers (0-d for a scaler of 1-D data)."""
     value = config.get(key)
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         array = np.empty(0)
-    if value is None or array.ndim == 0 or array.size == 0 or not np.isfinite(array).all():
-        raise ValueError(f"{where}: {key!r} must be a non-empty list of finite numbers, got "
+    if value is None or array.size == 0 or not np.isfinite(array).all():
+        raise ValueError(f"{where}: {key!r} must be a non-empty list of finite numbers (or "
+                         f"one number, for a scaler fitted on 1-D data), got "
                          f"{reprlib.repr(value)}")
     return array

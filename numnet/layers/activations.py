@@ -36,6 +36,7 @@ class ReLU(_Activation):
     """
 
     init_family = "he_normal"
+    can_die = True
 
     def __init__(self, dtype: Any = None) -> None:
         super().__init__(dtype)
@@ -97,6 +98,7 @@ class Sigmoid(_Activation):
     """
 
     init_family = "glorot_uniform"
+    saturation = (0.0, 1.0)
 
     def __init__(self, dtype: Any = None) -> None:
         super().__init__(dtype)
@@ -115,6 +117,7 @@ class Tanh(_Activation):
     r"""Hyperbolic tangent. Forward: ``y = tanh(x)``. Backward: ``dx = g * (1 - y^2)``."""
 
     init_family = "glorot_uniform"
+    saturation = (-1.0, 1.0)
 
     def __init__(self, dtype: Any = None) -> None:
         super().__init__(dtype)

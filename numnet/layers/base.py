@@ -171,6 +171,12 @@ class Layer:
     init_family: ClassVar[str | None] = None
     #: the fewest samples a training batch must hold for this layer
     min_train_batch: ClassVar[int] = 1
+    #: bounded activations: the asymptotes ``(low, high)`` of the output, near which the
+    #: derivative vanishes (the diagnosis counts outputs there as saturated)
+    saturation: ClassVar[tuple[float, float] | None] = None
+    #: activations whose unit passes no gradient when its output is 0 (ReLU): a unit that is
+    #: 0 for every sample of a batch is dead (see :mod:`numnet.diagnosis`)
+    can_die: ClassVar[bool] = False
 
     def __init_subclass__(cls, name: str | None = None, register: bool = True,
                           **kwargs: Any) -> None:
@@ -197,6 +203,12 @@ class Layer:
         #: weak reference to the model whose flat buffers hold this layer's parameters
         self.owner: weakref.ReferenceType[Sequential] | None = None
         self._called_shape: tuple[int, ...] | None = None  # output of the last layer(x)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the weak reference to the owning model (a model restores it)."""
+        state = self.__dict__.copy()
+        state["owner"] = None
+        return state
 
     # -- the contract: the maths ----------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:

@@ -142,20 +142,27 @@ class Conv2D(Layer):
         }
 
     def __repr__(self) -> str:
-        # the arguments that differ from their defaults: a summary row stays readable
-        defaults = {"stride": 1, "padding": 0, "dilation": 1, "bias": True, "init": None}
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
+        # the arguments that differ from their defaults, so a summary row stays readable,
+        # and always the initialiser in use (a model picks it when init is None)
+        defaults = {"stride": 1, "padding": 0, "dilation": 1, "bias": True}
+        config = {**self.get_config(), "init": self.init_name}
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items()
                          if k != "dtype" and not (k in defaults and v == defaults[k]))
         return f"Conv2D({args})"
 
     def __getstate__(self) -> dict[str, Any]:
         # copies (deepcopy, pickle) leave the work arrays behind: they are rebuilt on demand
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state["_work"] = Workspace()
         state["_col"] = None
         return state
 
     # -- shapes -------------------------------------------------------------------------
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """``(top, bottom, left, right)``: the zeros added on each side, ``"same"`` resolved."""
+        return self._pad
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         c, h, w = image_shape(self, input_shape, self.in_channels)
         oh, ow = pooled_size(self, c, h, w, self.kernel_size, self.stride, self._pad,

@@ -97,6 +97,10 @@ class BatchNorm1d(Layer):
     * evaluation (the statistics are constants): ``dx = g * gamma * s``, same
       ``dgamma``/``dbeta``.
 
+    :func:`numnet.reference.batchnorm_backward` derives the same ``dx`` the long way, node
+    by node through the computational graph (mean, centre, square, variance, square root,
+    inverse, normalise, scale), and the tests hold the two equal.
+
     Parameters
     ----------
     num_features : int

@@ -89,7 +89,7 @@ class _Pool2D(Layer):
         }
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()  # copies leave the work arrays behind
+        state = super().__getstate__()  # copies leave the work arrays behind
         state["_work"] = Workspace()
         state["_xp"] = None
         return state

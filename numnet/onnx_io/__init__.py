@@ -23,11 +23,26 @@ Softmax                 ``Softmax(axis=-1)``
 Identity                ``Identity``
 Dropout                 nothing (the identity in evaluation)
 Flatten                 ``Flatten(axis=1)``
-BatchNorm1d             ``BatchNormalization`` (running statistics, ``momentum`` as
+Reshape                 ``Reshape(x, [0, *shape])`` (0 keeps the batch size)
+BatchNorm1d/2d          ``BatchNormalization`` (running statistics, ``momentum`` as
                         ``1 - momentum``)
 LayerNorm               ``LayerNormalization(axis=-1)``; in float64, or below opset 17,
                         ``ReduceMean, Sub, Mul, ReduceMean, Add, Sqrt, Div, Mul, Mul, Add``
+Conv2D                  ``Conv`` (weight as it is, bias, strides, dilations, explicit
+                        ``pads``: ``"same"`` resolved as numnet does); in float64
+                        ``Pad, Gather, Gather, Einsum(, Add)``: the windows gathered (im2col
+                        along each image axis) and contracted with the weight
+MaxPool2D               ``MaxPool`` (``pads``: ONNX ignores padding as numnet's ``-inf``)
+AvgPool2D               ``AveragePool(count_include_pad=1)``; in float64
+                        ``Pad, Gather, Gather, ReduceMean``
+GlobalAvgPool2D         ``GlobalAveragePool, Flatten``; in float64 ``ReduceMean`` over
+                        axes 2 and 3
 ======================  ==============================================================
+
+ONNX Runtime 1.32 has no float64 kernel for ``Conv``, ``AveragePool`` and
+``GlobalAveragePool``, hence the float64 forms, all of operators it runs in float64 (run
+them in batches of about a thousand images: the gathered windows take memory as an im2col
+matrix does, about 1 GB per 1000 MNIST images for the issue's CNN).
 
 ``from_onnx`` accepts those graphs and the usual variants (what ``torch.onnx.export``
 writes for an MLP at opsets 13 to 20): ``Gemm`` with any ``transB``/``alpha``/``beta``,
@@ -37,8 +52,14 @@ constant or computed from ``Shape(x)`` (PyTorch's ``x.view(x.size(0), -1)``),
 ``BatchNormalization`` in inference mode, ``LayerNormalization`` over the last axis and its
 decomposition (``Pow`` or ``Mul`` for the square, ``Div`` or ``Reciprocal`` for the
 scale), with constants given as initializers, ``Constant`` nodes or any subgraph of
-constants (folded with ``onnx.reference``). Anything else is an :class:`OnnxImportError`
-naming the node and its op type.
+constants (folded with ``onnx.reference``). For CNNs (what ``torch.onnx.export`` writes):
+``Conv`` (``pads`` or ``auto_pad``; padding both sides alike, or ``"same"`` with stride 1),
+``MaxPool``, ``AveragePool`` (``count_include_pad=1``, or no padding), ``ceil_mode=1``
+where it changes no output size, a ``Pad`` before any of them, ``GlobalAveragePool`` or
+``ReduceMean`` over the height and width (``AdaptiveAvgPool2d(1)``, ``x.mean((2, 3))``),
+``BatchNormalization`` of images, ``Reshape`` to any per-sample shape, ``Squeeze`` of unit
+axes, and numnet's own float64 forms. Anything else is an :class:`OnnxImportError` naming
+the node and its op type.
 
 Float attributes (``epsilon``, ``alpha``, ``momentum``) are float32 in ONNX. float64
 models keep their exact ``eps`` anyway: BatchNorm1d stores ``running_var + (eps -

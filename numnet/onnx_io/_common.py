@@ -28,6 +28,10 @@ ELEM_TYPES: dict[np.dtype, int] = {np.dtype(np.float32): TensorProto.FLOAT,
                                    np.dtype(np.float64): TensorProto.DOUBLE}
 DTYPES: dict[int, np.dtype] = {elem: dtype for dtype, elem in ELEM_TYPES.items()}
 
+#: float64 convolution (see numnet.onnx_io._export_image): the windows (N, C, kh, H_out, kw,
+#: W_out) contracted with the weight (C_out, C_in, kh, kw)
+CONV_EQUATION = "ncipjq,ocij->nopq"
+
 #: metadata_props keys numnet writes itself
 VERSION_KEY = "numnet_version"
 LOSS_KEY = "loss"
@@ -46,6 +50,19 @@ def short_float32(value: float) -> float:
     the user wrote.
     """
     return float(str(np.float32(value)))
+
+
+def window_indices(size: int, kernel: int, stride: int, dilation: int) -> np.ndarray:
+    """Which rows (columns) of an axis of ``size`` padded pixels each window reads.
+
+    ``(kernel, out)`` int64 with ``[i, p] = i * dilation + p * stride``: kernel offset ``i``
+    of window ``p``, for the ``out = (size - dilation * (kernel - 1) - 1) // stride + 1``
+    windows that fit (PyTorch's floor mode). ``Gather`` with it along an image axis is
+    im2col along that axis.
+    """
+    out = (size - dilation * (kernel - 1) - 1) // stride + 1
+    return (np.arange(kernel)[:, None] * dilation + np.arange(out)[None, :] * stride
+            ).astype(np.int64)
 
 
 def encode_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:

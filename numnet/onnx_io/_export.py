@@ -1,8 +1,9 @@
-"""numnet layers to ONNX nodes: one exporter function per layer type, in one registry.
+"""numnet models to ONNX graphs: the dense-family exporters, and the walk along the model.
 
-An exporter is ``fn(ctx, layer, x) -> y``: it adds the nodes computing ``layer`` in
-evaluation mode from the tensor named ``x`` through :class:`ExportContext` and returns the
-name of the tensor holding the result. Layer types are looked up *exactly* (not through
+Exporters (``fn(ctx, layer, x) -> y``, see :mod:`numnet.onnx_io._context`) are registered
+per layer type, here and in :mod:`numnet.onnx_io._export_image` (imported below for its
+registrations, so ``EXPORTERS`` is complete once this module is). Layer types are looked up
+*exactly* (not through
 ``isinstance``): a subclass may compute something else, so it needs its own exporter, and
 without one the export fails naming the layer, never writing a wrong file.
 
@@ -12,19 +13,20 @@ Imported only once the optional ``onnx`` package is known to be installed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
-from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
+from onnx import ModelProto, helper
 
 from numnet import __version__
 from numnet._checks import FLOAT_DTYPES
 from numnet.errors import ShapeError
 from numnet.layers import (
     BatchNorm1d,
+    BatchNorm2d,
     Dense,
     Dropout,
     Flatten,
@@ -33,10 +35,14 @@ from numnet.layers import (
     LayerNorm,
     LeakyReLU,
     ReLU,
+    Reshape,
     Sigmoid,
     Softmax,
     Tanh,
 )
+
+# importing _export_image registers the image layers' exporters
+from numnet.onnx_io import _export_image  # noqa: F401
 from numnet.onnx_io._common import (
     ELEM_TYPES,
     LOSS_KEY,
@@ -46,101 +52,13 @@ from numnet.onnx_io._common import (
     default_opset,
     encode_metadata,
 )
+from numnet.onnx_io._context import EXPORTERS, ExportContext, Exporter, register_exporter
 from numnet.onnx_io.errors import OnnxExportError
 
 if TYPE_CHECKING:
     from numnet.model import Sequential
 
-Exporter = Callable[["ExportContext", Any, str], str]
-
-#: layer type -> the function writing its nodes
-EXPORTERS: dict[type[Layer], Exporter] = {}
-
-
-def register_exporter(*layer_types: type[Layer]) -> Callable[[Exporter], Exporter]:
-    """Decorator: ``fn(ctx, layer, x) -> y`` exports each of ``layer_types``."""
-    def register(fn: Exporter) -> Exporter:
-        for layer_type in layer_types:
-            EXPORTERS[layer_type] = fn
-        return fn
-    return register
-
-
-class ExportContext:
-    """The graph being built, and where in the model the exporter stands.
-
-    Attributes
-    ----------
-    opset : int
-        The opset written; an exporter may choose other nodes below some opset.
-    dtype : numpy.dtype
-        float32 or float64, the model's (and the graph's) float type.
-    index : int
-        Index of the layer being exported; names start with it (``"3.W"``, ``"3.Gemm"``).
-    in_shape : tuple of int
-        The per-sample shape of the layer's input (what ``"same"`` padding needs).
-    """
-
-    def __init__(self, opset: int, dtype: np.dtype) -> None:
-        self.opset = opset
-        self.dtype = dtype
-        self.index = 0
-        self.layer: Layer | None = None
-        self.in_shape: tuple[int, ...] = ()
-        self.nodes: list[NodeProto] = []
-        self.initializers: list[TensorProto] = []
-        self._names: set[str] = set()
-
-    def start(self, index: int, layer: Layer, in_shape: tuple[int, ...]) -> None:
-        self.index, self.layer, self.in_shape = index, layer, in_shape
-
-    def _name(self, base: str) -> str:
-        """``"<index>.<base>"``, made unique with a suffix if needed."""
-        name = f"{self.index}.{base}"
-        suffix = 1
-        while name in self._names:
-            suffix += 1
-            name = f"{self.index}.{base}_{suffix}"
-        self._names.add(name)
-        return name
-
-    def constant(self, name: str, value: Any, dtype: Any = None) -> str:
-        """Add an initializer ``"<index>.<name>"``, in the model's dtype unless ``dtype``."""
-        array = np.ascontiguousarray(value, dtype=self.dtype if dtype is None else dtype)
-        full = self._name(name)
-        self.initializers.append(numpy_helper.from_array(array, full))
-        return full
-
-    def param(self, name: str) -> str:
-        """The layer's parameter or buffer ``name`` as an initializer (named as in
-        ``state_dict``)."""
-        assert self.layer is not None
-        store = self.layer.params if name in self.layer.params else self.layer.buffers
-        return self.constant(name, store[name])
-
-    def node(self, op_type: str, inputs: Sequence[str], **attributes: Any) -> str:
-        """Add a node; returns the name of its (single) output, which is also its name."""
-        name = self._name(op_type)
-        self.nodes.append(helper.make_node(op_type, list(inputs), [name], name=name,
-                                           **attributes))
-        return name
-
-    def reduce_mean_last(self, x: str) -> str:
-        """``ReduceMean`` over the last axis, keeping it (axes an input from opset 18)."""
-        if self.opset >= 18:
-            return self.node("ReduceMean", [x, self.constant("axes", [-1], np.int64)],
-                             keepdims=1)
-        return self.node("ReduceMean", [x], axes=[-1], keepdims=1)
-
-    def rename_output(self, tensor: str, name: str, input_name: str) -> None:
-        """Give the graph's last tensor the output's name (an Identity when it is the input,
-        as for a model of Dropout layers only)."""
-        if tensor == input_name:
-            self.nodes.append(helper.make_node("Identity", [tensor], [name], name=name))
-            return
-        for node in self.nodes:
-            for names in (node.input, node.output):
-                names[:] = [name if value == tensor else value for value in names]
+__all__ = ["EXPORTERS", "ExportContext", "register_exporter", "to_onnx"]
 
 
 # -- the exporters ----------------------------------------------------------------------------
@@ -189,10 +107,17 @@ def _flatten(ctx: ExportContext, layer: Flatten, x: str) -> str:
     return ctx.node("Flatten", [x], axis=1)
 
 
-@register_exporter(BatchNorm1d)
+@register_exporter(Reshape)
+def _reshape(ctx: ExportContext, layer: Reshape, x: str) -> str:
+    # 0 copies the batch size (allowzero=0, the default): the per-sample shape follows
+    return ctx.node("Reshape", [x, ctx.constant("shape", [0, *layer.shape], np.int64)])
+
+
+@register_exporter(BatchNorm1d, BatchNorm2d)
 def _batch_norm(ctx: ExportContext, layer: BatchNorm1d, x: str) -> str:
-    # ONNX's epsilon is a float32 attribute, so the runtime adds float32(eps). In float64
-    # the difference is moved into the variance input, making var + float32(eps) numnet's
+    # BatchNormalization normalises axis 1, of (N, C) and (N, C, H, W) alike. ONNX's
+    # epsilon is a float32 attribute, so the runtime adds float32(eps). In float64 the
+    # difference is moved into the variance input, making var + float32(eps) numnet's
     # var + eps to the last bit or so (from_onnx moves it back).
     running_var = layer.buffers["running_var"].astype(ctx.dtype)
     if ctx.dtype == np.float64:

@@ -97,6 +97,9 @@ class ImportContext:
         self.input_name, self.output_name = inputs[0].name, graph.output[0].name
         self.dtype, self.shape = self._input_type(inputs[0])
         self.tensor = self.input_name
+        #: ids of the Reshape((C, 1, 1)) layers giving a global average ONNX's unit axes
+        #: back; the walk drops those a flatten or reshape follows
+        self.unit_axes: set[int] = set()
         nodes = list(graph.node)  # one Python object per node: identities stay valid
         self.index = {id(node): i for i, node in enumerate(nodes)}
         self.nodes = [node for node in nodes if not self._fold(node)]

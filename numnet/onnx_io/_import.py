@@ -12,12 +12,21 @@ from typing import Any
 
 import numpy as np
 
-from numnet.layers import Flatten, Identity, Layer
+from numnet.layers import (
+    AvgPool2D,
+    Conv2D,
+    Flatten,
+    GlobalAvgPool2D,
+    Identity,
+    Layer,
+    MaxPool2D,
+    Reshape,
+)
 from numnet.losses import Loss, get_loss
 from numnet.model import Sequential  # numnet.io re-exports from_onnx; this module is lazy
 
-# importing _ops and _patterns registers the importers and patterns they define
-from numnet.onnx_io import _ops, _patterns  # noqa: F401
+# importing _ops, _ops_image and _patterns registers the importers and patterns they define
+from numnet.onnx_io import _ops, _ops_image, _patterns  # noqa: F401
 from numnet.onnx_io._common import LOSS_KEY, load_proto, read_metadata
 from numnet.onnx_io._graph import (
     FANOUT_PATTERNS,
@@ -66,7 +75,7 @@ def _walk(ctx: ImportContext) -> list[tuple[Layer, dict[str, np.ndarray]]]:
         raise OnnxImportError(f"{ctx.where}: {ctx.label(left[0])} is not on the chain from "
                               f"the input {ctx.input_name!r} to the output "
                               f"{ctx.output_name!r}; numnet imports a chain of layers")
-    return layers or [(Identity(dtype=ctx.dtype), {})]
+    return _ops_image.drop_unit_axes(ctx, layers) or [(Identity(dtype=ctx.dtype), {})]
 
 
 def _step(ctx: ImportContext) -> Step:
@@ -101,6 +110,15 @@ def _advance(layer: Layer, shape: Shape) -> Shape:
         return layer.output_shape(known)
     if layer.input_shape is not None:
         return layer.output_shape(layer.input_shape)
+    # images of a size the graph leaves open: the channels are known, or the target's
+    if isinstance(layer, Conv2D):
+        return (layer.out_channels, None, None)
+    if isinstance(layer, GlobalAvgPool2D):
+        return shape[:1]
+    if isinstance(layer, Reshape):
+        return tuple(None if d == -1 else d for d in layer.shape)
+    if isinstance(layer, (MaxPool2D, AvgPool2D)):
+        return (shape[0], None, None)
     return (None,) if isinstance(layer, Flatten) else shape
 
 

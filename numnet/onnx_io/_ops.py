@@ -10,6 +10,7 @@ from onnx import NodeProto
 
 from numnet.layers import (
     BatchNorm1d,
+    BatchNorm2d,
     Dense,
     Flatten,
     Identity,
@@ -17,6 +18,7 @@ from numnet.layers import (
     LayerNorm,
     LeakyReLU,
     ReLU,
+    Reshape,
     Sigmoid,
     Softmax,
     Tanh,
@@ -138,18 +140,40 @@ def _reshape(ctx: ImportContext, node: NodeProto) -> Step:
 
 
 def reshape_to(ctx: ImportContext, node: NodeProto, target: list[int]) -> Step:
-    """A Reshape to ``target`` (ONNX's: 0 copies a size, -1 is inferred) as a layer."""
+    """A Reshape to ``target`` (ONNX's: 0 copies a size, -1 is inferred) as a layer:
+    Flatten for ``(N, features)``, else Reshape to the per-sample shape."""
     keeps_batch = target and (target[0] == 0 or (target[0] == -1 and all(
         d > 0 for d in target[1:])))
     if not keeps_batch or (ctx.attrs(node).get("allowzero", 0) and 0 in target):
         raise ctx.fail(node, f"reshapes to {target}; numnet needs the batch axis kept "
                              "(0 or -1 first), as (N, -1) does")
+    sample = [_copied_size(ctx, node, target, axis) if d == 0 else d
+              for axis, d in enumerate(target[1:], start=1)]
     known = known_shape(ctx.shape)
-    size = None if known is None else int(np.prod(known))
-    if len(target) != 2 or (size is not None and target[1] not in (-1, size)):
-        raise ctx.fail(node, f"reshapes per-sample shape {ctx.shape} to {target}; numnet "
-                             "imports a reshape to (N, features) only (as Flatten)")
-    return Step([(Flatten(dtype=ctx.dtype), {})], node.output[0], [node])
+    layer: Layer
+    try:
+        if len(sample) == 1:
+            layer = Flatten(dtype=ctx.dtype)
+            size = None if known is None else int(np.prod(known))
+            if size is not None and sample[0] not in (-1, size):
+                raise ValueError(f"{size} values per sample do not make {sample[0]}")
+        else:
+            layer = Reshape(sample, dtype=ctx.dtype)
+            if known is not None:
+                layer.output_shape(known)
+    except ValueError as exc:  # ShapeError included
+        raise ctx.fail(node, f"reshapes per-sample shape {ctx.shape} to {target}: "
+                             f"{exc}") from exc
+    return Step([(layer, {})], node.output[0], [node])
+
+
+def _copied_size(ctx: ImportContext, node: NodeProto, target: list[int], axis: int) -> int:
+    """The input size a 0 at ``axis`` of a Reshape target copies."""
+    size = ctx.shape[axis - 1] if axis - 1 < len(ctx.shape) else None
+    if size is None:
+        raise ctx.fail(node, f"reshapes to {target}, copying size {axis} of per-sample shape "
+                             f"{ctx.shape}, which is unknown")
+    return size
 
 
 @register_importer("BatchNormalization")
@@ -159,9 +183,12 @@ def _batch_norm(ctx: ImportContext, node: NodeProto) -> Step:
     if attrs.get("training_mode", 0) or not attrs.get("spatial", 1):
         raise ctx.fail(node, "normalises with batch statistics (training_mode=1) or "
                              "spatial=0; numnet imports inference with running statistics")
-    if len(ctx.shape) != 1:
+    # (N, C) is BatchNorm1d's, (N, C, H, W) BatchNorm2d's: both normalise axis 1
+    layer_type = {1: BatchNorm1d, 3: BatchNorm2d}.get(len(ctx.shape))
+    if layer_type is None:
         raise ctx.fail(node, f"normalises input of per-sample shape {ctx.shape}; numnet "
-                             "imports BatchNormalization of (N, features) as BatchNorm1d")
+                             "imports BatchNormalization of (N, features) as BatchNorm1d and "
+                             "of images (N, C, H, W) as BatchNorm2d")
     gamma, beta, mean, var = (ctx.const(node, i, what) for i, what in enumerate(
         ("scale", "bias B", "input_mean", "input_var"), start=1))
     size = gamma.size
@@ -169,9 +196,9 @@ def _batch_norm(ctx: ImportContext, node: NodeProto) -> Step:
     eps = short_float32(eps32)
     momentum = short_float32(1.0 - short_float32(attrs.get("momentum", 0.9)))
     try:
-        layer = BatchNorm1d(size, momentum=momentum, eps=eps, dtype=ctx.dtype)
+        layer = layer_type(size, momentum=momentum, eps=eps, dtype=ctx.dtype)
     except ValueError as exc:
-        raise ctx.fail(node, f"cannot be a BatchNorm1d: {exc}") from exc
+        raise ctx.fail(node, f"cannot be a {layer_type.__name__}: {exc}") from exc
     running_var = vector(ctx, node, var, size, "variance")
     if ctx.dtype == np.float64:
         # the graph adds float32(eps); numnet adds eps: keep the sum (see the exporter)

@@ -2,8 +2,9 @@
 
 * :mod:`numnet.optim.base`: :class:`Optimizer`, the base class (flat state, step count,
   weight-decay mask, saving and restoring state);
-* :mod:`numnet.optim.optimizers`: :class:`SGD`, :class:`RMSProp`, :class:`Adam`,
-  :class:`AdamW` (each update rule written out in its docstring, matching ``torch.optim``),
+* :mod:`numnet.optim.optimizers`: :class:`SGD`, :class:`AdaGrad`, :class:`RMSProp`,
+  :class:`Adam`, :class:`AdamW` (each update rule written out in its docstring, matching
+  ``torch.optim``; :mod:`numnet.reference` has slow, line-by-line versions),
   :func:`get_optimizer` and :func:`from_config`;
 * :mod:`numnet.optim.schedules`: :class:`StepDecay`, :class:`ExponentialDecay`,
   :class:`CosineDecay` and :class:`ReduceLROnPlateau`;
@@ -16,6 +17,7 @@ from numnet.optim.clipping import clip_grad_norm, global_grad_norm
 from numnet.optim.optimizers import (
     ALIASES,
     SGD,
+    AdaGrad,
     Adam,
     AdamW,
     RMSProp,
@@ -36,6 +38,7 @@ from numnet.optim.schedules import (
 __all__ = [
     "ALIASES",
     "SGD",
+    "AdaGrad",
     "Adam",
     "AdamW",
     "CosineDecay",

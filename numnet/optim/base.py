@@ -35,7 +35,8 @@ class Optimizer:
     """Base class: ``step(model)`` applies one update using ``model.flat_grads``.
 
     Subclasses name their state arrays in ``state_names`` and implement ``_update``. The
-    base class creates the state lazily (zeros of the flat size and dtype), keeps the step
+    base class creates the state lazily (arrays of the flat size and dtype, filled with
+    ``_initial_value(name)``, 0 by default), keeps the step
     count, builds the weight-decay mask, and saves and restores state.
 
     Parameters
@@ -145,6 +146,10 @@ class Optimizer:
     def _update(self, params: np.ndarray, grads: np.ndarray, dtype: type) -> None:
         raise NotImplementedError
 
+    def _initial_value(self, key: str) -> float:
+        """What the state array ``key`` holds before the first step (0 unless overridden)."""
+        return 0.0
+
     def _prepare(self, params: np.ndarray, decay_mask: np.ndarray) -> None:
         """Create (or adopt loaded) state arrays of the flat size on first use."""
         size, dtype = params.size, params.dtype
@@ -163,7 +168,8 @@ class Optimizer:
             if first.dtype != dtype:
                 self.state = {key: value.astype(dtype) for key, value in self.state.items()}
         else:
-            self.state = {key: np.zeros(size, dtype=dtype) for key in self.state_names}
+            self.state = {key: np.full(size, self._initial_value(key), dtype=dtype)
+                          for key in self.state_names}
         if self._buffers_fit(size, dtype):
             return
         self._scratch = [np.empty(size, dtype=dtype) for _ in range(self.n_scratch)]

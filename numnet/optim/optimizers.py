@@ -1,6 +1,9 @@
-r"""The update rules: SGD (momentum, Nesterov), RMSProp, Adam and AdamW, and lookup by name.
+r"""The update rules: SGD (momentum, Nesterov), AdaGrad, RMSProp, Adam and AdamW, and lookup
+by name.
 
-Each update rule is written out in its class docstring. They follow PyTorch's
+Each update rule is written out in its class docstring, and once more as plain, slow code in
+:mod:`numnet.reference` (one line per formula), which the tests hold equal to these fast,
+in-place versions. They follow PyTorch's
 ``torch.optim`` classes of the same names and arguments (single-tensor CPU code path): on
 the same gradients the parameters agree to float64 rounding (PyTorch fuses some
 multiply-adds, so the last bit can differ).
@@ -10,7 +13,8 @@ Two ways to shrink weights
 *L2 regularisation* adds ``(l2 / 2) * sum(W ** 2)`` to the loss (``Sequential(..., l2=...)``),
 so its gradient ``l2 * W`` flows through the optimiser like any other gradient: with Adam it
 is divided by the adaptive denominator too. The ``weight_decay`` argument of
-:class:`SGD`, :class:`RMSProp` and :class:`Adam` does exactly the same inside the optimiser
+:class:`SGD`, :class:`AdaGrad`, :class:`RMSProp` and :class:`Adam` does exactly the same
+inside the optimiser
 (``g <- g + wd * p``), as in PyTorch. *Decoupled* weight decay (:class:`AdamW`) instead
 shrinks the weights directly, ``p <- p * (1 - lr * wd)``, outside the adaptive update.
 
@@ -42,6 +46,7 @@ class SGD(Optimizer):
 
     This is ``torch.optim.SGD(lr, momentum, dampening=0, weight_decay, nesterov)``; the
     same gradients give the same parameters to float64 rounding.
+    :func:`numnet.reference.sgd_step` is the same rule, line by line.
 
     Parameters
     ----------
@@ -94,6 +99,72 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
+class AdaGrad(Optimizer):
+    r"""AdaGrad: each parameter's step divided by the root of the sum of all its past squared
+    gradients (Duchi, Hazan & Singer, 2011).
+
+    With ``t`` the step count (1 at the first step)::
+
+        g   <- g + wd * p                                (if wd > 0, decayed entries only)
+        clr <- lr / (1 + (t - 1) * lr_decay)
+        s   <- s + g * g                                 (s starts at initial_accumulator_value)
+        p   <- p - clr * g / (sqrt(s) + eps)
+
+    Parameters that have seen large gradients get small steps, rarely updated ones large
+    steps; since ``s`` only grows, every step size shrinks towards 0 (RMSProp replaces the
+    sum by a moving average to avoid that). This is ``torch.optim.Adagrad(lr, lr_decay,
+    weight_decay, initial_accumulator_value, eps)`` (defaults 0.01, 0, 0, 0, 1e-10), to
+    float64 rounding; :func:`numnet.reference.adagrad_step` is the same rule, line by line.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate (default 0.01, as in PyTorch).
+    lr_decay : float
+        ``>= 0``: the rate at step ``t`` is ``lr / (1 + (t - 1) * lr_decay)``.
+    initial_accumulator_value : float
+        ``>= 0``: the starting value of every sum of squares.
+    eps : float
+        Added to the denominator, >= 0 (default 1e-10).
+    weight_decay, decay_all
+        As in :class:`SGD` (L2 penalty added to the gradient).
+    """
+
+    name = "adagrad"
+    state_names = ("sum",)
+    n_scratch = 2
+
+    def __init__(self, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10,
+                 decay_all: bool = False) -> None:
+        super().__init__(lr, weight_decay, decay_all)
+        self.lr_decay = real_number(lr_decay, "AdaGrad lr_decay", low=0.0)
+        self.initial_accumulator_value = real_number(
+            initial_accumulator_value, "AdaGrad initial_accumulator_value", low=0.0)
+        self.eps = real_number(eps, "AdaGrad eps", low=0.0)
+
+    def _initial_value(self, key: str) -> float:
+        return self.initial_accumulator_value
+
+    def _update(self, params: np.ndarray, grads: np.ndarray, dtype: type) -> None:
+        g = self._coupled_decay(params, grads, dtype)
+        total = self.state["sum"]
+        den, step = self._scratch[0], self._scratch[1]
+        np.multiply(g, g, out=den)
+        total += den
+        np.sqrt(total, out=den)
+        den += dtype(self.eps)
+        clr = self.lr / (1 + (self.steps - 1) * self.lr_decay)
+        # (clr * g) / den, as torch's addcdiv computes it
+        np.multiply(g, dtype(clr), out=step)
+        np.divide(step, den, out=step)
+        params -= step
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "lr_decay": self.lr_decay,
+                "initial_accumulator_value": self.initial_accumulator_value, "eps": self.eps}
+
+
 class RMSProp(Optimizer):
     r"""RMSProp: divide the gradient by a running root mean square of recent gradients.
 
@@ -109,6 +180,7 @@ class RMSProp(Optimizer):
     ``eps`` is added outside the square root. This is ``torch.optim.RMSprop(lr, alpha, eps,
     weight_decay, momentum, centered)`` (defaults alpha 0.99, eps 1e-8), to float64 rounding.
     Note that Keras's RMSprop differs (default rho 0.9, eps inside the root).
+    :func:`numnet.reference.rmsprop_step` is the same rule, line by line.
 
     Parameters
     ----------
@@ -197,7 +269,9 @@ class Adam(Optimizer):
     ``m`` and ``v`` start at 0; the two ``1 - beta^t`` factors correct their bias towards 0.
     This is ``torch.optim.Adam(lr, betas, eps, weight_decay)`` (amsgrad off), to float64
     rounding. Its weight decay is an L2 penalty that goes through the adaptive scaling;
-    :class:`AdamW` decouples it.
+    :class:`AdamW` decouples it. The code below folds the two corrections into one
+    constant to save a pass over the parameters; :func:`numnet.reference.adam_step` is the
+    formula as written above, line by line.
 
     Parameters
     ----------
@@ -281,7 +355,8 @@ class AdamW(Adam):
         p     <- p - (lr / (1 - beta1^t)) * m / den
 
     This is ``torch.optim.AdamW(lr, betas, eps, weight_decay)`` (default ``wd = 0.01``), to
-    float64 rounding. Parameters as in :class:`Adam`.
+    float64 rounding; :func:`numnet.reference.adam_step` with ``decoupled=True`` is the same
+    rule, line by line. Parameters as in :class:`Adam`.
     """
 
     name = "adamw"
@@ -298,6 +373,7 @@ ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "sgd": ("sgd", {}),
     "momentum": ("sgd", {"momentum": 0.9}),
     "nesterov": ("sgd", {"momentum": 0.9, "nesterov": True}),
+    "adagrad": ("adagrad", {}),
     "rmsprop": ("rmsprop", {}),
     "adam": ("adam", {}),
     "adamw": ("adamw", {}),
@@ -305,8 +381,9 @@ ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def get_optimizer(name: str | Optimizer, **kwargs: Any) -> Optimizer:
-    """An optimiser from a name (``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"rmsprop"``,
-    ``"adam"``, ``"adamw"``) and its keyword arguments; an Optimizer is returned as is.
+    """An optimiser from a name (``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adagrad"``,
+    ``"rmsprop"``, ``"adam"``, ``"adamw"``) and its keyword arguments; an Optimizer is
+    returned as is.
 
     ``"momentum"`` is SGD with momentum 0.9 and ``"nesterov"`` adds Nesterov's correction.
 

@@ -176,12 +176,12 @@ class ReduceLROnPlateau:
 
 
 def resolve_mode(mode: str, monitor: str) -> str:
-    """'min' or 'max'; 'auto' means 'max' for accuracy-like metrics, else 'min'."""
+    """'min' or 'max'; 'auto' means 'max' for accuracy-like metrics and R^2, else 'min'."""
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
     if mode != "auto":
         return mode
-    maximise = ("acc", "accuracy", "f1", "precision", "recall", "auc")
+    maximise = ("acc", "accuracy", "f1", "precision", "recall", "auc", "r2")
     return "max" if any(monitor.endswith(word) for word in maximise) else "min"
 
 

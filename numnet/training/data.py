@@ -10,13 +10,15 @@ Everything here runs once per call of ``fit`` or ``evaluate``, before the first 
   :class:`~numnet.losses.BinaryCrossEntropy`, finite targets of the output's shape
   otherwise. It returns them in the form the loss's ``forward`` takes, so no batch is
   checked again;
-* :func:`split_validation` holds out the validation data;
+* :func:`split_validation` holds out the validation data (a random, class-stratified
+  selection by default, :func:`validation_rows`; or the last rows, as Keras);
 * :class:`Batches` cuts the training data into mini-batches, reshuffled every epoch.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -110,7 +112,11 @@ class Targets:
             got = "a scalar" if y.ndim == 0 else f"{y.shape[0]} entries"
             raise ShapeError(f"{what}: X has {n} samples but y has {got}")
         if y.dtype.kind not in "biuf":
-            raise TypeError(f"{what}: y must be numeric, got dtype {y.dtype}")
+            hint = (": encode class labels with numnet.data.LabelEncoder (y = LabelEncoder()"
+                    ".fit_transform(labels); encoder.inverse_transform(model.predict(X)) turns "
+                    "predictions back into labels), or use numnet.sklearn.NumnetClassifier, "
+                    "which takes labels of any kind" if self.kind != "real" else "")
+            raise TypeError(f"{what}: y must be numeric, got dtype {y.dtype}{hint}")
         if y.dtype.kind == "f":
             check_finite(y, f"{what} y")
         if self.kind == "classes" and (y.ndim == 1 or y.shape[1:] == (1,)):
@@ -150,8 +156,21 @@ class Targets:
         if bad.any():
             i = first_bad_index(bad)[0]
             raise ValueError(f"{what}: label {labels[i]} at index {i} is out of range for the "
-                             f"model's {classes} outputs: labels must be in [0, {classes})")
+                             f"model's {classes} outputs: labels must be in [0, {classes}) "
+                             "(numnet.data.LabelEncoder maps labels such as -1/1 or 3/7/10 "
+                             "to 0..K-1)")
         return labels
+
+    def strata(self, y: np.ndarray) -> np.ndarray | None:
+        """The class of each prepared target, to stratify a split by; None when there is
+        none (regression, several binary outputs, soft binary targets)."""
+        if self.kind == "classes":
+            return y if y.ndim == 1 else y.argmax(axis=1)
+        if self.kind == "binary" and self.out_shape == (1,):
+            column = y.reshape(-1)
+            if ((column == 0) | (column == 1)).all():
+                return column.astype(np.int64)
+        return None
 
     def count_correct(self, output: np.ndarray, target: np.ndarray) -> tuple[int, int]:
         """``(correct, counted)``: argmax for multi-class, logit > 0 for binary."""
@@ -173,7 +192,8 @@ class Data:
     def n(self) -> int:
         return int(self.X.shape[0])
 
-    def part(self, rows: slice) -> Data:
+    def part(self, rows: slice | np.ndarray) -> Data:
+        """The samples at ``rows``: views for a slice, copies for an index or a mask."""
         return Data(self.X[rows], self.y[rows], None if self.w is None else self.w[rows])
 
 
@@ -197,8 +217,16 @@ def _data(model: Sequential, targets: Targets, X: np.ndarray, y: Any, w: Any,
 
 
 def split_validation(model: Sequential, targets: Targets, train: Data, validation_data: Any,
-                     validation_split: float) -> tuple[Data, Data | None]:
-    """Split off or check the validation set (the last fraction of the data, as Keras)."""
+                     validation_split: float, shuffle: bool = False,
+                     seed: int | None = None) -> tuple[Data, Data | None]:
+    """Split off or check the validation set.
+
+    ``validation_split`` holds out that fraction of the samples: with ``shuffle`` a random
+    selection, stratified by class for classifiers (:func:`held_out_rows`, drawn by a
+    generator of its own seeded by ``seed``, 0 when None, so every call with the same seed
+    holds out the same rows); without, the last rows, as Keras. A warning names the
+    classes the training part has and the validation part lacks.
+    """
     if validation_data is not None:
         if validation_split:
             raise ValueError("pass either validation_data or validation_split, not both")
@@ -209,11 +237,89 @@ def split_validation(model: Sequential, targets: Targets, train: Data, validatio
         return train, dataset(model, targets, Xv, yv, rest[0] if rest else None, "validation")
     if not validation_split:
         return train, None
-    split = int(math.floor(train.n * (1 - validation_split)))
-    if split <= 0 or split >= train.n:
-        raise ValueError(f"validation_split={validation_split} of {train.n} samples leaves an "
-                         "empty training or validation set")
-    return train.part(slice(0, split)), train.part(slice(split, None))
+    strata = targets.strata(train.y)
+    if not shuffle:
+        split = _fit_rows(train.n, validation_split, "validation_split")
+        if strata is not None:
+            warn_missing_classes(strata[:split], strata[split:], shuffle)
+        return train.part(slice(0, split)), train.part(slice(split, None))
+    rng = np.random.default_rng([0 if seed is None else int(seed), SPLIT_STREAM])
+    held_out = validation_rows(strata, train.n, validation_split, rng)
+    if strata is not None:
+        warn_missing_classes(strata[~held_out], strata[held_out], shuffle)
+    return train.part(~held_out), train.part(held_out)
+
+
+def _fit_rows(n: int, fraction: float, name: str) -> int:
+    """How many of ``n`` samples stay for training when ``fraction`` is held out (as Keras:
+    ``floor(n * (1 - fraction))``); an error when either part would be empty."""
+    split = int(math.floor(n * (1 - fraction)))
+    if split <= 0 or split >= n:
+        raise ValueError(f"{name}={fraction} of {n} samples leaves an empty training or "
+                         "validation set")
+    return split
+
+
+def validation_rows(strata: np.ndarray | None, n: int, fraction: float,
+                    rng: np.random.Generator, name: str = "validation_split") -> np.ndarray:
+    """A mask of the rows to hold out: ``n - floor(n * (1 - fraction))`` of ``n``, drawn by
+    ``rng``, stratified by ``strata`` (a class per row) when given (:func:`held_out_rows`).
+
+    ``name`` names the fraction in the error raised when either part would be empty.
+    """
+    n_val = n - _fit_rows(n, fraction, name)
+    if strata is not None:
+        return held_out_rows(strata, n_val, rng)
+    held = np.zeros(n, dtype=bool)
+    held[rng.permutation(n)[:n_val]] = True
+    return held
+
+
+#: mixed into the seed of the validation split's generator, so that it draws a stream of
+#: its own (not the shuffling's or the layers')
+SPLIT_STREAM = 0x5EED_5917
+
+
+def held_out_rows(strata: np.ndarray, n_val: int, rng: np.random.Generator) -> np.ndarray:
+    """A mask of ``n_val`` rows drawn at random, each class of ``strata`` (one per row)
+    giving its share, rounded so the total is ``n_val``.
+
+    The rounding gives the leftover rows to the classes with the largest fractional shares
+    that can spare a row (keeping one in training), ties broken at random; no Python loop
+    runs over the samples or the classes.
+    """
+    n = strata.size
+    classes, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    share = counts * (n_val / n)
+    quota = np.floor(share).astype(np.int64)
+    spare = (quota + 1 <= counts - 1)  # may take one more and still leave one in training
+    extra = n_val - int(quota.sum())
+    # primary key last: classes that can spare a row, then the largest fraction, then chance
+    order = np.lexsort((rng.random(classes.size), -(share - quota), ~spare))
+    quota[order[:extra]] += 1
+    # rank each row within its class in a random order; the first `quota` ranks are held out
+    by_class = np.lexsort((rng.random(n), inverse))
+    starts = np.cumsum(counts) - counts
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_class] = np.arange(n) - np.repeat(starts, counts)
+    held: np.ndarray = rank < quota[inverse]
+    return held
+
+
+def warn_missing_classes(fit_strata: np.ndarray, val_strata: np.ndarray,
+                         shuffled: bool) -> None:
+    """Warn when the validation rows lack classes the training rows have."""
+    missing = np.setdiff1d(fit_strata, val_strata)
+    if missing.size == 0:
+        return
+    shown = ", ".join(str(c) for c in missing[:10].tolist()) + (", ..." if missing.size > 10
+                                                               else "")
+    hint = ("these classes have too few samples to be in both parts" if shuffled else
+            "validation_split took the last rows (validation_shuffle=False): on data sorted "
+            "by class pass validation_shuffle=True for a stratified split")
+    warnings.warn(f"fit: the validation split holds no sample of {missing.size} class(es) "
+                  f"the training part has ({shown}), so val_loss and val_accuracy do not "
+                  f"measure them; {hint}", UserWarning, stacklevel=4)
 
 
 def min_batch(model: Sequential, n: int) -> int:

@@ -40,8 +40,10 @@ if TYPE_CHECKING:
     from numnet.layers.base import Layer
     from numnet.model import Sequential
 
-HINT = ("lower the learning rate{lr}, scale or standardise the inputs{span}, or clip "
-        "gradients with fit(..., clip_norm=1.0)")
+HINT = ("lower the learning rate{lr}, scale or standardise the inputs{span}, check the "
+        "weights' initialisation (each layer shows its init: He for ReLU, Glorot for "
+        "sigmoid/tanh; a normal with std 1 is far too large), or clip gradients with "
+        "fit(..., clip_norm=1.0) (numnet train --clip-norm 1)")
 
 
 class Updater(Protocol):

@@ -11,6 +11,7 @@ Read top to bottom, ``fit`` is::
         callbacks.on_epoch_end(epoch, logs)          # early stopping, checkpoints, ...
 
 and :func:`train_step` is one step of gradient descent: forward, loss, backward, step.
+:func:`numnet.reference.fit` is the same loop with nothing else around it.
 
 Each step runs inside a :class:`~numnet.training.guard.Guard`, which undoes the step and
 stops training with a message naming the epoch, the batch and the layer when its numbers
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from numnet import metrics
 from numnet._checks import positive_int
 from numnet.callbacks import Callback
 from numnet.errors import NonFiniteError, TrainingDiverged
@@ -131,7 +133,8 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
         callbacks: Sequence[Callback] = (), verbose: int = 1, seed: int | None = None,
         sample_weight: Any = None, clip_norm: float | None = None,
         lr_schedule: Any = None, initial_epoch: int = 0, distributed: bool = False,
-        sync_batchnorm: bool = False) -> History:
+        sync_batchnorm: bool = False, health: bool = True,
+        validation_shuffle: bool = True) -> History:
     """Train ``model`` on ``(X, y)`` with mini-batches.
 
     Parameters
@@ -152,7 +155,8 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
     validation_data : (X_val, y_val) or (X_val, y_val, w_val), optional
         Evaluated after each epoch, giving ``val_loss`` (and ``val_accuracy``).
     validation_split : float in [0, 1)
-        Hold out this last fraction of ``X``/``y`` (taken before shuffling) for validation.
+        Hold out this fraction of ``X``/``y`` for validation (see ``validation_shuffle``).
+        A warning names the classes the training part has and the validation part lacks.
     callbacks : list of Callback
     verbose : {0, 1, 2}
         Silent, a progress bar per epoch, or a line per epoch (on standard error).
@@ -179,6 +183,18 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
     sync_batchnorm : bool
         With ``distributed``: BatchNorm takes its statistics over the global batch
         (SyncBatchNorm) instead of over each rank's part.
+    health : bool
+        Warn (:class:`numnet.errors.TrainingWarning`, once per kind) when training looks
+        unhealthy before anything turns NaN: unscaled inputs, a rising loss, a loss or
+        accuracy at chance level, dead or saturated layers, vanishing or exploding
+        gradients (see :mod:`numnet.health`). A :class:`numnet.health.HealthCheck` in
+        ``callbacks`` is used instead of the default one.
+    validation_shuffle : bool
+        How ``validation_split`` picks its rows. True (the default): at random, stratified
+        by class for classifiers (each class keeps its share in both parts), by a generator
+        seeded with ``seed`` (0 when None), so calls with the same seed hold out the same
+        rows. False: the last rows before any shuffling, as Keras does (for time-ordered
+        data); on data sorted by class that validates on the last class alone.
 
     Returns
     -------
@@ -200,10 +216,14 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
                        validation_split=validation_split, clip_norm=clip_norm,
                        verbose=verbose, optimizer=optimizer, seed=seed, callbacks=callbacks,
                        lr_schedule=lr_schedule, distributed=distributed,
-                       sync_batchnorm=sync_batchnorm)
+                       sync_batchnorm=sync_batchnorm, health=health,
+                       validation_shuffle=validation_shuffle)
     data, targets = checked_data(model, X, y, sample_weight, "fit")
+    model.target_shape = tuple(np.shape(y)[1:])  # predict returns targets of this shape
     train, val = split_validation(model, targets, data, validation_data,
-                                  opts.validation_split)
+                                  opts.validation_split, opts.validation_shuffle, seed)
+    if opts.health is not None:
+        opts.health.watch(train.X, train.y, targets.kind, int(np.prod(targets.out_shape)))
     replicas = opts.replicas  # one process, or one rank of a distributed run
     bounds = batch_bounds(train.n, opts.batch_size,
                           replicas.min_batch(model, train.n, opts.batch_size))
@@ -261,7 +281,9 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
     model.train()
     callbacks.call("on_epoch_begin", epoch, {})
     lr = float(opts.optimizer.lr)
-    meter = Meter(targets, opts.replicas.batch_sums)
+    meter = Meter(targets, opts.replicas.batch_sums,
+                  None if targets.classifier else target_variance(batches.data.y),
+                  opts.replicas.sum if opts.replicas.size > 1 else local)
     guard.epoch = epoch
     for batch, (xb, yb, wb) in enumerate(batches):
         guard.batch = batch  # where we are, for the guard's messages
@@ -275,7 +297,7 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
             return None
     model.eval()
     opts.replicas.sync_buffers(model)  # distributed: the same running statistics everywhere
-    logs = meter.logs()
+    logs = meter.logs(final=True)
     if val is not None:
         logs.update(_validate(model, targets, val, max(opts.batch_size, EVAL_BATCH), guard,
                               opts.replicas))
@@ -285,15 +307,22 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
 
 
 class Meter:
-    """The epoch's running mean loss (over samples) and accuracy (classifiers).
+    """The epoch's running mean loss (over samples) and accuracy (classifiers), or RMSE and
+    R^2 (regression: against ``variance``, each output's variance over the training set).
 
     ``reduce`` sums a batch's numbers over the processes of a distributed run, so the meter
-    counts the whole global batch on every rank.
+    counts the whole global batch on every rank. A regression's squared errors are summed
+    by ``total`` once, at the epoch's end (``logs(final=True)``); in a distributed run the
+    batch logs leave RMSE and R^2 out rather than add a collective to every step.
     """
 
-    def __init__(self, targets: Targets, reduce: Reduce = local) -> None:
+    def __init__(self, targets: Targets, reduce: Reduce = local,
+                 variance: np.ndarray | None = None, total: Reduce = local) -> None:
         self.targets, self.reduce = targets, reduce
+        self.variance, self.total = variance, total
         self.loss_sum, self.seen, self.correct, self.counted = 0.0, 0, 0, 0
+        # this process's squared errors per output (a regression), the same size everywhere
+        self.sq_err = np.zeros(0 if variance is None else variance.size)
 
     def add(self, loss: float, output: np.ndarray, yb: np.ndarray) -> None:
         size = yb.shape[0]
@@ -304,12 +333,40 @@ class Meter:
         self.seen += int(totals[1])
         self.correct += int(totals[2])
         self.counted += int(totals[3])
+        if self.variance is not None and size:
+            self.sq_err += squared_errors(output, yb)
 
-    def logs(self) -> dict[str, float]:
+    def logs(self, final: bool = False) -> dict[str, float]:
         logs = {"loss": self.loss_sum / self.seen}
         if self.targets.classifier:
             logs["accuracy"] = self.correct / self.counted
+        elif self.variance is not None and (final or self.total is local):
+            sq_err = np.asarray(self.total(*self.sq_err)) if final else self.sq_err
+            logs.update(regression_scores(sq_err, self.variance * self.seen, self.seen))
         return logs
+
+
+def squared_errors(output: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``sum((output - target) ** 2)`` over the batch, per output, in float64."""
+    diff = (output.reshape(output.shape[0], -1) - target.reshape(target.shape[0], -1)
+            ).astype(np.float64, copy=False)
+    sums: np.ndarray = np.einsum("ij,ij->j", diff, diff)
+    return sums
+
+
+def target_variance(y: np.ndarray) -> np.ndarray:
+    """Each output's variance over the samples (float64): R^2's denominator, per sample."""
+    flat = y.reshape(y.shape[0], -1)
+    variance: np.ndarray = flat.var(axis=0, dtype=np.float64)
+    return variance
+
+
+def regression_scores(sq_err: np.ndarray, ss_tot: np.ndarray, n: int) -> dict[str, float]:
+    """``rmse`` over every output and ``r2`` averaged over the outputs (as
+    :func:`numnet.metrics.r2_score`), from the summed squared errors per output."""
+    sq = np.asarray(sq_err, dtype=np.float64)
+    return {"rmse": math.sqrt(float(sq.sum()) / (n * sq.size)),
+            "r2": float(metrics.r2_from_sums(sq, ss_tot).mean())}
 
 
 def _validate(model: Sequential, targets: Targets, val: Data, batch_size: int,
@@ -318,19 +375,21 @@ def _validate(model: Sequential, targets: Targets, val: Data, batch_size: int,
 
     A distributed run scores each rank's part of the validation data and sums over ranks.
     """
-    scores = _scores(model, targets, replicas.part(val), batch_size, replicas.sum)
+    scores = _scores(model, targets, replicas.part(val), batch_size, replicas.sum,
+                     None if targets.classifier else target_variance(val.y) * val.n)
     if not math.isfinite(scores["loss"]):
         raise guard.diverged_on_validation(val.X, scores["loss"])
-    return {f"val_{key}": scores[key] for key in ("loss", "accuracy") if key in scores}
+    return {f"val_{key}": scores[key] for key in ("loss", "accuracy", "rmse", "r2")
+            if key in scores}
 
 
 def _params(opts: FitOptions, batches: Batches, train: Data, val: Data | None,
             targets: Targets) -> dict[str, Any]:
-    metrics = ["loss"] + (["accuracy"] if targets.classifier else [])
+    names = ["loss"] + (["accuracy"] if targets.classifier else ["rmse", "r2"])
     if val is not None:
-        metrics += [f"val_{name}" for name in metrics]
+        names += [f"val_{name}" for name in names]
     return {"epochs": opts.epochs, "batch_size": opts.batch_size, "steps": len(batches),
-            "samples": train.n, "verbose": opts.verbose, "metrics": [*metrics, "lr", "seconds"]}
+            "samples": train.n, "verbose": opts.verbose, "metrics": [*names, "lr", "seconds"]}
 
 
 # ----------------------------------------------------------------------------------------
@@ -345,9 +404,10 @@ def evaluate(model: Sequential, X: Any, y: Any, batch_size: int = EVAL_BATCH,
     Returns
     -------
     dict
-        ``{'loss', 'accuracy'}`` for classifiers, ``{'loss', 'mse', 'mae'}`` otherwise.
-        ``loss`` is the mean (sample-weighted) loss plus the model's L2 term, as in
-        training; ``accuracy``, ``mse`` and ``mae`` are unweighted means.
+        ``{'loss', 'accuracy'}`` for classifiers, ``{'loss', 'mse', 'mae', 'rmse', 'r2'}``
+        otherwise. ``loss`` is the mean (sample-weighted) loss plus the model's L2 term, as
+        in training; the metrics are unweighted, over every output element (``r2``: each
+        output's R^2, averaged, as :func:`numnet.metrics.r2_score`).
 
     Raises
     ------
@@ -370,11 +430,14 @@ def evaluate(model: Sequential, X: Any, y: Any, batch_size: int = EVAL_BATCH,
 
 
 def _scores(model: Sequential, targets: Targets, data: Data, batch_size: int,
-            reduce: Reduce = local) -> dict[str, float]:
+            reduce: Reduce = local, ss_tot: np.ndarray | None = None) -> dict[str, float]:
     """The loss and metrics of checked data, ``batch_size`` rows at a time (the sums
-    ``reduce``d over the processes of a distributed run)."""
+    ``reduce``d over the processes of a distributed run). A regression's R^2 divides by
+    ``ss_tot``, each output's sum of squares about its mean over all the data (by default
+    over ``data``: a distributed run scores a part and passes the whole's)."""
     loss_fn = model._need_loss()
-    loss_sum, correct, counted, sq_sum, abs_sum = 0.0, 0.0, 0.0, 0.0, 0.0
+    loss_sum, correct, counted, abs_sum = 0.0, 0.0, 0.0, 0.0
+    sq_err = np.zeros(0 if targets.classifier else int(np.prod(targets.out_shape)))
     with np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss is reported
         for start in range(0, data.n, batch_size):
             end = start + batch_size
@@ -386,16 +449,18 @@ def _scores(model: Sequential, targets: Targets, data: Data, batch_size: int,
                 right, count = targets.count_correct(output, yb)
                 correct, counted = correct + right, counted + count
             else:
-                diff = output.reshape(-1) - yb.reshape(-1)
-                sq_sum += float(np.dot(diff, diff))
-                abs_sum += float(np.abs(diff).sum())
-    loss_sum, n, correct, counted, sq_sum, abs_sum = reduce(
-        loss_sum, data.n, correct, counted, sq_sum, abs_sum)
+                sq_err += squared_errors(output, yb)
+                abs_sum += float(np.abs(output.reshape(-1) - yb.reshape(-1)).sum())
+    loss_sum, n, correct, counted, abs_sum, *summed = reduce(
+        loss_sum, data.n, correct, counted, abs_sum, *sq_err)
     result = {"loss": loss_sum / n + model.l2_penalty()}
     if targets.classifier:
         result["accuracy"] = correct / counted
     else:
         elements = n * int(np.prod(targets.out_shape))
-        result["mse"] = sq_sum / elements
+        result["mse"] = float(np.sum(summed)) / elements
         result["mae"] = abs_sum / elements
+        if ss_tot is None:
+            ss_tot = target_variance(data.y) * data.n
+        result.update(regression_scores(np.asarray(summed), ss_tot, int(n)))
     return result

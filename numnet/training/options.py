@@ -9,6 +9,7 @@ import numpy as np
 
 from numnet._checks import positive_int, real_number
 from numnet.callbacks import Callback, CallbackList, LearningRateScheduler, ProgressBar
+from numnet.health import HealthCheck
 from numnet.optim import Adam, LRSchedule, Optimizer, ReduceLROnPlateau, get_optimizer
 from numnet.training.parallel import DataParallel, Replicas
 
@@ -30,13 +31,16 @@ class FitOptions:
     optimizer: Optimizer
     rng: np.random.Generator  # shuffles the batches
     callbacks: CallbackList
+    health: HealthCheck | None  # the health warnings (one of the callbacks), or None
     replicas: Replicas = field(default_factory=Replicas)  # one process, or DataParallel
+    validation_shuffle: bool = True
 
 
 def fit_options(model: Sequential, *, epochs: Any, initial_epoch: Any, batch_size: Any,
                 shuffle: Any, validation_split: Any, clip_norm: Any, verbose: Any,
                 optimizer: Any, seed: Any, callbacks: Any, lr_schedule: Any,
-                distributed: Any = False, sync_batchnorm: Any = False) -> FitOptions:
+                distributed: Any = False, sync_batchnorm: Any = False,
+                health: Any = True, validation_shuffle: Any = True) -> FitOptions:
     """Check ``fit``'s arguments other than the data; raise naming the bad one."""
     epochs = positive_int(epochs, "epochs")
     if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
@@ -45,18 +49,22 @@ def fit_options(model: Sequential, *, epochs: Any, initial_epoch: Any, batch_siz
                          f"{initial_epoch!r}")
     batch_size = positive_int(batch_size, "batch_size")
     verbose = _verbose(verbose)
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    for name, flag in (("shuffle", shuffle), ("validation_shuffle", validation_shuffle)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     validation_split = real_number(validation_split, "validation_split", low=0.0, high=1.0,
                                    high_open=True)
     if clip_norm is not None:
         clip_norm = real_number(clip_norm, "clip_norm", low=0.0, low_open=True)
     optimizer = Adam(1e-3) if optimizer is None else get_optimizer(optimizer)
     rng = generator(model, seed)
+    if not isinstance(health, (bool, np.bool_)):
+        raise TypeError(f"health must be True or False, got {health!r}")
     callback_list = CallbackList(_callbacks(callbacks, lr_schedule, verbose))
+    checker = _health_check(callback_list, bool(health))
     return FitOptions(epochs, int(initial_epoch), batch_size, bool(shuffle), validation_split,
-                      clip_norm, verbose, optimizer, rng, callback_list,
-                      _replicas(distributed, sync_batchnorm))
+                      clip_norm, verbose, optimizer, rng, callback_list, checker,
+                      _replicas(distributed, sync_batchnorm), bool(validation_shuffle))
 
 
 def _replicas(distributed: Any, sync_batchnorm: Any) -> Replicas:
@@ -104,6 +112,16 @@ def _callbacks(callbacks: Any, lr_schedule: Any, verbose: int) -> list[Callback]
     if verbose:
         result.append(ProgressBar(verbose))
     return result
+
+
+def _health_check(callbacks: CallbackList, health: bool) -> HealthCheck | None:
+    """The user's HealthCheck, else a default one added last (after the progress bar, so an
+    epoch's warnings follow its closed bar), unless ``health`` is False."""
+    mine = next((cb for cb in callbacks.callbacks if isinstance(cb, HealthCheck)), None)
+    if mine is None and health:
+        mine = HealthCheck()
+        callbacks.callbacks.append(mine)
+    return mine
 
 
 def _verbose(verbose: Any) -> int:

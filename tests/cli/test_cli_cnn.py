@@ -63,7 +63,8 @@ def test_cnn_activation_dropout_and_square_csv_rows() -> None:
 
 def test_train_cnn_on_digits_with_plots(cnn_trained: dict) -> None:
     out = ok(cnn_trained["result"])
-    assert "Conv2D(in_channels=1, out_channels=4, kernel_size=3, padding='same')" in out
+    assert ("Conv2D(in_channels=1, out_channels=4, kernel_size=3, padding='same', "
+            "init='he_normal')") in out
     assert "(N, 4, 8, 8)" in out and "(N, 8, 2, 2)" in out
     assert "batch size 32, CosineDecay(" in out  # --batch-size given; the cosine recipe
     assert float(re.search(r"test accuracy: ([\d.]+)%", out).group(1)) > 80

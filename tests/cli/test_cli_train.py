@@ -248,7 +248,7 @@ def test_text_class_labels(tmp_path: Path) -> None:
     (["--lr", "-1"], ["--lr"]),
     (["--dtype", "float16"], ["--dtype"]),
     (["--no-such-option"], ["unrecognized arguments"]),
-    (["--model", "cnn"], ["cnn", "not available yet"]),
+    (["--model", "cnn:32,x"], ["cnn:32,x", "positive integers"]),
     (["--model", "mlp:12,x"], ["mlp:12,x", "positive integers"]),
     (["--model", "mlp:0"], ["positive integers"]),
     (["--model", "resnet"], ["unknown --model 'resnet'"]),

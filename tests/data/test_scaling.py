@@ -70,8 +70,8 @@ def test_wrong_feature_count(Scaler) -> None:
 
 @pytest.mark.parametrize("Scaler", [Standardizer, MinMaxScaler])
 def test_bad_fit_input(Scaler) -> None:
-    with pytest.raises(ValueError, match=r"reshape\(-1, 1\)"):
-        Scaler().fit(np.arange(5.0))
+    with pytest.raises(ValueError, match=r"or \(samples,\) .*got a scalar"):
+        Scaler().fit(np.float64(5.0))
     with pytest.raises(ValueError, match=r"contains nan at index \(1, 0\)"):
         Scaler().fit(np.array([[1.0], [np.nan]]))
     with pytest.raises(ValueError, match="no samples"):
@@ -205,3 +205,30 @@ def test_n_features_in() -> None:
     assert MinMaxScaler().fit(np.zeros((4, 2, 5))).n_features_in_ == 10
     with pytest.raises(NotFittedError, match="n_features_in_"):
         _ = Standardizer().n_features_in_
+
+
+@pytest.mark.parametrize("Scaler", [Standardizer, MinMaxScaler])
+def test_a_1d_target_is_accepted_and_stays_1d(Scaler) -> None:
+    """Issue 14: a regression target (N,) is scaled without reshaping, and comes back 1-D."""
+    y = np.array([10.0, 20.0, 30.0, 60.0])
+    scaler = Scaler().fit(y)
+    scaled = scaler.transform(y)
+    assert scaled.shape == (4,) and scaler.n_features_in_ == 1
+    np.testing.assert_allclose(scaled, Scaler().fit(y.reshape(-1, 1)).transform(
+        y.reshape(-1, 1)).ravel())
+    np.testing.assert_allclose(scaler.inverse_transform(scaled), y)
+    assert scaler.fit_transform(y).shape == (4,)
+    rebuilt = Scaler.from_config(json.loads(json.dumps(scaler.get_config())))
+    np.testing.assert_array_equal(rebuilt.transform(y), scaled)
+    with pytest.raises(ValueError, match=r"fitted on 1-D data \(N,\) \(use X.ravel\(\)\)"):
+        scaler.transform(y.reshape(-1, 1))
+    with pytest.raises(ValueError, match=r"has shape \(4,\), but .* samples of shape \(1,\)"):
+        Scaler().fit(y.reshape(-1, 1)).transform(y)
+
+
+def test_standardizer_1d_statistics() -> None:
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    scaler = Standardizer().fit(y)
+    assert scaler.mean_ == 2.5 and scaler.scale_ == pytest.approx(np.std(y))
+    assert scaler.get_config() == {"type": "standardize", "mean": 2.5, "std": np.std(y)}
+    assert Standardizer().fit(np.full(3, 7.0)).transform(np.full(3, 7.0)).tolist() == [0, 0, 0]

@@ -1,9 +1,10 @@
 """Shared by the optimiser tests: a flat "model", a gradient field, and PyTorch's trajectories.
 
 The reference trajectories were recorded once with PyTorch 2.13.0 (``torch.optim`` SGD,
-RMSprop, Adam and AdamW in float64, weights in a param group with the weight decay and biases
-in one without, or everything decayed for ``*_decay_all``) on the gradients of ``grad(p, k)``;
-torch is not needed to run the tests.
+Adagrad, RMSprop, Adam and AdamW in float64, weights in a param group with the weight decay
+and biases in one without, or everything decayed for ``*_decay_all``) on the gradients of
+``grad(p, k)``; torch is not needed to run the tests (``torch_trajectory`` compares live
+when it is installed).
 """
 
 from __future__ import annotations
@@ -39,7 +40,57 @@ def trajectory(opt, steps=6, model=None):
     return np.array(out)
 
 
+def torch_trajectory(make, wd=0.0, decay_all=False, steps=6):
+    """The trajectory of the torch optimiser ``make(param_groups)`` on the same gradients:
+    weights in a group with weight decay ``wd``, biases in one with none (or ``wd`` too with
+    ``decay_all``). Needs torch (the tests call it only when it imports)."""
+    import torch  # noqa: PLC0415 - optional: only for the live comparisons
+
+    p = torch.tensor(P0, dtype=torch.float64)
+    w = torch.nn.Parameter(p[MASK].clone())
+    b = torch.nn.Parameter(p[~MASK].clone())
+    opt = make([{"params": [w], "weight_decay": wd},
+                {"params": [b], "weight_decay": wd if decay_all else 0.0}])
+    full = P0.copy()
+    out = []
+    for k in range(steps):
+        g = grad(full, k)
+        w.grad, b.grad = torch.tensor(g[MASK]), torch.tensor(g[~MASK])
+        opt.step()
+        full[MASK], full[~MASK] = w.detach().numpy(), b.detach().numpy()
+        out.append(full.copy())
+    return np.array(out)
+
+
 TORCH = {
+    "adagrad": [
+        [0.40000000002, -1.1500000000268413, 1.9000000000023405,
+         0.6500000000085665, -0.2000000000331081],
+        [0.3206273238082311, -1.087002682406088, 1.833134052123107,
+         0.596050416297446, -0.12546582724710525],
+        [0.26209435909284495, -1.0147633070084467, 1.7817785899610705,
+         0.5559770451304485, -0.10082417503813644],
+        [0.23333482152592863, -0.9420686777962618, 1.7378376943753113,
+         0.5115623718423898, -0.13533565527426777],
+        [0.23274023093950483, -0.8820181150127896, 1.6964257789646557,
+         0.4619745981909202, -0.18202615508877645],
+        [0.23792306761552545, -0.843656604007316, 1.6562820004472285,
+         0.41661971050639446, -0.19576625897056282],
+    ],
+    "adagrad_all": [
+        [0.4693020277976474, -1.2212267149704599, 1.950613355155308,
+         0.7072341393466188, -0.2803592867435731],
+        [0.43970232414173893, -1.1998791190935356, 1.919948371877419,
+         0.6835366965803975, -0.26118388157760986],
+        [0.41722065269977243, -1.1761719033883156, 1.8979868784442637,
+         0.6660863397050675, -0.2539681353810493],
+        [0.404271685041008, -1.1524561803482465, 1.880450692798723,
+         0.6483503424198382, -0.25986518867141023],
+        [0.3991056844925063, -1.1330495260824827, 1.8650869034735813,
+         0.630219013941488, -0.26904787822350273],
+        [0.3957700251614821, -1.120042835615147, 1.8512102328452436,
+         0.6143999776116356, -0.271127788465488],
+    ],
     "sgd": [
         [0.45, -1.212744129544237, 1.5727210771952296,
          0.633266399758204, -0.2697959251407621],

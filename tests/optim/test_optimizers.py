@@ -6,17 +6,20 @@ import json
 
 import numpy as np
 import pytest
-from optim_helpers import MASK, P0, TORCH, FlatModel, grad, trajectory
+from optim_helpers import MASK, P0, TORCH, FlatModel, grad, torch_trajectory, trajectory
 
 from numnet import optim
 from numnet.layers import Dense, ReLU
 from numnet.model import Sequential
-from numnet.optim import SGD, Adam, AdamW, RMSProp, from_config, get_optimizer
+from numnet.optim import SGD, AdaGrad, Adam, AdamW, RMSProp, from_config, get_optimizer
 
 CASES = {
     "sgd": lambda: SGD(0.1),
     "sgd_momentum_wd": lambda: SGD(0.1, momentum=0.9, weight_decay=0.05),
     "sgd_nesterov": lambda: SGD(0.05, momentum=0.8, nesterov=True, weight_decay=0.1),
+    "adagrad": lambda: AdaGrad(0.1),
+    "adagrad_all": lambda: AdaGrad(0.05, lr_decay=0.1, weight_decay=0.1,
+                                   initial_accumulator_value=0.5, eps=1e-6),
     "rmsprop": lambda: RMSProp(0.01),
     "rmsprop_all": lambda: RMSProp(0.02, alpha=0.9, eps=1e-6, momentum=0.5, centered=True,
                                    weight_decay=0.1),
@@ -34,6 +37,45 @@ CASES = {
 def test_trajectories_match_torch_to_float64_rounding(case):
     ours = trajectory(CASES[case]())
     np.testing.assert_allclose(ours, np.array(TORCH[case]), rtol=1e-13, atol=1e-15)
+
+
+ADAGRAD_TORCH = {  # the torch.optim.Adagrad arguments of the AdaGrad cases
+    "adagrad": ({"lr": 0.1}, 0.0),
+    "adagrad_all": ({"lr": 0.05, "lr_decay": 0.1, "initial_accumulator_value": 0.5,
+                     "eps": 1e-6}, 0.1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ADAGRAD_TORCH))
+def test_adagrad_matches_torch_live(case):
+    """The recorded AdaGrad trajectories, checked again against the installed torch."""
+    torch = pytest.importorskip("torch")
+    kwargs, wd = ADAGRAD_TORCH[case]
+    theirs = torch_trajectory(lambda groups: torch.optim.Adagrad(groups, **kwargs), wd=wd)
+    np.testing.assert_allclose(theirs, np.array(TORCH[case]), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(trajectory(CASES[case]()), theirs, rtol=1e-13, atol=1e-15)
+
+
+def test_adagrad_by_hand():
+    # g = 2 each step: s = 4, 8; steps 0.1 * 2 / 2 and 0.1 * 2 / sqrt(8); lr_decay halves the
+    # second step's rate; the accumulator starts at initial_accumulator_value
+    model = FlatModel([1.0], [True])
+    opt = AdaGrad(0.1, eps=0.0)
+    for expected in (0.9, 0.9 - 0.2 / 8 ** 0.5):
+        model.flat_grads[:] = 2.0
+        opt.step(model)
+        assert model.flat_params[0] == pytest.approx(expected, rel=1e-15)
+    model = FlatModel([1.0], [True])
+    opt = AdaGrad(0.1, lr_decay=1.0, initial_accumulator_value=5.0, eps=0.0)
+    for expected in (1 - 0.2 / 3, 1 - 0.2 / 3 - 0.05 * 2 / 13 ** 0.5):
+        model.flat_grads[:] = 2.0
+        opt.step(model)
+        assert model.flat_params[0] == pytest.approx(expected, rel=1e-14)
+    assert opt.state["sum"][0] == 13.0
+    opt.zero_state()
+    model.flat_grads[:] = 0.0
+    opt.step(model)  # the accumulator starts again from its initial value
+    assert opt.state["sum"][0] == 5.0
 
 
 def test_sgd_momentum_and_nesterov_by_hand():
@@ -195,7 +237,7 @@ def test_get_config_is_json_and_names_the_optimiser():
         opt = make()
         config = opt.get_config()
         assert json.loads(json.dumps(config)) == config
-        assert config["name"] in {"sgd", "rmsprop", "adam", "adamw"}
+        assert config["name"] in {"sgd", "adagrad", "rmsprop", "adam", "adamw"}
         assert from_config(config).get_config() == config
         assert type(opt).__name__ in repr(opt)
 
@@ -208,15 +250,17 @@ def test_get_optimizer_by_name():
     assert get_optimizer("momentum", momentum=0.5).momentum == 0.5
     assert get_optimizer("nesterov").nesterov
     assert isinstance(get_optimizer("rmsprop"), RMSProp)
+    assert isinstance(get_optimizer("AdaGrad", lr_decay=0.1), AdaGrad)
     assert get_optimizer("sgd", lr=0.3).lr == 0.3
     opt = Adam()
     assert get_optimizer(opt) is opt
 
 
 def test_get_optimizer_and_from_config_errors():
-    with pytest.raises(ValueError, match=r"unknown optimizer 'adagrad'; known: \['adam', "
-                                         r"'adamw', 'momentum', 'nesterov', 'rmsprop', 'sgd'\]"):
-        get_optimizer("adagrad")
+    with pytest.raises(ValueError, match=r"unknown optimizer 'lion'; known: \['adagrad', "
+                                         r"'adam', 'adamw', 'momentum', 'nesterov', 'rmsprop', "
+                                         r"'sgd'\]"):
+        get_optimizer("lion")
     with pytest.raises(TypeError, match="Optimizer or a name"):
         get_optimizer(3)
     with pytest.raises(ValueError, match="keyword arguments"):
@@ -241,6 +285,10 @@ def test_get_optimizer_and_from_config_errors():
     (lambda: AdamW(eps=-1), "AdamW eps must be in"),
     (lambda: RMSProp(alpha=1.5), "RMSProp alpha must be in"),
     (lambda: RMSProp(momentum=-0.1), "RMSProp momentum must be in"),
+    (lambda: AdaGrad(lr_decay=-1), "AdaGrad lr_decay must be in"),
+    (lambda: AdaGrad(initial_accumulator_value=-0.1),
+     "AdaGrad initial_accumulator_value must be in"),
+    (lambda: AdaGrad(eps=float("nan")), "AdaGrad eps"),
 ])
 def test_hyperparameters_are_checked(make, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -250,12 +298,12 @@ def test_hyperparameters_are_checked(make, message):
 def test_module_exports():
     """Every name imported from ``numnet.optim`` (by numnet, the tests, bench and examples)
     still comes from the package, whichever module of it defines the name."""
-    for name in ("SGD", "RMSProp", "Adam", "AdamW", "Optimizer", "ALIASES", "get_optimizer",
-                 "from_config", "clip_grad_norm", "global_grad_norm", "LRSchedule",
+    for name in ("SGD", "AdaGrad", "RMSProp", "Adam", "AdamW", "Optimizer", "ALIASES",
+                 "get_optimizer", "from_config", "clip_grad_norm", "global_grad_norm", "LRSchedule",
                  "StepDecay", "ExponentialDecay", "CosineDecay", "ReduceLROnPlateau",
                  "ScheduleLike", "non_negative_int", "resolve_mode", "is_improvement"):
         assert hasattr(optim, name), name
     assert sorted(optim.__all__) == sorted(name for name in optim.__all__
                                            if hasattr(optim, name))
-    assert optim.Optimizer.registry == {"sgd": SGD, "rmsprop": RMSProp, "adam": Adam,
-                                        "adamw": AdamW}
+    assert optim.Optimizer.registry == {"sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSProp,
+                                        "adam": Adam, "adamw": AdamW}
