@@ -9,10 +9,11 @@ the last); biases start at 0. The PyTorch network is given a **copy** of those w
 (conv weights have the same layout; a Dense weight ``(in, out)`` is a Linear weight
 ``(out, in)`` transposed), so both start at the same point.
 
-The recipe (``epoch_lr``, ``lr_schedule``): Adam from lr 1e-3, its rate decayed per epoch
-along a half cosine over the run, ``lr_e = 1e-3 * (1 + cos(pi * e / N)) / 2`` for epoch
-``e = 0..N-1`` (``numnet.optim.CosineDecay(N)``); for 3 epochs 1e-3, 7.5e-4, 2.5e-4. The
-README of ``bench/`` says why.
+The recipe (``step_lr``, ``lr_schedule``), the ``cnn`` preset's of ``numnet train``: Adam
+from lr 1e-3, its rate set before every batch along a half cosine down to 0 over the run,
+``lr = 1e-3 * (1 + cos(pi * t / N)) / 2`` at ``t = e + b / B`` (epoch ``e`` of ``N``, batch
+``b`` of ``B``; ``numnet.optim.CosineDecay(N, per_batch=True)``). It was chosen on a
+validation split (see ``numnet/cli/_cnn.py``).
 
 Import after :func:`_common.pin_threads_from_argv` (this imports numpy).
 """
@@ -33,13 +34,13 @@ WIDTHS = (32, 64, 128)
 
 def lr_schedule(epochs: int) -> CosineDecay:
     """numnet's schedule of the recipe, for ``fit(lr_schedule=...)`` over ``epochs``."""
-    return CosineDecay(total_epochs=epochs)
+    return CosineDecay(total_epochs=epochs, per_batch=True)
 
 
-def epoch_lr(epoch: int, epochs: int, lr: float = _common.LR) -> float:
-    """The recipe's learning rate in epoch ``epoch`` (from 0) of ``epochs``: the same value
-    numnet's schedule gives, for PyTorch's optimiser."""
-    return lr_schedule(epochs).lr_at(epoch, lr)
+def step_lr(epoch: int, batch: int, steps: int, epochs: int, lr: float = _common.LR) -> float:
+    """The recipe's learning rate for batch ``batch`` of ``steps`` in epoch ``epoch`` (both
+    from 0) of ``epochs``: the value numnet's schedule sets, for PyTorch's optimiser."""
+    return lr_schedule(epochs).lr_at(epoch + batch / steps, lr)
 
 
 def numnet_cnn(seed: int, widths: tuple[int, int, int] = WIDTHS, dtype: str = "float32"

@@ -66,9 +66,9 @@ The ``cnn`` task
 ----------------
 The issue's network (``bench/_cnn.py``), numnet's initial weights copied into PyTorch as
 for the MLP, inputs ``(N, 1, 28, 28)``; Adam, batch 128, reshuffled every epoch, with the
-learning rate of epoch ``e`` of ``N`` set by ``_cnn.epoch_lr(e, N)`` in both (numnet:
-``fit(lr_schedule=_cnn.lr_schedule(N))``; PyTorch: the optimiser's ``lr`` set before each
-epoch). scikit-learn has no convolutional network: skipped as n/a.
+learning rate of batch ``b`` of epoch ``e`` set by ``_cnn.step_lr(e, b, B, N)`` in both
+(numnet: ``fit(lr_schedule=_cnn.lr_schedule(N))``; PyTorch: the optimiser's ``lr`` set
+before each batch). scikit-learn has no convolutional network: skipped as n/a.
 """
 
 from __future__ import annotations
@@ -284,15 +284,16 @@ def run_torch(args: argparse.Namespace, data: tuple, result: dict[str, Any]) -> 
         generator = torch.Generator().manual_seed(args.seed)
         n, bs = xt.shape[0], _common.BATCH_SIZE
         epoch_seconds, losses = [], []
+        steps = -(-n // bs)
         for epoch in range(args.epochs):
-            if args.task == "cnn":
-                for group in optimizer.param_groups:
-                    group["lr"] = _cnn.epoch_lr(epoch, args.epochs)
             start = time.perf_counter()
             model.train()
             order = torch.randperm(n, generator=generator)
             loss_sum = 0.0
             for i in range(0, n, bs):
+                if args.task == "cnn":
+                    for group in optimizer.param_groups:
+                        group["lr"] = _cnn.step_lr(epoch, i // bs, steps, args.epochs)
                 index = order[i:i + bs]
                 xb, yb = xt.index_select(0, index), yt.index_select(0, index)
                 optimizer.zero_grad(set_to_none=True)

@@ -7,7 +7,7 @@ from the same initial weights, epoch by epoch interleaved, each in its own proce
 
 The network (``bench/_cnn.py``): conv(1->32, 3x3)-ReLU-maxpool2-conv(32->64, 3x3)-ReLU-
 maxpool2-Flatten-Dense(1600, 128)-ReLU-Dense(128, 10); Adam (lr 1e-3, betas 0.9/0.999,
-eps 1e-8) with the recipe's per-epoch cosine decay of the rate (``_cnn.epoch_lr``;
+eps 1e-8) with the recipe's per-batch cosine decay of the rate (``_cnn.step_lr``;
 ``--schedule constant`` keeps 1e-3 throughout), batch 128 reshuffled every epoch, float32,
 the full MNIST (60,000 / 10,000)
 from ``--data``, ``$NUMNET_MNIST_DIR`` or ``../shared/data/mnist`` (never downloaded).
@@ -141,14 +141,14 @@ def run_torch(args: argparse.Namespace) -> None:
     for epoch in range(args.epochs):
         if not wait_for_go():
             return
-        if args.schedule == "cosine":
-            for group in optimizer.param_groups:
-                group["lr"] = _cnn.epoch_lr(epoch, args.epochs)
         start = time.perf_counter()
         net.train()
         order = torch.randperm(n, generator=generator)
         loss_sum = 0.0
         for i in range(0, n, bs):
+            if args.schedule == "cosine":
+                for group in optimizer.param_groups:
+                    group["lr"] = _cnn.step_lr(epoch, i // bs, -(-n // bs), args.epochs)
             index = order[i:i + bs]
             xb, yb = xt.index_select(0, index), yt.index_select(0, index)
             optimizer.zero_grad(set_to_none=True)

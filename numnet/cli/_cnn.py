@@ -26,8 +26,8 @@ DEFAULT_WIDTHS = (32, 64, 128)
 BATCH_SIZE = 128
 
 HELP = ("'cnn' (the issue's network: conv3x3-maxpool blocks of 32 and 64 channels, then a "
-        "hidden Dense layer of 128; batch size 128 and a cosine learning-rate decay over the "
-        "epochs unless --batch-size / --lr-schedule say otherwise), 'cnn:16,32,64' (the "
+        "hidden Dense layer of 128; batch size 128 and a cosine learning-rate decay to 0 over "
+        "the run unless --batch-size / --lr-schedule say otherwise), 'cnn:16,32,64' (the "
         "channels of each conv block, the last number the hidden Dense width); convolutions "
         "are padded 'same' for images too small to stay 2x2 without padding (8x8 digits)")
 

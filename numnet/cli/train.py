@@ -107,9 +107,10 @@ def add_parser(commands: Subparsers[Parser]) -> None:
     sub.add_argument("--batch-size", type=positive_int, default=None,
                      help=f"(default: 32; {_cnn.BATCH_SIZE} for the cnn preset)")
     sub.add_argument("--lr-schedule", default="auto", choices=LR_SCHEDULES,
-                     help="the learning rate over the epochs: 'constant', or 'cosine' (from "
-                          "--lr down a half cosine, set at the start of each epoch: "
-                          "lr * (1 + cos(pi * epoch / epochs)) / 2); 'auto' is cosine for "
+                     help="the learning rate over the run: 'constant', or 'cosine' (from "
+                          "--lr down a half cosine to 0, set before every batch: "
+                          "lr * (1 + cos(pi * t / epochs)) / 2 at t = epoch + batch / "
+                          "batches); 'auto' is cosine for "
                           "the cnn preset and constant otherwise (default: auto)")
     sub.add_argument("--seed", type=integer, default=None,
                      help="seed of the data split, the initial weights and the shuffling "
@@ -349,7 +350,8 @@ def _cnn_recipe(args: argparse.Namespace) -> tuple[int, optim.CosineDecay | None
     cnn = _cnn.is_cnn(args.model)
     batch_size = args.batch_size or (_cnn.BATCH_SIZE if cnn else DEFAULT_BATCH_SIZE)
     cosine = args.lr_schedule == "cosine" or (args.lr_schedule == "auto" and cnn)
-    return batch_size, optim.CosineDecay(total_epochs=args.epochs) if cosine else None
+    return batch_size, (optim.CosineDecay(total_epochs=args.epochs, per_batch=True)
+                        if cosine else None)
 
 
 def _first_conv(model: Sequential) -> Conv2D | None:
@@ -365,10 +367,10 @@ def _filters_target(model: Sequential, plot_path: Path | None, option: str, out:
     if plot_path is None or _first_conv(model) is None:
         return None
     target = plot_path.with_name(f"{plot_path.stem}-filters{plot_path.suffix or '.png'}")
-    for option, other in (("--out", out), ("--data", Path(data))):
+    for name, other in (("--out", out), ("--data", Path(data))):
         if target.resolve() == other.resolve():
             raise CLIError(f"--plot {option}: the filter grid would be written to "
-                           f"{target}, which is the {option} file; choose another --plot "
+                           f"{target}, which is the {name} file; choose another --plot "
                            "name")
     return target
 

@@ -12,6 +12,7 @@ from cli_helpers import PNG_MAGIC, assert_error, digits_raw, ok, run
 
 from numnet import io
 from numnet.cli import build_model
+from numnet.data import preprocessing_from_config
 from numnet.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Tanh
 
 
@@ -89,7 +90,8 @@ def test_cnn_model_predicts_csv_npy_and_png(cnn_trained: dict, tmp_path: Path) -
 
     X, _ = digits_raw(6)
     model = io.load(cnn_trained["model"])
-    expected = model.predict((X / 16.0).reshape(6, 1, 8, 8))
+    scaling = preprocessing_from_config(io.load_metadata(cnn_trained["model"])["preprocessing"])
+    expected = model.predict(scaling.transform(X).reshape(6, 1, 8, 8))
     np.savetxt(tmp_path / "rows.csv", X, delimiter=",", fmt="%d")
     inputs = {"rows.csv": expected}
     for name, array, labels in [("flat.npy", X, expected),
@@ -133,7 +135,8 @@ def test_cnn_preset_errors(tmp_path: Path) -> None:
                  "3 features per sample, not a square number of pixels")
     assert_error(run("train", "--model", "cnn:2,4", "--out", "numnet-history-filters.png",
                      "--plot", "on", cwd=tmp_path),
-                 "the filter grid would be written to numnet-history-filters.png, which is "
+                 "--plot on: the filter grid would be written to numnet-history-filters.png, "
+                 "which is "
                  "the --out file")
     assert list(tmp_path.iterdir()) == [rows]
 
@@ -169,7 +172,7 @@ def test_issue_network_on_an_mnist_subset_csv(tmp_path: Path, mnist_dir: Path) -
                  "--val-split", "0", "--plot", "off", cwd=tmp_path, timeout=300))
     assert "batch size 128, CosineDecay(" in out and "total_epochs=2" in out  # the recipe
     accuracy = float(re.search(r"test accuracy: ([\d.]+)%", out).group(1))
-    assert accuracy > 70  # 1,200 images, 2 x 10 steps of the issue's network
+    assert accuracy > 50  # chance is 10%: 1,200 images, 2 x 10 steps, the rate decaying to 0
     model = io.load(tmp_path / "numnet-model.npz")
     assert model.input_shape == (1, 28, 28) and model.num_params == 225034
     assert f"accuracy: {accuracy:.2f}%" in ok(run("evaluate", "numnet-model.npz",
@@ -183,7 +186,7 @@ def test_issue_network_on_an_mnist_subset_csv(tmp_path: Path, mnist_dir: Path) -
 def test_lr_schedule_option(tmp_path: Path) -> None:
     out = ok(run("train", "--model", "mlp:8", "--epochs", "2", "--lr-schedule", "cosine",
                  "--plot", "off", cwd=tmp_path))
-    assert "batch size 32, CosineDecay(" in out
+    assert "batch size 32, CosineDecay(initial_lr=None, per_batch=True" in out
     out = ok(run("train", "--model", "cnn:2,4", "--epochs", "1", "--lr-schedule", "constant",
                  "--plot", "off", cwd=tmp_path))
     assert "batch size 128\n" in out and "CosineDecay" not in out
