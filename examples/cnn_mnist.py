@@ -1,9 +1,10 @@
-"""The issue's convolutional network on MNIST: 99% test accuracy in three epochs.
+"""The issue's convolutional network on MNIST: 98.95% test accuracy after three epochs.
 
 conv(1->32, 3x3)-ReLU-maxpool2-conv(32->64, 3x3)-ReLU-maxpool2-Flatten-Dense(1600, 128)-
 ReLU-Dense(128, 10), Adam from a learning rate of 1e-3 decayed along a half cosine to 0
 over the run (set before every batch), batch 128, float32, pixels scaled to [0, 1], the
-60,000 training and 10,000 test images.
+60,000 training and 10,000 test images. Test accuracy after each epoch: 97.68%, 98.92%,
+98.95% (seed 0).
 
     python examples/cnn_mnist.py [--epochs 3] [--limit N] [--data DIR]
 

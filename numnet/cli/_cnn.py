@@ -11,6 +11,16 @@ least 2x2 after the last block that way; smaller images (the 8x8 digits) get pad
 "same", so each block halves the image (8x8 -> 4x4 -> 2x2). The model's input is
 ``(1, H, W)``: the command line reshapes the flat rows it loads (``mnist``, ``digits``, a
 CSV of square images), so a saved model takes ``(N, 1, H, W)`` images in Python.
+
+The recipe (``numnet train``'s ``_cnn_recipe``): the issue's Adam 1e-3 and batch 128, pixels
+scaled to [0, 1], numnet's He-normal initialisation before each ReLU, and the rate going
+down a half cosine to 0 over the run, set before every batch. It was chosen on the
+command line's validation split (MNIST, the 6,000 images ``--val-split 0.1`` holds out,
+seed 0, 3 epochs; accuracy / loss after the last epoch) among: constant rate 98.58% /
+0.0451; cosine set per epoch 98.72% / 0.0409; cosine per batch 98.73% / 0.0400 (chosen);
+pixels standardised (one mean and std) with a per-epoch cosine 98.45% / 0.0469, with a
+per-batch cosine 98.62% / 0.0450 (on 2 MPI ranks); Glorot-uniform weights with a
+per-batch cosine 98.50% / 0.0462.
 """
 
 from __future__ import annotations
