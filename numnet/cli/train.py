@@ -204,6 +204,11 @@ def run(args: argparse.Namespace) -> int:
     }
     if history.interrupted:
         return _save_interrupted(model, out, optimizer, metadata)
+    if schedule is not None:
+        # a finished decay leaves the rate near 0: the model file keeps the run's --lr, so
+        # `numnet trace` measures updates at the rate training used and further training
+        # with the saved optimiser does not stand still
+        optimizer.lr = optimizer.initial_lr
     scores = model.evaluate(X_test, y_test)
     metadata["test"] = {"loss": float(scores["loss"]), "accuracy": float(scores["accuracy"])}
     print(f"test accuracy: {scores['accuracy']:.2%} (loss {scores['loss']:.4f}, "

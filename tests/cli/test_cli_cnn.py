@@ -187,6 +187,8 @@ def test_lr_schedule_option(tmp_path: Path) -> None:
     out = ok(run("train", "--model", "mlp:8", "--epochs", "2", "--lr-schedule", "cosine",
                  "--plot", "off", cwd=tmp_path))
     assert "batch size 32, CosineDecay(initial_lr=None, per_batch=True" in out
+    # the decay ends near 0; the model file keeps the run's rate (Adam's 1e-3)
+    assert io.load_optimizer(tmp_path / "numnet-model.npz").lr == pytest.approx(1e-3)
     out = ok(run("train", "--model", "cnn:2,4", "--epochs", "1", "--lr-schedule", "constant",
                  "--plot", "off", cwd=tmp_path))
     assert "batch size 128\n" in out and "CosineDecay" not in out
