@@ -1,0 +1,98 @@
+"""MaxPool2D's compiled path (numba) gives the NumPy path's numbers bit for bit."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from test_pooling import GRID, IDS, _images
+
+from numnet.layers import MaxPool2D, _fastpath
+
+pytest.importorskip("numba")
+
+
+def _pair_of_layers(k, s, p, dtype):
+    compiled, reference = MaxPool2D(k, s, p, dtype=dtype), MaxPool2D(k, s, p, dtype=dtype)
+    reference._use_compiled = False
+    return compiled, reference
+
+
+def _both(monkeypatch, compiled, reference, x, g_seed=0):
+    """forward and backward of both layers; the compiled one must really be compiled."""
+    monkeypatch.setenv("NUMNET_FAST", "1")
+    assert compiled._kernels(x) is not None
+    assert reference._kernels(x) is None
+    y, y_ref = compiled.forward(x, training=True), reference.forward(x, training=True)
+    g = np.random.default_rng(g_seed).integers(-9, 10, y.shape).astype(x.dtype)
+    return (y, compiled.backward(g)), (y_ref, reference.backward(g))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("k", "s", "p", "hw", "n"), GRID, ids=IDS)
+def test_compiled_max_pool_equals_numpy(monkeypatch, k, s, p, hw, n, dtype):
+    x = _images((n, 5, *hw), seed=1, last=True).astype(dtype)
+    x[:, :2] = np.round(x[:, :2])  # two channels full of ties
+    compiled, reference = _pair_of_layers(k, s, p, dtype)
+    (y, dx), (y_ref, dx_ref) = _both(monkeypatch, compiled, reference, x)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(dx, dx_ref)
+    assert y.dtype == dx.dtype == np.dtype(dtype)
+    assert y.transpose(0, 2, 3, 1).flags.c_contiguous  # channels-last, like the input
+    assert dx.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+@pytest.mark.parametrize(("k", "s", "p"), [(2, None, 0), (3, 1, 1), (2, 2, 1)])
+def test_compiled_max_pool_edge_values_route_like_numpy(monkeypatch, k, s, p):
+    # NaN (no gradient routed), -inf windows (padding compares equal), +inf and zeros
+    x = np.zeros((2, 3, 6, 6))
+    x[0, 0, 0, 1] = np.nan
+    x[0, 1] = -np.inf
+    x[1, 2, 2:4, 2:4] = np.inf
+    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    compiled, reference = _pair_of_layers(k, s, p, "float64")
+    (y, dx), (y_ref, dx_ref) = _both(monkeypatch, compiled, reference, x)
+    np.testing.assert_array_equal(y, y_ref)  # NaN where NaN
+    np.testing.assert_array_equal(dx, dx_ref)
+
+
+def test_gradient_in_channels_first_order_is_accepted(monkeypatch):
+    monkeypatch.setenv("NUMNET_FAST", "1")
+    layer = MaxPool2D(2, dtype="float64")
+    y = layer.forward(_images((2, 3, 6, 6), seed=10, last=True))
+    g = np.random.default_rng(10).standard_normal(y.shape)  # channels-first
+    np.testing.assert_array_equal(
+        layer.backward(g), layer.backward(np.ascontiguousarray(g.transpose(0, 2, 3, 1))
+                                          .transpose(0, 3, 1, 2)))
+
+
+def test_the_environment_and_the_size_choose_the_path(monkeypatch):
+    layer = MaxPool2D(2)
+    small = _images((1, 4, 6, 6), last=True).astype(np.float32)
+    large = _images((16, 16, 16, 16), last=True).astype(np.float32)
+    monkeypatch.delenv("NUMNET_FAST", raising=False)
+    assert layer._kernels(small) is None and layer._kernels(large) is not None
+    monkeypatch.setenv("NUMNET_FAST", "0")
+    assert layer._kernels(large) is None
+    monkeypatch.setenv("NUMNET_FAST", "1")
+    assert layer._kernels(small) is not None
+    assert layer._kernels(np.ascontiguousarray(large)) is None  # channels-first: NumPy
+    assert layer._kernels(large.astype(np.float64)) is None  # not the layer's dtype
+    monkeypatch.setenv("NUMNET_FAST", "maybe")
+    with pytest.raises(ValueError, match="NUMNET_FAST='maybe' is not understood"):
+        layer._kernels(large)
+
+
+def test_missing_numba_warns_once_and_runs_numpy(monkeypatch):
+    monkeypatch.setenv("NUMNET_FAST", "1")
+    monkeypatch.setattr(_fastpath._State, "kernels", None)
+    monkeypatch.setattr(_fastpath._State, "error", "ImportError: no numba")
+    monkeypatch.setattr(_fastpath._State, "warned", False)
+    layer = MaxPool2D(2)
+    x = _images((2, 4, 6, 6), last=True).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match="numba cannot be used"):
+        assert layer._kernels(x) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer.forward(x)
