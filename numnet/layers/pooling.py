@@ -18,7 +18,7 @@ Arrays keep their memory order: a channels-last input (as a :class:`~numnet.laye
 writes its output) gives a channels-last output and input gradient.
 
 Max pooling of channels-last images also has a compiled path (numba, optional:
-:mod:`numnet.layers._pool_numba`, chosen by :mod:`numnet.layers._fastpath`): one pass over
+:mod:`numnet.layers._spatial_numba`, chosen by :mod:`numnet.layers._fastpath`): one pass over
 the input each way, window by window, samples split over the cores, with the NumPy path's
 numbers bit for bit (tested against it). In the issue's CNN the NumPy max pools take about a
 fifth of a training step (each kernel offset is an operation whose inner loop runs over only
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from numnet.layers._fastpath import pool_kernels
+from numnet.layers._fastpath import spatial_kernels
 from numnet.layers._im2col import Workspace, padded
 from numnet.layers._spatial import (
     Padding,
@@ -231,13 +231,13 @@ class MaxPool2D(_Pool2D):
         return y
 
     def _kernels(self, x: np.ndarray) -> Any:
-        """The compiled kernels (:mod:`numnet.layers._pool_numba`) when they take ``x``:
+        """The compiled kernels (:mod:`numnet.layers._spatial_numba`) when they take ``x``:
         channels-last memory (``(N, H, W, C)`` contiguous), the fast path enabled
         (:mod:`numnet.layers._fastpath`) and large enough work; else None."""
         if not (self._use_compiled and x.dtype == self.dtype
                 and x.transpose(0, 2, 3, 1).flags.c_contiguous):
             return None
-        return pool_kernels(x.size)
+        return spatial_kernels(x.size)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         y = self._need_cache("_y")

@@ -1,4 +1,5 @@
-"""MaxPool2D's compiled path (numba) gives the NumPy path's numbers bit for bit."""
+"""The compiled paths (numba) of MaxPool2D and of Conv2D's col2im give the NumPy paths'
+numbers bit for bit, and the environment chooses between them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import warnings
 
 import numpy as np
 import pytest
+import test_conv
 from test_pooling import GRID, IDS, _images
 
-from numnet.layers import MaxPool2D, _fastpath
+from numnet.layers import Conv2D, MaxPool2D, _fastpath
 
 pytest.importorskip("numba")
 
@@ -96,3 +98,46 @@ def test_missing_numba_warns_once_and_runs_numpy(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         layer.forward(x)
+
+
+@pytest.mark.parametrize("last", [False, True], ids=["channels-first", "channels-last"])
+@pytest.mark.parametrize(("k", "s", "p", "d", "hw", "n"), test_conv.GRID, ids=test_conv.IDS)
+def test_compiled_col2im_equals_numpy(monkeypatch, k, s, p, d, hw, n, last):
+    monkeypatch.setenv("NUMNET_FAST", "1")
+    x = _images((n, 3, *hw), seed=1, last=last)
+    compiled, reference = (Conv2D(3, 4, k, s, p, d, dtype="float64", seed=2) for _ in "ab")
+    reference._use_compiled = False
+    y = compiled.forward(x, training=True)
+    np.testing.assert_array_equal(y, reference.forward(x, training=True))
+    g = np.random.default_rng(2).standard_normal(y.shape)
+    np.testing.assert_array_equal(compiled.backward(g), reference.backward(g))
+
+
+def test_compiled_col2im_in_float32_and_the_kernel_really_runs(monkeypatch):
+    monkeypatch.setenv("NUMNET_FAST", "1")
+    calls = []
+    kernels = _fastpath.spatial_kernels(1)
+    monkeypatch.setattr(kernels, "col2im_add", lambda *a, f=kernels.col2im_add: (
+        calls.append(1), f(*a))[1])
+    x = _images((2, 8, 9, 9), seed=3, last=True).astype(np.float32)
+    compiled, reference = (Conv2D(8, 6, 3, padding=1, seed=0) for _ in "ab")
+    reference._use_compiled = False
+    g = np.random.default_rng(4).standard_normal((2, 6, 9, 9)).astype(np.float32)
+    compiled.forward(x, training=True)
+    reference.forward(x, training=True)
+    dx = compiled.backward(g)
+    assert len(calls) == 9 and dx.dtype == np.float32
+    np.testing.assert_array_equal(dx, reference.backward(g))
+
+
+def test_kernel_threads_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("NUMNET_FAST", "1")
+    monkeypatch.setenv("NUMNET_KERNEL_THREADS", "2")
+    x = _images((4, 6, 8, 8), seed=5, last=True)
+    y = MaxPool2D(2, dtype="float64").forward(x)  # split over (up to) two threads
+    monkeypatch.setenv("NUMNET_KERNEL_THREADS", "1")
+    np.testing.assert_array_equal(MaxPool2D(2, dtype="float64").forward(x), y)
+    assert _fastpath._State.threads == 1
+    monkeypatch.setenv("NUMNET_KERNEL_THREADS", "two")
+    with pytest.raises(ValueError, match="NUMNET_KERNEL_THREADS='two' is not understood"):
+        _fastpath.spatial_kernels(1)

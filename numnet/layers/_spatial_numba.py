@@ -1,12 +1,13 @@
-"""Max pooling as compiled loops (numba): the optional fast path of :class:`MaxPool2D`.
+"""Compiled loops (numba) for the image layers: the optional fast path of max pooling and
+of Conv2D's col2im.
 
-Imported only through :func:`numnet.layers._fastpath.pool_kernels`, never at ``import
+Imported only through :func:`numnet.layers._fastpath.spatial_kernels`, never at ``import
 numnet``: numba is optional (the ``fast`` extra) and costs tenths of a second to import.
 
-The NumPy path (:mod:`numnet.layers.pooling`) is the reference; these loops compute the
-same numbers bit for bit, window by window, in one pass over the input each way instead
-of a few NumPy passes per kernel offset (whose inner loops, on channels-last images, run
-over only ``C`` values at a time):
+The NumPy paths (:mod:`numnet.layers.pooling`, :mod:`numnet.layers._im2col`) are the
+reference. Max pooling computes the same numbers bit for bit, window by window, in one
+pass over the input each way instead of a few NumPy passes per kernel offset (whose inner
+loops, on channels-last images, run over only ``C`` values at a time):
 
 * forward: ``y[n, p, q, c]`` is the running maximum of the window, padding counting as
   ``-inf``; a NaN makes it NaN, as ``np.maximum`` does;
@@ -15,9 +16,14 @@ over only ``C`` values at a time):
   a NaN window routes nothing. This is the NumPy path's rule, so ties and every edge
   case route alike.
 
-Arrays are indexed ``(N, H, W, C)`` (the layer passes ``x.transpose(0, 2, 3, 1)``, which is
+col2im adds one kernel offset's column gradient into the input gradient in one pass
+(:func:`col2im_add`), the same additions in the same order as NumPy's ``np.add`` into the
+offset's strided slice, so the same numbers too.
+
+Arrays are indexed ``(N, H, W, C)`` (the layers pass ``x.transpose(0, 2, 3, 1)``, which is
 contiguous for channels-last images), so the innermost loop runs over contiguous channels.
-Samples are split over threads (``prange``): each writes its own rows of ``y`` and ``dx``.
+Samples are split over the threads numba is given (``prange``; the caller sets how many,
+see :mod:`numnet.layers._fastpath`): each writes its own rows of ``y`` and ``dx``.
 """
 
 # numba compiles these loops for the dtypes of each call; annotations would all be Any
@@ -25,8 +31,19 @@ Samples are split over threads (``prange``): each writes its own rows of ``y`` a
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
+
+
+def max_threads() -> int:
+    """The most threads numba can give a loop (``NUMBA_NUM_THREADS``)."""
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def set_threads(n: int) -> None:
+    """Split each loop over ``n`` threads (of the calling thread's numba pool)."""
+    numba.set_num_threads(n)
 
 
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
@@ -115,3 +132,25 @@ def max_pool_backward_disjoint(x, y, g, dx, kh, kw):
             for col in range(ow * kw, w):
                 for ch in range(c):
                     dx[s, r, col, ch] = 0
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def col2im_add(dxp, block, i, j, sh, sw, dh, dw, first):
+    """Add one kernel offset's column gradient ``block`` (N, H_out, W_out, C) into the
+    padded input gradient ``dxp`` (N, H_pad, W_pad, C) at the pixels offset ``(i, j)``
+    meets: ``dxp[n, p*sh + i*dh, q*sw + j*dw] += block[n, p, q]``; ``first`` zeroes ``dxp``
+    first (sample by sample, while it is in cache)."""
+    n, oh, ow, c = block.shape
+    hp, wp = dxp.shape[1], dxp.shape[2]
+    for s in prange(n):
+        if first:
+            for r in range(hp):
+                for col in range(wp):
+                    for ch in range(c):
+                        dxp[s, r, col, ch] = 0
+        for p in range(oh):
+            r = p * sh + i * dh
+            for q in range(ow):
+                col = q * sw + j * dw
+                for ch in range(c):
+                    dxp[s, r, col, ch] += block[s, p, q, ch]
