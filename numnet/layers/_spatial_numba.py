@@ -38,7 +38,7 @@ from numba import njit, prange
 
 def max_threads() -> int:
     """The most threads numba can give a loop (``NUMBA_NUM_THREADS``)."""
-    return int(numba.config.NUMBA_NUM_THREADS)
+    return int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
 
 
 def set_threads(n: int) -> None:
