@@ -103,6 +103,17 @@ def max_pool_backward(x, y, g, dx, kh, kw, sh, sw, ph, pw):
                                     dx[s, r, col, ch] += g[s, p, q, ch]
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _zero_uncovered(dx, s, rows, cols):
+    """Zero the rows from ``rows`` and the columns from ``cols`` of sample ``s`` of ``dx``:
+    the pixels side-by-side windows leave out."""
+    h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    for r in range(h):
+        for col in range(cols if r < rows else 0, w):
+            for ch in range(c):
+                dx[s, r, col, ch] = 0
+
+
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def max_pool_backward_disjoint(x, y, g, dx, kh, kw):
     """:func:`max_pool_backward` for side-by-side windows (stride = kernel, no padding):
@@ -123,15 +134,7 @@ def max_pool_backward_disjoint(x, y, g, dx, kh, kw):
                             hit = x[s, r, col, ch] == y[s, p, q, ch] and not done[ch]
                             dx[s, r, col, ch] = g[s, p, q, ch] if hit else 0
                             done[ch] = done[ch] or hit
-        # rows and columns no window reaches
-        for r in range(oh * kh, h):
-            for col in range(w):
-                for ch in range(c):
-                    dx[s, r, col, ch] = 0
-        for r in range(oh * kh):
-            for col in range(ow * kw, w):
-                for ch in range(c):
-                    dx[s, r, col, ch] = 0
+        _zero_uncovered(dx, s, oh * kh, ow * kw)
 
 
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
@@ -154,3 +157,53 @@ def col2im_add(dxp, block, i, j, sh, sw, dh, dw, first):
                 col = q * sw + j * dw
                 for ch in range(c):
                     dxp[s, r, col, ch] += block[s, p, q, ch]
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def max_pool_forward_disjoint(x, y, arg, kh, kw):
+    """:func:`max_pool_forward` for side-by-side windows (stride = kernel, no padding),
+    which also records in ``arg`` (uint8, like ``y``) each window's winner for backward:
+    the offset ``i * kw + j`` of its first maximum, 255 for a NaN window (no winner)."""
+    n = x.shape[0]
+    oh, ow, c = y.shape[1], y.shape[2], y.shape[3]
+    for s in prange(n):
+        for p in range(oh):
+            for q in range(ow):
+                for ch in range(c):
+                    y[s, p, q, ch] = -np.inf
+                    arg[s, p, q, ch] = 0  # an all -inf window: its first pixel equals y
+                for i in range(kh):
+                    r = p * kh + i
+                    for j in range(kw):
+                        col = q * kw + j
+                        offset = i * kw + j
+                        for ch in range(c):
+                            v = x[s, r, col, ch]
+                            if v > y[s, p, q, ch]:
+                                y[s, p, q, ch] = v
+                                arg[s, p, q, ch] = offset
+                            elif v != v:
+                                y[s, p, q, ch] = v
+                for ch in range(c):
+                    if y[s, p, q, ch] != y[s, p, q, ch]:
+                        arg[s, p, q, ch] = 255
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def max_pool_backward_index(arg, g, dx, kh, kw):
+    """Backward of :func:`max_pool_forward_disjoint`: ``dx`` (N, H, W, C) is ``g`` at
+    each window's recorded winner and 0 everywhere else, every pixel written once."""
+    n, h, w, c = dx.shape
+    oh, ow = g.shape[1], g.shape[2]
+    for s in prange(n):
+        for p in range(oh):
+            for i in range(kh):
+                r = p * kh + i
+                for q in range(ow):
+                    for j in range(kw):
+                        col = q * kw + j
+                        offset = i * kw + j
+                        for ch in range(c):
+                            dx[s, r, col, ch] = g[s, p, q, ch] if arg[s, p, q, ch] == offset \
+                                else 0
+        _zero_uncovered(dx, s, oh * kh, ow * kw)

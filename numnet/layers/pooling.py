@@ -216,17 +216,26 @@ class MaxPool2D(_Pool2D):
                  None = None, padding: int | tuple[int, int] = 0, dtype: Any = None) -> None:
         super().__init__(kernel_size, stride, padding, dtype)
         self._y: np.ndarray | None = None
+        self._arg: np.ndarray | None = None  # winners recorded by a compiled forward
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         kernels = self._kernels(x)
         if kernels is None:
+            self._arg = None
             self._y = self._reduce(x)
             return self._y
-        self._x, self._xp = x, None
+        self._x, self._xp, self._arg = x, None, None
         n, c = x.shape[:2]
         y = empty_images((n, c, *self._out_hw(x.shape)), self.dtype, last=True)
-        kernels.max_pool_forward(x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1),
-                                 *self.kernel_size, *self.stride, *self.padding)
+        x_rows, y_rows = x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1)
+        if training and self._disjoint and self.kernel_size[0] * self.kernel_size[1] < 255:
+            # the winners are found on the way (almost free) and spare backward a pass
+            # over x; in evaluation backward finds them itself, if it is ever called
+            self._arg = np.empty(y_rows.shape, dtype=np.uint8)
+            kernels.max_pool_forward_disjoint(x_rows, y_rows, self._arg, *self.kernel_size)
+        else:
+            kernels.max_pool_forward(x_rows, y_rows, *self.kernel_size, *self.stride,
+                                     *self.padding)
         self._y = y
         return y
 
@@ -271,7 +280,9 @@ class MaxPool2D(_Pool2D):
         dx = empty_images(x.shape, self.dtype, last=True)
         rows = (x.transpose(0, 2, 3, 1), np.ascontiguousarray(y.transpose(0, 2, 3, 1)),
                 np.ascontiguousarray(g.transpose(0, 2, 3, 1)), dx.transpose(0, 2, 3, 1))
-        if self._disjoint:  # each pixel written once, no zeros first
+        if self._arg is not None:  # the winners the forward pass recorded
+            kernels.max_pool_backward_index(self._arg, rows[2], rows[3], *self.kernel_size)
+        elif self._disjoint:  # each pixel written once, no zeros first
             kernels.max_pool_backward_disjoint(*rows, *self.kernel_size)
         else:
             kernels.max_pool_backward(*rows, *self.kernel_size, *self.stride, *self.padding)

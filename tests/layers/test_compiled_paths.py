@@ -21,23 +21,26 @@ def _pair_of_layers(k, s, p, dtype):
     return compiled, reference
 
 
-def _both(monkeypatch, compiled, reference, x, g_seed=0):
+def _both(monkeypatch, compiled, reference, x, g_seed=0, training=True):
     """forward and backward of both layers; the compiled one must really be compiled."""
     monkeypatch.setenv("NUMNET_FAST", "1")
     assert compiled._kernels(x) is not None
     assert reference._kernels(x) is None
-    y, y_ref = compiled.forward(x, training=True), reference.forward(x, training=True)
+    y, y_ref = compiled.forward(x, training), reference.forward(x, training)
+    # side-by-side windows in training: the winners come from the forward pass
+    assert (compiled._arg is not None) == (training and compiled._disjoint)
     g = np.random.default_rng(g_seed).integers(-9, 10, y.shape).astype(x.dtype)
     return (y, compiled.backward(g)), (y_ref, reference.backward(g))
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(("k", "s", "p", "hw", "n"), GRID, ids=IDS)
-def test_compiled_max_pool_equals_numpy(monkeypatch, k, s, p, hw, n, dtype):
+def test_compiled_max_pool_equals_numpy(monkeypatch, k, s, p, hw, n, dtype, training):
     x = _images((n, 5, *hw), seed=1, last=True).astype(dtype)
     x[:, :2] = np.round(x[:, :2])  # two channels full of ties
     compiled, reference = _pair_of_layers(k, s, p, dtype)
-    (y, dx), (y_ref, dx_ref) = _both(monkeypatch, compiled, reference, x)
+    (y, dx), (y_ref, dx_ref) = _both(monkeypatch, compiled, reference, x, training=training)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(dx, dx_ref)
     assert y.dtype == dx.dtype == np.dtype(dtype)
@@ -45,16 +48,19 @@ def test_compiled_max_pool_equals_numpy(monkeypatch, k, s, p, hw, n, dtype):
     assert dx.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize(("k", "s", "p"), [(2, None, 0), (3, 1, 1), (2, 2, 1)])
-def test_compiled_max_pool_edge_values_route_like_numpy(monkeypatch, k, s, p):
+def test_compiled_max_pool_edge_values_route_like_numpy(monkeypatch, k, s, p, training):
     # NaN (no gradient routed), -inf windows (padding compares equal), +inf and zeros
     x = np.zeros((2, 3, 6, 6))
     x[0, 0, 0, 1] = np.nan
     x[0, 1] = -np.inf
     x[1, 2, 2:4, 2:4] = np.inf
+    x[1, 0, 0, 0], x[1, 0, 1, 1] = 5.0, np.nan  # a NaN after the window's maximum
+    x[0, 2, 0, 0] = -np.inf  # -inf first, zeros after
     x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     compiled, reference = _pair_of_layers(k, s, p, "float64")
-    (y, dx), (y_ref, dx_ref) = _both(monkeypatch, compiled, reference, x)
+    (y, dx), (y_ref, dx_ref) = _both(monkeypatch, compiled, reference, x, training=training)
     np.testing.assert_array_equal(y, y_ref)  # NaN where NaN
     np.testing.assert_array_equal(dx, dx_ref)
 
