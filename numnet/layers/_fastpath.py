@@ -83,6 +83,14 @@ def _load() -> ModuleType | None:
     return _State.kernels
 
 
+def loaded_kernels() -> ModuleType:
+    """The compiled loops, once a call has loaded them (a layer that ran one already)."""
+    kernels = _load()
+    if kernels is None:
+        raise RuntimeError(f"numba's compiled loops are not available ({_State.error})")
+    return kernels
+
+
 def spatial_kernels(size: int) -> ModuleType | None:
     """The compiled loops of :mod:`numnet.layers._spatial_numba` for a call on ``size``
     input values, or None for the NumPy path."""

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from numnet.layers._fastpath import spatial_kernels
+from numnet.layers._fastpath import loaded_kernels, spatial_kernels
 from numnet.layers._im2col import Workspace, padded
 from numnet.layers._spatial import (
     Padding,
@@ -217,6 +217,7 @@ class MaxPool2D(_Pool2D):
         super().__init__(kernel_size, stride, padding, dtype)
         self._y: np.ndarray | None = None
         self._arg: np.ndarray | None = None  # winners recorded by a compiled forward
+        self._in_shape: tuple[int, ...] | None = None  # x's shape, when x is not kept
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         kernels = self._kernels(x)
@@ -230,9 +231,12 @@ class MaxPool2D(_Pool2D):
         x_rows, y_rows = x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1)
         if training and self._disjoint and self.kernel_size[0] * self.kernel_size[1] < 255:
             # the winners are found on the way (almost free) and spare backward a pass
-            # over x; in evaluation backward finds them itself, if it is ever called
+            # over x, which is then not kept: its memory (in the CNN the largest
+            # activation) is freed as soon as nothing else holds it. In evaluation
+            # backward finds the winners itself, if it is ever called.
             self._arg = np.empty(y_rows.shape, dtype=np.uint8)
             kernels.max_pool_forward_disjoint(x_rows, y_rows, self._arg, *self.kernel_size)
+            self._x, self._in_shape = None, x.shape
         else:
             kernels.max_pool_forward(x_rows, y_rows, *self.kernel_size, *self.stride,
                                      *self.padding)
@@ -251,6 +255,8 @@ class MaxPool2D(_Pool2D):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         y = self._need_cache("_y")
         g = same_layout(grad_out, y)
+        if self._arg is not None:  # the winners the compiled forward pass recorded
+            return self._backward_index(g)
         kernels = self._kernels(self._need_cache("_x"))
         if kernels is not None:
             return self._backward_compiled(kernels, g, y)
@@ -275,14 +281,20 @@ class MaxPool2D(_Pool2D):
             np.add(target, share, out=target)
         return self._crop(dxp)
 
+    def _backward_index(self, g: np.ndarray) -> np.ndarray:
+        dx = empty_images(self._need_cache("_in_shape"), self.dtype, last=True)
+        # the compiled kernels were loaded when the winners were recorded
+        loaded_kernels().max_pool_backward_index(
+            self._arg, np.ascontiguousarray(g.transpose(0, 2, 3, 1)), dx.transpose(0, 2, 3, 1),
+            *self.kernel_size)
+        return dx
+
     def _backward_compiled(self, kernels: Any, g: np.ndarray, y: np.ndarray) -> np.ndarray:
         x = self._need_cache("_x")
         dx = empty_images(x.shape, self.dtype, last=True)
         rows = (x.transpose(0, 2, 3, 1), np.ascontiguousarray(y.transpose(0, 2, 3, 1)),
                 np.ascontiguousarray(g.transpose(0, 2, 3, 1)), dx.transpose(0, 2, 3, 1))
-        if self._arg is not None:  # the winners the forward pass recorded
-            kernels.max_pool_backward_index(self._arg, rows[2], rows[3], *self.kernel_size)
-        elif self._disjoint:  # each pixel written once, no zeros first
+        if self._disjoint:  # each pixel written once, no zeros first
             kernels.max_pool_backward_disjoint(*rows, *self.kernel_size)
         else:
             kernels.max_pool_backward(*rows, *self.kernel_size, *self.stride, *self.padding)

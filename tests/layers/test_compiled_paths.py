@@ -3,7 +3,9 @@ numbers bit for bit, and the environment chooses between them."""
 
 from __future__ import annotations
 
+import copy
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -147,3 +149,18 @@ def test_kernel_threads_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("NUMNET_KERNEL_THREADS", "two")
     with pytest.raises(ValueError, match="NUMNET_KERNEL_THREADS='two' is not understood"):
         _fastpath.spatial_kernels(1)
+
+
+def test_training_forward_of_side_by_side_windows_lets_x_go(monkeypatch):
+    monkeypatch.setenv("NUMNET_FAST", "1")
+    layer, reference = _pair_of_layers(2, None, 0, "float64")
+    x = _images((2, 4, 7, 7), seed=12, last=True)
+    y = layer.forward(x, training=True)
+    reference.forward(x.copy(order="K"), training=True)
+    alive = weakref.ref(x)
+    del x
+    assert alive() is None  # the winners are recorded: the input's memory is free
+    g = np.random.default_rng(12).standard_normal(y.shape)
+    monkeypatch.setenv("NUMNET_FAST", "0")  # backward still uses the recorded winners
+    np.testing.assert_array_equal(layer.backward(g), reference.backward(g))
+    np.testing.assert_array_equal(copy.deepcopy(layer).backward(g), reference.backward(g))
