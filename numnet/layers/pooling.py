@@ -20,9 +20,11 @@ writes its output) gives a channels-last output and input gradient.
 Max pooling of channels-last images also has a compiled path (numba, optional:
 :mod:`numnet.layers._spatial_numba`, chosen by :mod:`numnet.layers._fastpath`): one pass over
 the input each way, window by window, samples split over the cores, with the NumPy path's
-numbers bit for bit (tested against it). In the issue's CNN the NumPy max pools take about a
-fifth of a training step (each kernel offset is an operation whose inner loop runs over only
-``C`` contiguous values); the compiled loops take a quarter of that on one core.
+numbers bit for bit (tested against it). In the issue's CNN the NumPy max pools take more
+than a quarter of a training step (each kernel offset is an operation whose inner loop runs
+over only ``C`` contiguous values); the compiled loops take a fifth of that on one core
+(``bench/cnn_speed.md``). In training, side-by-side windows record their winners in the
+forward pass, so the input is not kept for backward.
 """
 
 from __future__ import annotations
