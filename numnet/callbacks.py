@@ -21,7 +21,9 @@ In a distributed run (``fit(..., distributed=True)`` under MPI) every process ru
 callbacks with the same logs, so they decide alike (early stopping, learning-rate
 schedules); those that write files or to the terminal (``main_only = True``: the progress
 bar, :class:`ModelCheckpoint`, :class:`CSVLogger`) run on rank 0 only, and the others run
-with ``verbose`` set to 0 on the other ranks.
+with ``verbose`` set to 0 on the other ranks. ``model.stop_training`` set on any rank stops
+every rank: at an epoch's end after that epoch, inside an epoch one batch later (the next
+step's all-reduce tells the other ranks).
 """
 
 from __future__ import annotations

@@ -260,6 +260,18 @@ def test_graph_interface_names_types_and_dynamic_batch(tmp_path):
         assert out.shape == (batch, 3)
 
 
+@pytest.mark.parametrize(("input_name", "output_name"), [("0.Gemm", "logits"),
+                                                         ("input", "0.W"),
+                                                         ("2.b", "1.Relu")])
+def test_names_of_the_graph_may_be_those_of_inner_tensors(input_name, output_name):
+    """The input and output keep the names given, even the ones numnet gives its own
+    tensors ("<layer index>.<name>"): those are renamed instead."""
+    model = randomise(mlp((4,), 3, 2))
+    proto = to_onnx(model, input_name=input_name, output_name=output_name)
+    assert (proto.graph.input[0].name, proto.graph.output[0].name) == (input_name, output_name)
+    assert_same(model, proto, (3,))
+
+
 def test_model_of_dropout_only_is_the_identity():
     model = numnet.Sequential([Dropout(0.5)], input_shape=(4,))
     proto = to_onnx(model)
@@ -327,6 +339,39 @@ def test_a_layer_without_exporter_is_a_clear_error(odd, tmp_path):
     assert f"layer 1 {odd!r} cannot be exported to ONNX" in message
     assert type(odd).__name__ in message and "Dense" in message  # what is exportable
     assert not path.exists() and not list(tmp_path.iterdir())
+
+
+class Residual(numnet.Sequential):
+    """A model class computing something else than the chain of its layers: y = f(x) + x."""
+
+    def _forward_layers(self, x, training):
+        return super()._forward_layers(x, training) + x
+
+
+class Scaled(numnet.Sequential):
+    """A model class preprocessing its input: what the chain reads is x / 2."""
+
+    def _input(self, x, training=False):
+        return super()._input(x, training) / 2
+
+
+class Named(numnet.Sequential):
+    """A model class that adds a method only: it computes what Sequential does."""
+
+    def describe(self):
+        return f"{len(self.layers)} layers"
+
+
+@pytest.mark.parametrize(("cls", "method"), [(Residual, "_forward_layers"),
+                                             (Scaled, "_input")])
+def test_a_model_class_with_its_own_forward_is_a_clear_error(cls, method, tmp_path):
+    model = cls([Dense(4, 4), Tanh()], input_shape=(4,), seed=0)
+    path = tmp_path / "m.onnx"
+    with pytest.raises(OnnxExportError, match=f"{cls.__name__} overrides {method}"):
+        to_onnx(model, path)
+    assert not path.exists()
+    named = randomise(Named([Dense(4, 4), Tanh()], input_shape=(4,), seed=0))
+    assert_same(named, to_onnx(named), (4,))
 
 
 def test_export_argument_errors():
@@ -486,6 +531,28 @@ def test_reshape_to_rows_is_a_flatten(target):
     np.testing.assert_array_equal(model.predict_logits(x), run(proto, x))
 
 
+@pytest.mark.parametrize(("target", "sample", "layer"), [([2, -1], (6,), Flatten),
+                                                        ([2, 3, 2], (3, 2), Reshape)])
+def test_reshape_of_a_graph_of_fixed_batch_keeps_the_batch(target, sample, layer):
+    """torch.onnx.export without dynamic_axes writes x.view(x.size(0), -1) as a Reshape to
+    (B, -1) of an input of batch B: its first axis is the batch, kept for any batch."""
+    h = onnx.helper
+    proto = graph([h.make_node("Reshape", ["x", "shape"], ["y"])],
+                  {"shape": np.array(target, dtype=np.int64)}, n_out=sample,
+                  inputs_=[h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 2, 3])])
+    model = from_onnx(proto)
+    assert [type(each) for each in model.layers] == [layer]
+    x = inputs((2, 3), "float32", batch=2)
+    np.testing.assert_array_equal(model.predict_logits(x), run(proto, x))
+    x = inputs((2, 3), "float32", batch=5)
+    np.testing.assert_array_equal(model.predict_logits(x), x.reshape(5, *sample))
+    other = graph([h.make_node("Reshape", ["x", "shape"], ["y"], name="r")],
+                  {"shape": np.array([1, -1], dtype=np.int64)}, n_out=12,
+                  inputs_=[h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 2, 3])])
+    with pytest.raises(OnnxImportError, match=r"'r' \(Reshape\) reshapes to \[1, -1\]"):
+        from_onnx(other)  # the samples merged: not a per-sample reshape
+
+
 @pytest.mark.parametrize(("target", "sample"), [([0, 3, 1, 2], (3, 1, 2)),
                                                ([-1, 3, 2], (3, 2)),
                                                ([0, 0, -1, 1], (2, 3, 1))])
@@ -582,6 +649,27 @@ def test_weights_must_be_constants():
                    n_out=3)
     with pytest.raises(OnnxImportError, match="'mm' \\(MatMul\\) takes its weight from 'x'"):
         from_onnx(square)
+
+
+@pytest.mark.parametrize("opset", [11, 13])
+def test_constants_are_folded_at_the_graph_opset(opset):
+    # a weight computed from constants (torch.onnx.export with do_constant_folding=False)
+    # is folded as the graph's opset defines its nodes: Unsqueeze takes its axes as an
+    # attribute up to opset 12 and as an input from 13
+    h = onnx.helper
+    w = np.arange(1, 4, dtype=np.float32)
+    if opset < 13:
+        unsqueeze = h.make_node("Unsqueeze", ["w"], ["W"], axes=[1])
+        inits = {"w": w}
+    else:
+        unsqueeze = h.make_node("Unsqueeze", ["w", "axes"], ["W"])
+        inits = {"w": w, "axes": np.array([1], np.int64)}
+    proto = graph([unsqueeze, h.make_node("MatMul", ["x", "W"], ["y"])], inits, n_out=1,
+                  opset=opset)
+    model = from_onnx(proto)
+    x = inputs((3,), "float32")
+    np.testing.assert_allclose(model.predict_logits(x), x @ w[:, None], rtol=1e-6)
+    np.testing.assert_allclose(model.predict_logits(x), run(proto, x), rtol=1e-6)
 
 
 def test_import_unsupported_graphs_name_the_node(tmp_path):

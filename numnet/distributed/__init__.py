@@ -24,7 +24,8 @@ distributed=True)`` then trains one model together:
 * the loss and accuracy of every batch and the validation scores are reduced over the
   ranks, so the History is the same on every rank; the progress bar and the callbacks
   that write files (:class:`~numnet.callbacks.ModelCheckpoint`,
-  :class:`~numnet.callbacks.CSVLogger`) run on rank 0 only;
+  :class:`~numnet.callbacks.CSVLogger`) run on rank 0 only; ``model.stop_training`` set by a
+  callback on any rank stops every rank (inside an epoch, one batch later);
 * BatchNorm (1d and 2d) keeps per-rank statistics by default (as PyTorch's
   DistributedDataParallel): each rank normalises its part with that part's mean and
   variance, and the running statistics are averaged over the ranks at the end of every

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,8 @@ class Flatten(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.in_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        # the size, not -1: an empty batch (a distributed rank's empty part) cannot infer it
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         return grad_out.reshape(self._need_cache("in_shape"))
@@ -92,7 +94,9 @@ class Reshape(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.in_shape = x.shape
-        return x.reshape((x.shape[0], *self.shape))
+        # a -1 resolved here: an empty batch (a distributed rank's empty part) cannot infer it
+        shape = self.output_shape(x.shape[1:]) if -1 in self.shape else self.shape
+        return x.reshape((x.shape[0], *shape))
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         return grad_out.reshape(self._need_cache("in_shape"))

@@ -48,7 +48,8 @@ matrix does, about 1 GB per 1000 MNIST images for the issue's CNN).
 writes for an MLP at opsets 13 to 20): ``Gemm`` with any ``transB``/``alpha``/``beta``,
 ``MatMul`` (+ ``Add``), ``LeakyRelu``, ``Softmax`` over the last axis, ``Dropout``
 (dropped), ``Flatten(axis=1)``, ``Reshape`` to ``(N, features)`` whether its target is a
-constant or computed from ``Shape(x)`` (PyTorch's ``x.view(x.size(0), -1)``),
+constant or computed from ``Shape(x)`` (PyTorch's ``x.view(x.size(0), -1)``; in a graph
+of fixed batch ``B``, a target ``(B, ...)`` keeps the batch too),
 ``BatchNormalization`` in inference mode, ``LayerNormalization`` over the last axis and its
 decomposition (``Pow`` or ``Mul`` for the square, ``Div`` or ``Reciprocal`` for the
 scale), with constants given as initializers, ``Constant`` nodes or any subgraph of
@@ -134,8 +135,9 @@ def to_onnx(model: Sequential, path: str | os.PathLike[str] | None = None,
     Raises
     ------
     OnnxExportError
-        If a layer has no ONNX exporter (the message names its index and repr), or the
-        arguments are invalid.
+        If a layer has no ONNX exporter (the message names its index and repr), the
+        model's class overrides how Sequential computes its outputs (a subclass with its
+        own ``forward``), or the arguments are invalid.
     ImportError
         If onnx is not installed.
     """

@@ -49,7 +49,7 @@ class ExportContext:
         The per-sample shape of the layer's input (what ``"same"`` padding needs).
     """
 
-    def __init__(self, opset: int, dtype: np.dtype) -> None:
+    def __init__(self, opset: int, dtype: np.dtype, reserved: Sequence[str] = ()) -> None:
         self.opset = opset
         self.dtype = dtype
         self.index = 0
@@ -57,7 +57,9 @@ class ExportContext:
         self.in_shape: tuple[int, ...] = ()
         self.nodes: list[NodeProto] = []
         self.initializers: list[TensorProto] = []
-        self._names: set[str] = set()
+        # the graph's input and output names, chosen by the user: never given to a tensor
+        # made here (a node named "0.Gemm" and an input "0.Gemm" would break the graph)
+        self._names: set[str] = set(reserved)
 
     def start(self, index: int, layer: Layer, in_shape: tuple[int, ...]) -> None:
         self.index, self.layer, self.in_shape = index, layer, in_shape

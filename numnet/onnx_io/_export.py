@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import onnx
@@ -40,6 +40,7 @@ from numnet.layers import (
     Softmax,
     Tanh,
 )
+from numnet.model import Sequential  # numnet.io re-exports to_onnx; this module is lazy
 
 # importing _export_image registers the image layers' exporters
 from numnet.onnx_io import _export_image  # noqa: F401
@@ -54,9 +55,6 @@ from numnet.onnx_io._common import (
 )
 from numnet.onnx_io._context import EXPORTERS, ExportContext, Exporter, register_exporter
 from numnet.onnx_io.errors import OnnxExportError
-
-if TYPE_CHECKING:
-    from numnet.model import Sequential
 
 __all__ = ["EXPORTERS", "ExportContext", "register_exporter", "to_onnx"]
 
@@ -157,7 +155,7 @@ def to_onnx(model: Sequential, path: str | os.PathLike[str] | None = None, *,
     shape = _input_shape(model, input_shape)
     props = _metadata(model, metadata)
 
-    ctx = ExportContext(opset, dtype)
+    ctx = ExportContext(opset, dtype, reserved=(input_name, output_name))
     tensor = input_name
     out_shape = shape
     for index, layer in enumerate(layers):
@@ -196,12 +194,25 @@ def to_onnx(model: Sequential, path: str | os.PathLike[str] | None = None, *,
     return proto
 
 
+#: the Sequential methods predict_logits runs through: a model class overriding one of them
+#: may compute something else than the chain of its layers the graph is
+_FORWARD_PATH = ("predict_logits", "forward", "__call__", "_forward_layers", "_input")
+
+
 def _check_model(model: Any) -> list[Layer]:
     layers = getattr(model, "layers", None)
-    if not isinstance(layers, list) or not layers or not all(
-            isinstance(layer, Layer) for layer in layers):
+    if not isinstance(model, Sequential) or not isinstance(layers, list) or not layers \
+            or not all(isinstance(layer, Layer) for layer in layers):
         raise TypeError(f"to_onnx expects a numnet Sequential model, got "
                         f"{type(model).__name__}")
+    overridden = [name for name in _FORWARD_PATH
+                  if getattr(type(model), name) is not getattr(Sequential, name)]
+    if overridden:
+        raise OnnxExportError(
+            f"{type(model).__qualname__} overrides {', '.join(overridden)} of Sequential, so "
+            "it may compute something else than the chain of its layers that to_onnx "
+            "writes; export a numnet.Sequential of the same layers if that is what it "
+            "computes")
     if np.dtype(getattr(model, "dtype", None)) not in FLOAT_DTYPES:
         raise OnnxExportError(f"to_onnx exports float32 and float64 models, this one is "
                               f"{model.dtype}")

@@ -80,6 +80,9 @@ class ImportContext:
         The graph input's float type, the model's.
     opset : int
         The graph's default-domain opset (attribute defaults depend on it).
+    batch : int or None
+        The input's batch size where the graph fixes it (exported without a dynamic batch
+        axis), else None.
     """
 
     def __init__(self, model: ModelProto, where: str) -> None:
@@ -96,6 +99,9 @@ class ImportContext:
                 "output(s); numnet imports a model with one input and one output")
         self.input_name, self.output_name = inputs[0].name, graph.output[0].name
         self.dtype, self.shape = self._input_type(inputs[0])
+        first = inputs[0].type.tensor_type.shape.dim[0]
+        self.batch = first.dim_value if first.HasField("dim_value") and first.dim_value \
+            else None
         self.tensor = self.input_name
         #: ids of the Reshape((C, 1, 1)) layers giving a global average ONNX's unit axes
         #: back; the walk drops those a flatten or reshape follows
@@ -128,19 +134,25 @@ class ImportContext:
         if (node.domain not in ("", "ai.onnx") or node.op_type in _NOT_CONSTANT
                 or any(name and name not in self.constants for name in node.input)):
             return False
+        names = [name for name in node.output if name]
         if node.op_type == "Identity":
             outputs: list[Any] = [self.constants[node.input[0]]]
         else:
             feeds = {name: self.constants[name] for name in node.input if name}
+            # a function of the one node, at the graph's opset: evaluated alone, a node runs
+            # at onnx's newest opset whatever ``opsets`` says (onnx 1.23), and an older
+            # node's attributes (opset 11's Unsqueeze axes) would then be refused or misread
+            opsets = [helper.make_opsetid(domain, self.opset)
+                      for domain in sorted({"", node.domain})]
+            function = helper.make_function("numnet.fold", "fold", list(feeds), names, [node],
+                                            opsets)
             try:
-                outputs = list(ReferenceEvaluator(node, opsets={"": self.opset}).run(None,
-                                                                                     feeds))
+                outputs = list(ReferenceEvaluator(function).run(None, feeds, attributes={}))
             except Exception as exc:  # noqa: BLE001  (any failure: report the node instead)
                 raise OnnxImportError(f"{self.where}: {self.label(node)} computes a constant "
                                       f"that cannot be evaluated: {exc}") from exc
-        for name, value in zip(node.output, outputs, strict=False):
-            if name:
-                self.constants[name] = np.asarray(value)
+        for name, value in zip(names, outputs, strict=False):
+            self.constants[name] = np.asarray(value)
         return True
 
     # -- helpers for importers ----------------------------------------------------------------

@@ -142,12 +142,17 @@ def _reshape(ctx: ImportContext, node: NodeProto) -> Step:
 def reshape_to(ctx: ImportContext, node: NodeProto, target: list[int]) -> Step:
     """A Reshape to ``target`` (ONNX's: 0 copies a size, -1 is inferred) as a layer:
     Flatten for ``(N, features)``, else Reshape to the per-sample shape."""
+    written = target
+    if ctx.batch is not None and target and target[0] == ctx.batch:
+        # a graph of a fixed batch (exported without a dynamic axis) writes its size for
+        # PyTorch's x.view(x.size(0), -1): the first axis is the batch, kept
+        target = [0, *target[1:]]
     keeps_batch = target and (target[0] == 0 or (target[0] == -1 and all(
         d > 0 for d in target[1:])))
-    if not keeps_batch or (ctx.attrs(node).get("allowzero", 0) and 0 in target):
-        raise ctx.fail(node, f"reshapes to {target}; numnet needs the batch axis kept "
+    if not keeps_batch or (ctx.attrs(node).get("allowzero", 0) and 0 in written):
+        raise ctx.fail(node, f"reshapes to {written}; numnet needs the batch axis kept "
                              "(0 or -1 first), as (N, -1) does")
-    sample = [_copied_size(ctx, node, target, axis) if d == 0 else d
+    sample = [_copied_size(ctx, node, written, axis) if d == 0 else d
               for axis, d in enumerate(target[1:], start=1)]
     known = known_shape(ctx.shape)
     layer: Layer
@@ -162,7 +167,7 @@ def reshape_to(ctx: ImportContext, node: NodeProto, target: list[int]) -> Step:
             if known is not None:
                 layer.output_shape(known)
     except ValueError as exc:  # ShapeError included
-        raise ctx.fail(node, f"reshapes per-sample shape {ctx.shape} to {target}: "
+        raise ctx.fail(node, f"reshapes per-sample shape {ctx.shape} to {written}: "
                              f"{exc}") from exc
     return Step([(layer, {})], node.output[0], [node])
 

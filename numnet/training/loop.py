@@ -255,7 +255,8 @@ def _train(model: Sequential, opts: FitOptions, batches: Batches, val: Data | No
                     break
                 history.record(epoch, logs)
                 callbacks.call("on_epoch_end", epoch, logs)
-                if model.stop_training or interrupt.requested:
+                # distributed: a stop asked on any rank stops every rank
+                if opts.replicas.stop_after_epoch(model) or interrupt.requested:
                     break
         except KeyboardInterrupt:  # a second Ctrl-C, or one raised by a callback
             interrupt.requested = True
@@ -293,7 +294,8 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
         loss, output = guard.run(train_step, xb, yb, wb, clip_norm=opts.clip_norm)
         meter.add(loss, output, yb)
         callbacks.call("on_batch_end", batch, {"batch": batch, "size": size, **meter.logs()})
-        if (guard.interrupt.requested or model.stop_training) and meter.seen < batches.data.n:
+        stop = guard.interrupt.requested or opts.replicas.stopping(model)
+        if stop and meter.seen < batches.data.n:
             return None
     model.eval()
     opts.replicas.sync_buffers(model)  # distributed: the same running statistics everywhere

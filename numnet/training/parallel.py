@@ -101,6 +101,14 @@ class Replicas:
     def maximum(self, value: float) -> float:
         return value
 
+    def stopping(self, model: Sequential) -> bool:
+        """Whether training stops after this batch: a callback set ``model.stop_training``."""
+        return bool(model.stop_training)
+
+    def stop_after_epoch(self, model: Sequential) -> bool:
+        """Whether training stops after this epoch's callbacks."""
+        return bool(model.stop_training)
+
     def part(self, data: Data) -> Data:
         """The rows of ``data`` this process scores: all of them."""
         return data
@@ -187,6 +195,16 @@ class DataParallel(Replicas):
 
     def maximum(self, value: float) -> float:
         return self.world.maximum(value, "metrics")
+
+    def stopping(self, model: Sequential) -> bool:
+        """A stop asked on any rank before this batch's step, agreed by the step."""
+        return self.step_guard.stopping
+
+    def stop_after_epoch(self, model: Sequential) -> bool:
+        """A stop asked on any rank by this epoch's callbacks stops every rank."""
+        stop = self.world.maximum(float(model.stop_training), "stop_training") > 0
+        model.stop_training = stop
+        return stop
 
     def part(self, data: Data) -> Data:
         lo, hi = shard_bounds(data.n, self.world.rank, self.size)

@@ -73,34 +73,38 @@ class StepSum:
 
     One buffer of the model's dtype, summed over the ranks::
 
-        [ w_r * g_r  |  loss_r * n_r, n_r, correct_r, counted_r  |  bad_0 .. bad_{P-1}  |  ctrl_c ]
+        [ w_r * g_r | loss_r * n_r, n_r, correct_r, counted_r | bad_0 .. bad_{P-1} | ctrl_c | stop ]
 
     ``w_r = n_r / N`` is the rank's share of the global batch (see
     :mod:`numnet.training.parallel`), so the first part sums to the global batch's
     gradient; the L2 term ``l2 * W`` is the same on every rank and the shares sum to 1, so
     it comes through unchanged. Then the batch's loss and accuracy counts over all its rows,
-    which ranks saw a NaN or infinite loss or running statistic, and whether any rank saw a
-    Ctrl-C: one synchronisation of the ranks per step, whatever they must know. In a
-    float32 model the loss sum travels in float32 too (about 7 significant digits).
+    which ranks saw a NaN or infinite loss or running statistic, whether any rank saw a
+    Ctrl-C, and whether a callback on any rank asked to stop (``model.stop_training``): one
+    synchronisation of the ranks per step, whatever they must know. In a float32 model the
+    loss sum travels in float32 too (about 7 significant digits).
     """
 
     def __init__(self, world: World, model: Sequential) -> None:
         self.world, self.size = world, model.flat_grads.size
-        self.buffer = np.empty(self.size + 5 + world.size, dtype=model.dtype)
+        self.buffer = np.empty(self.size + 6 + world.size, dtype=model.dtype)
 
     def __call__(self, grads: np.ndarray, weight: float, totals: tuple[float, ...],
-                 bad: bool, ctrl_c: bool) -> tuple[tuple[float, ...], np.ndarray, bool]:
-        """Sum over the ranks, in place into ``grads``: ``(totals, bad ranks, any Ctrl-C)``."""
+                 bad: bool, ctrl_c: bool, stop: bool
+                 ) -> tuple[tuple[float, ...], np.ndarray, bool, bool]:
+        """Sum over the ranks, in place into ``grads``: ``(totals, bad ranks, any Ctrl-C,
+        any stop)``."""
         n, buffer = self.size, self.buffer
         np.multiply(grads, grads.dtype.type(weight), out=buffer[:n])
         rest = buffer[n:]
         rest[:4] = totals
         rest[4:] = 0
         rest[4 + self.world.rank] = bad
-        rest[-1] = ctrl_c
+        rest[-2], rest[-1] = ctrl_c, stop
         self.world.allreduce(buffer, "the step's all-reduce")
         grads[...] = buffer[:n]
-        return tuple(float(v) for v in rest[:4]), np.flatnonzero(rest[4:-1]), bool(rest[-1])
+        return (tuple(float(v) for v in rest[:4]), np.flatnonzero(rest[4:-2]), bool(rest[-2]),
+                bool(rest[-1]))
 
 
 class Held:
@@ -173,7 +177,11 @@ class ReplicaGuard(Guard):
       such rank finds the culprit (re-running its forward pass with its own statistics)
       and broadcasts the message, and every rank raises that same
       :class:`ReplicasDiverged` (a TrainingDiverged);
-    * a Ctrl-C on any rank stops every rank after this batch (:class:`AgreedInterrupt`).
+    * a Ctrl-C on any rank stops every rank after this batch (:class:`AgreedInterrupt`);
+    * so does ``model.stop_training`` set by a callback on any rank after the previous
+      batch (:attr:`stopping`): a callback that decides on one rank alone (a time budget,
+      code under ``is_main()``) stops every rank one batch later instead of leaving the
+      others waiting in the next collective.
     """
 
     def __init__(self, model: Sequential, optimizer: Optimizer, X: np.ndarray, epochs: int,
@@ -189,6 +197,8 @@ class ReplicaGuard(Guard):
         #: this batch's loss sum, rows, correct and counted, over every rank
         self.totals: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
         self.bad = np.zeros(0, dtype=np.intp)  # the ranks whose numbers went bad
+        #: a rank's callback asked to stop: agreed by the last step, the same on every rank
+        self.stopping = False
 
     def run(self, step: Step, xb: np.ndarray, yb: np.ndarray, wb: np.ndarray | None,
             **options: Any) -> tuple[float, np.ndarray]:
@@ -213,10 +223,12 @@ class ReplicaGuard(Guard):
             else (0, 0)
         bad = not (math.isfinite(loss) and all(
             all_finite(value.reshape(-1)) for _, _, value in self.buffers))
-        self.totals, self.bad, ctrl_c = self.step_sum(
+        self.totals, self.bad, ctrl_c, stop = self.step_sum(
             self.model.flat_grads, self.shards.weight, (loss * rows, rows, right, count),
-            bad, self.agreed.pending)
+            bad, self.agreed.pending, bool(self.model.stop_training))
         self.agreed.agree(ctrl_c)
+        if stop:
+            self.stopping = self.model.stop_training = True
 
     def _check(self, loss: float, output: np.ndarray, xb: np.ndarray) -> None:
         if self.bad.size == 0:  # only the weights can be bad now, alike on every rank

@@ -39,28 +39,30 @@ CASES: dict[str, dict[str, Any]] = {
     "bn_sync": {"model": "bn", "n": 40, "batch_size": 9, "optimizer": ("adam", 1e-2),
                 "sync_batchnorm": True, "validation": 7},
     # a small CNN with SyncBatchNorm over (N, H, W) of image batches (BatchNorm2d):
-    # batch 5 (parts 3 and 2), last batch 2 (parts 1 and 1)
-    "cnn_sync": {"model": "cnn", "n": 12, "batch_size": 5, "optimizer": ("adam", 1e-2),
+    # batch 5 (parts 3 and 2), last batch 1 (rank 1's part empty: through Flatten too)
+    "cnn_sync": {"model": "cnn", "n": 11, "batch_size": 5, "optimizer": ("adam", 1e-2),
                  "sync_batchnorm": True, "validation": 3},
     # per-rank BatchNorm statistics (the default), compared with a two-replica simulation
     "bn_default": {"model": "bn", "n": 32, "batch_size": 8, "optimizer": ("sgd", 0.05),
                    "shuffle": False, "validation": 6},
+    # the default dtype, sample weights, 2 validation rows (on 3 ranks: parts 1, 1 and 0)
+    "float32": {"model": "mlp", "dtype": "float32", "n": 20, "batch_size": 4,
+                "optimizer": ("adam", 1e-2), "sample_weight": True, "validation": 2},
 }
 
 
-def build(kind: str, seed: int | None = 1) -> nn.Sequential:
-    """A small float64 model without dropout: an MLP, one with a BatchNorm layer, or a CNN
-    with BatchNorm2d on 1 x 5 x 5 images (the same 25 features, reshaped)."""
+def build(kind: str, seed: int | None = 1, dtype: str = "float64") -> nn.Sequential:
+    """A small model without dropout (float64 unless told): an MLP, one with a BatchNorm
+    layer, or a CNN with BatchNorm2d on 1 x 5 x 5 images (the same 25 features, reshaped)."""
     if kind == "mlp":
         layers: list[Layer] = [nn.Dense(5, 8), nn.ReLU(), nn.Dense(8, 3)]
     elif kind == "cnn":
         layers = [nn.Reshape((1, 5, 5)), nn.Conv2D(1, 3, 3, bias=False), nn.BatchNorm2d(3),
-                  nn.ReLU(), nn.GlobalAvgPool2D(), nn.Dense(3, 3)]
+                  nn.ReLU(), nn.MaxPool2D(2, stride=1), nn.Flatten(), nn.Dense(12, 3)]
     else:  # no bias before BatchNorm: its exact gradient is 0, so it would hold rounding
         # noise only (which Adam's normalised step turns into updates of ~1e-11)
         layers = [nn.Dense(5, 8, bias=False), nn.BatchNorm1d(8), nn.ReLU(), nn.Dense(8, 3)]
-    model = nn.Sequential(layers, loss="cross_entropy", dtype="float64", seed=seed,
-                          l2=0.0)
+    model = nn.Sequential(layers, loss="cross_entropy", dtype=dtype, seed=seed, l2=0.0)
     return model
 
 
@@ -92,7 +94,7 @@ def fit_kwargs(case: dict[str, Any]) -> dict[str, Any]:
 
 def train_case(case: dict[str, Any], **extra: Any) -> tuple[nn.Sequential, list[Any]]:
     """Two fit calls (3 epochs, then 2 more resuming the optimiser); their histories."""
-    model = build(case["model"])
+    model = build(case["model"], dtype=case.get("dtype", "float64"))
     model.l2 = case.get("l2", 0.0)
     opt = optimizer(case)
     d = data(case)
@@ -104,11 +106,12 @@ def train_case(case: dict[str, Any], **extra: Any) -> tuple[nn.Sequential, list[
 
 
 # -- scenarios -------------------------------------------------------------------------------
-def scenario_train(out: Path, rank: int) -> None:
-    """Every case of CASES, distributed; then the runs that must fail on every rank."""
+def train_cases(cases: dict[str, dict[str, Any]]) -> tuple[dict[str, np.ndarray],
+                                                             dict[str, Any]]:
+    """Train ``cases``, distributed: the final weights and running statistics, the histories."""
     arrays: dict[str, np.ndarray] = {}
     report: dict[str, Any] = {}
-    for name, case in CASES.items():
+    for name, case in cases.items():
         extra = {"distributed": True}
         if case.get("sync_batchnorm"):
             extra["sync_batchnorm"] = True
@@ -118,6 +121,12 @@ def scenario_train(out: Path, rank: int) -> None:
             if key.split(".")[1].startswith("running"):
                 arrays[f"{name}.{key}"] = value.copy()
         report[name] = [h.history for h in histories]
+    return arrays, report
+
+
+def scenario_train(out: Path, rank: int) -> None:
+    """Every case of CASES, distributed; then the runs that must fail on every rank."""
+    arrays, report = train_cases(CASES)
     # a model made without a seed differs on every rank before fit, not after
     model = nn.Sequential([nn.Dense(5, 4), nn.ReLU(), nn.Dense(4, 3)], loss="cross_entropy",
                           dtype="float64")
@@ -126,6 +135,18 @@ def scenario_train(out: Path, rank: int) -> None:
     report["errors"] = failures(rank)
     np.savez(out / f"train-{rank}.npz", **arrays)
     (out / f"train-{rank}.json").write_text(json.dumps(report))
+
+
+def scenario_train3(out: Path, rank: int) -> None:
+    """On 3 ranks: parts of unequal sizes, two ranks with empty parts of a last batch of
+    one row, SyncBatchNorm parts of one row, a validation set smaller than the ranks."""
+    arrays, report = train_cases({name: CASES[name] for name in THREE_RANKS})
+    np.savez(out / f"train3-{rank}.npz", **arrays)
+    (out / f"train3-{rank}.json").write_text(json.dumps(report))
+
+
+#: the cases the 3-rank scenario trains
+THREE_RANKS = ("adam", "bn_sync", "cnn_sync", "float32")
 
 
 def failures(rank: int) -> dict[str, str]:
@@ -216,7 +237,43 @@ def scenario_stops(out: Path, rank: int) -> None:
                         distributed=True, callbacks=[counter])
     report["ctrl_c"] = {"interrupted": history.interrupted, "epochs": len(history),
                         "batches": batches, "params": model.flat_params.tolist()}
+    report["stop"] = stop_on_one_rank(rank, d)
     (out / f"stops-{rank}.json").write_text(json.dumps(report))
+
+
+class StopOnRank1(nn.Callback):
+    """Sets ``model.stop_training`` on rank 1 alone: after epoch 2's batch 2 (``when=
+    "batch"``) or at epoch 1's end (``"epoch"``); records the batches this rank trained."""
+
+    def __init__(self, rank: int, when: str) -> None:
+        super().__init__()
+        self.rank, self.when, self.epoch = rank, when, 0
+        self.batches: list[tuple[int, int]] = []
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch = epoch
+
+    def on_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.batches.append((self.epoch, batch))
+        if self.rank == 1 and self.when == "batch" and (self.epoch, batch) == (1, 1):
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if self.rank == 1 and self.when == "epoch" and epoch == 0:
+            self.model.stop_training = True
+
+
+def stop_on_one_rank(rank: int, d: dict[str, Any]) -> dict[str, Any]:
+    """A callback on one rank stops training: every rank stops alike."""
+    seen: dict[str, Any] = {}
+    for when in ("batch", "epoch"):
+        model = build("mlp")
+        stopper = StopOnRank1(rank, when)
+        history = model.fit(d["X"], d["y"], epochs=4, batch_size=5, verbose=0,
+                            distributed=True, callbacks=[stopper])
+        seen[when] = {"epochs": len(history), "stopped_early": history.stopped_early,
+                      "batches": stopper.batches, "params": model.flat_params.tolist()}
+    return seen
 
 
 def scenario_files(out: Path, rank: int) -> None:
@@ -264,8 +321,9 @@ def scenario_killed(out: Path, rank: int) -> None:
     misbehave(rank, lambda: os.kill(os.getpid(), signal.SIGKILL))
 
 
-SCENARIOS = {"train": scenario_train, "stops": scenario_stops, "files": scenario_files,
-             "crash": scenario_crash, "stall": scenario_stall, "killed": scenario_killed}
+SCENARIOS = {"train": scenario_train, "train3": scenario_train3, "stops": scenario_stops,
+             "files": scenario_files, "crash": scenario_crash, "stall": scenario_stall,
+             "killed": scenario_killed}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](Path(sys.argv[2]), distributed.rank())
