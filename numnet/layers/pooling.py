@@ -197,7 +197,10 @@ class MaxPool2D(_Pool2D):
     left to right) when several values tie, as PyTorch's CPU kernel does. A pixel in
     several overlapping windows collects the gradient of each window it wins. The winners
     are found in backward (inference never pays for them) by comparing the window's
-    values with ``y``. NaN propagates to ``y`` and then routes no gradient.
+    values with ``y``. NaN propagates to ``y`` and then routes no gradient. On the
+    compiled path (numba installed, channels-last input; see the module notes) a training
+    forward over side-by-side windows records the winners instead (one byte per output)
+    and keeps no reference to ``x``.
 
     Parameters
     ----------
