@@ -12,7 +12,9 @@ import pytest
 import test_conv
 from test_pooling import GRID, IDS, _images
 
-from numnet.layers import Conv2D, MaxPool2D, _fastpath
+from numnet import Sequential
+from numnet.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, _fastpath
+from numnet.optim import Adam
 
 pytest.importorskip("numba")
 
@@ -164,3 +166,23 @@ def test_training_forward_of_side_by_side_windows_lets_x_go(monkeypatch):
     monkeypatch.setenv("NUMNET_FAST", "0")  # backward still uses the recorded winners
     np.testing.assert_array_equal(layer.backward(g), reference.backward(g))
     np.testing.assert_array_equal(copy.deepcopy(layer).backward(g), reference.backward(g))
+
+
+def test_a_cnn_trains_bit_for_bit_alike_on_both_paths(monkeypatch):
+    rng = np.random.default_rng(13)
+    x = rng.random((8, 1, 14, 14), dtype=np.float32)
+    y = rng.integers(0, 3, 8)
+    weights = {}
+    for fast in ("0", "1"):
+        monkeypatch.setenv("NUMNET_FAST", fast)
+        model = Sequential([Conv2D(1, 4, 3), ReLU(), MaxPool2D(2), Conv2D(4, 6, 3), ReLU(),
+                            MaxPool2D(2), Flatten(), Dense(24, 3)],
+                           loss="cross_entropy", input_shape=(1, 14, 14), seed=0)
+        optimizer = Adam(lr=1e-2)
+        for _ in range(3):
+            model.loss_and_grad(x, y)
+            optimizer.step(model)
+        assert (model.layers[2]._arg is not None) == (fast == "1")  # the path really taken
+        weights[fast] = [p.copy() for layer in model.layers for p in layer.params.values()]
+    for numpy_param, compiled_param in zip(weights["0"], weights["1"], strict=True):
+        np.testing.assert_array_equal(numpy_param, compiled_param)
