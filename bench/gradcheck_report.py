@@ -65,8 +65,9 @@ def run(name: str, mode: str, fn: Callable[..., dict[str, float]], **kwargs: Any
 
 def row_name(cls: type[Any]) -> str:
     """``Dense`` for numnet's own classes, the full registered name for others."""
-    name = str(getattr(cls, "type_name", None) or cls.__name__)
-    return cls.__name__ if name.startswith("numnet.") or not name else name
+    if cls.__module__ == "numnet" or cls.__module__.startswith("numnet."):
+        return cls.__name__
+    return str(getattr(cls, "type_name", None) or cls.__name__)
 
 
 def no_examples(name: str) -> None:

@@ -97,3 +97,25 @@ def real_number(value: Any, name: str, low: float | None = None, high: float | N
             f"{'inf' if high is None else high}{hi}, got {number}"
         )
     return number
+
+
+def nonfinite_parameter(layers: Sequence[Any]) -> str | None:
+    """``"parameter 'W' of layer 0 Dense(...)"``: the first parameter or buffer of
+    ``layers`` holding NaN or infinite values, or None when all are finite."""
+    for index, layer in enumerate(layers):
+        for kind, store in (("parameter", layer.params), ("buffer", layer.buffers)):
+            for name, value in store.items():
+                if value.dtype.kind == "f" and not np.isfinite(value).all():
+                    return f"{kind} {name!r} of layer {index} {layer!r}"
+    return None
+
+
+def nonfinite_output(layers: Sequence[Any], what: str) -> str:
+    """Why a model's output (or loss) is not finite, for a message starting with ``what``:
+    the weights, when one is NaN or infinite, else the inputs."""
+    culprit = nonfinite_parameter(layers)
+    if culprit is not None:
+        return (f"{what}: the model's {culprit} holds NaN or infinite values, so its output "
+                "is not finite (was it saved from a training run that diverged?)")
+    return (f"{what}: the model's output became NaN or infinite though its weights are "
+            "finite (are the inputs far outside the range it was trained on?)")

@@ -23,8 +23,10 @@ saturated is a finding.
 (``dL/dy``, an RMS so layers of different widths compare). If the gradient at the lowest
 such layer is smaller than at the highest by :data:`GRADIENT_CHANGE` (1000x) or more, the
 gradients vanish; if larger by as much, they explode; if it is exactly 0, no gradient
-reaches the bottom of the network at all. The trace's ``gain`` column shows each layer's
-share: the norm of the gradient a layer passes down divided by the norm it receives.
+reaches the bottom of the network at all; when a layer in between has most of its units
+dead, the finding blames them rather than the initialisation. The trace's ``gain`` column
+shows each layer's share: the norm of the gradient a layer passes down divided by the norm
+it receives.
 
 **Update-to-weight ratio.** ``||delta W|| / ||W||`` for one step of the optimiser (on a
 copy). About 1e-3 is the usual rule of thumb; above :data:`UPDATE_RATIO` ``[1]`` (0.25) a
@@ -66,6 +68,8 @@ INPUT_RMS_HIGH = 5.0
 INPUT_RMS_LOW = 1e-2
 #: the rows of a data set the input check looks at (evenly spaced)
 INPUT_SAMPLE = 4096
+#: the advice to clip gradients, for Python and for the command line
+CLIP_HINT = "clip gradients (fit(..., clip_norm=1.0), numnet train --clip-norm 1)"
 
 
 @dataclass(frozen=True)
@@ -168,12 +172,13 @@ def rms(a: np.ndarray) -> float:
 
 
 def gradient_findings(layers: Sequence[Layer], grad_rms: dict[int, float],
-                      zero_below: int | None) -> list[Finding]:
+                      zero_below: int | None, dead: Collection[int] = ()) -> list[Finding]:
     """Vanishing, exploding or absent gradients across the layers with weights.
 
     ``grad_rms[i]`` is the RMS of the gradient reaching the output of layer ``i``;
     ``zero_below`` is the layer whose input gradient was the first to be exactly 0 (from
-    the top), if any.
+    the top), if any; ``dead`` the layers found with most of their units dead, which a
+    vanishing gradient through them is blamed on.
     """
     weighted = [i for i, layer in enumerate(layers) if layer.weight_key is not None
                 and i in grad_rms]
@@ -195,9 +200,15 @@ def gradient_findings(layers: Sequence[Layer], grad_rms: dict[int, float],
     ratio = g_top / g_bottom
     if ratio >= GRADIENT_CHANGE:
         bounded = any(layer.saturation is not None for layer in layers)
-        hint = ("try ReLU instead of sigmoid/tanh with He initialisation, or batch "
-                "normalisation" if bounded else "try He initialisation, ReLU or batch "
-                "normalisation")
+        dying = [index for index in sorted(dead) if bottom < index < top]
+        if dying:  # the dead units block it: their finding says why and what to try
+            hint = (f"most units of {layer_name(dying[0], layers[dying[0]])} are dead and "
+                    f"pass no gradient, which explains it: bring them back to life first")
+        elif bounded:
+            hint = ("try ReLU instead of sigmoid/tanh with He initialisation, or batch "
+                    "normalisation")
+        else:
+            hint = "try He initialisation, ReLU or batch normalisation"
         return [Finding("vanishing", bottom, (
             f"the gradient shrinks {ratio:.1e}x from {top_name} to {bottom_name}: vanishing "
             f"gradients, the lower layers barely learn; {hint}"))]
@@ -205,7 +216,7 @@ def gradient_findings(layers: Sequence[Layer], grad_rms: dict[int, float],
         return [Finding("exploding", bottom, (
             f"the gradient grows {1 / ratio:.1e}x from {top_name} to {bottom_name}: "
             f"exploding gradients; use smaller initial weights (Glorot or He), a lower "
-            f"learning rate, batch normalisation, or clip gradients (clip_norm=1.0)"))]
+            f"learning rate, batch normalisation, or {CLIP_HINT}"))]
     return []
 
 

@@ -26,8 +26,19 @@ class DataError(ValueError):
     column: int | None = None
 
 
+class AllocationError(ValueError, MemoryError):
+    """An array numnet was asked to create would not fit in the memory available.
+
+    Raised *before* allocating, naming the layer or array and the bytes it would need.
+    It is a :class:`ValueError` (the size asked for is the problem) and a
+    :class:`MemoryError` (so ``except MemoryError`` still catches it).
+    """
+
+
 class TrainingDiverged(RuntimeError):
-    """Training produced a NaN or infinite loss or gradient and was stopped.
+    """Training was stopped because its numbers went bad: a loss, gradient or parameter
+    became NaN or infinite, or the loss exploded far beyond its starting value (see
+    :mod:`numnet.training.guard`).
 
     ``epoch`` and ``batch`` (from 0) say where; ``batch`` is None when the validation data
     after an epoch went bad.

@@ -157,8 +157,8 @@ class HealthCheck(Callback):
                 f"epoch {self._epoch + 1}, batch {batch + 1}: the loss is rising, "
                 f"{running / self._lowest:.1f}x its lowest running value ({self._lowest:.4g}"
                 f" -> {running:.4g}), before anything turned NaN: lower the learning rate, "
-                f"standardise the inputs, check the initialisation, or clip gradients "
-                f"(clip_norm=1.0)")))
+                f"standardise the inputs, check the initialisation, or "
+                f"{diagnosis.CLIP_HINT}")))
         self._running = running
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -183,7 +183,7 @@ class HealthCheck(Callback):
             self._warn(Finding("loss-rising", None, (
                 f"epoch {epoch + 1}: the loss rose {loss / previous:.1f}x from the previous "
                 f"epoch ({previous:.4g} -> {loss:.4g}): lower the learning rate, standardise "
-                f"the inputs, check the initialisation, or clip gradients (clip_norm=1.0)")))
+                f"the inputs, check the initialisation, or {diagnosis.CLIP_HINT}")))
         if self._chance is None or self._steps < MIN_STEPS:
             return  # a network needs a few steps before it can beat chance
         low, high, chance_accuracy = self._chance

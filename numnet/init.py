@@ -14,7 +14,7 @@ name               distribution                                     suits
 ``glorot_normal``  N(0, 2 / (fan_in + fan_out))                     sigmoid, tanh, softmax
 ``he_uniform``     U(-a, a), a = sqrt(6 / fan_in)                   ReLU family
 ``he_normal``      N(0, 2 / fan_in)                                 ReLU family
-``normal``         N(0, std^2), std = 0.01 unless given             small nets, tests
+``normal``         N(0, std^2), std 0.01 (``"normal(std=S)"``: S)   small nets, tests
 ``zeros``          0                                                biases
 =================  ===============================================  ========================
 
@@ -26,6 +26,7 @@ network's output is 0 and nothing trains.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -97,9 +98,17 @@ def normal(std: float = 0.01) -> Initializer:
              fans: Fans | None = None) -> np.ndarray:
         return _normal(shape, rng, dtype, std)
 
-    # what a layer's repr and messages show as its initialiser: the std matters
-    init.__name__ = init.__qualname__ = f"normal(std={std:g})"
+    # its name is what a layer's repr, its messages and its model file show, and what
+    # get_initializer reads back: "normal(std=1)" (exact, so a model file keeps the std)
+    shown = f"{std:g}"
+    if float(shown) != std:
+        shown = repr(float(std))
+    init.__name__ = init.__qualname__ = f"normal(std={shown})"
     return init
+
+
+#: the name of a ``normal(std)`` initialiser, which get_initializer reads back
+_NORMAL_NAME = re.compile(r"normal\(std=(?P<std>[^()]+)\)")
 
 
 def zeros(shape: tuple[int, ...], rng: np.random.Generator | None = None,
@@ -131,6 +140,24 @@ def get_initializer(spec: InitSpec, default: str = "glorot_uniform") -> Initiali
         return spec
     if isinstance(spec, str) and spec in INITIALIZERS:
         return INITIALIZERS[spec]
+    if isinstance(spec, str) and (match := _NORMAL_NAME.fullmatch(spec.replace(" ", ""))):
+        try:
+            std = float(match["std"])
+        except ValueError:
+            pass
+        else:
+            return normal(std)
     raise ValueError(
-        f"unknown initialiser {spec!r}: expected a callable or one of {sorted(INITIALIZERS)}"
+        f"unknown initialiser {spec!r}: expected a callable, 'normal(std=S)' or one of "
+        f"{sorted(INITIALIZERS)}"
     )
+
+
+def spec_name(spec: InitSpec) -> InitSpec:
+    """``spec``, or the name of one of numnet's parametrised initialisers (``normal(0.5)``
+    is ``"normal(std=0.5)"``), so that a layer's config, and its model file, keep it."""
+    name = getattr(spec, "__name__", None)
+    if callable(spec) and getattr(spec, "__module__", None) == __name__ and \
+            isinstance(name, str) and _NORMAL_NAME.fullmatch(name):
+        return name
+    return spec

@@ -72,7 +72,9 @@ def trace(model: Sequential, x: Any, y: Any = None,
     loss_value = loss.forward(out, y) if checked else loss(out, y)
     grad = loss.backward()
     passes, grad_rms, zero_below = _backward(model, grad)
-    findings += diagnosis.gradient_findings(model.layers, grad_rms, zero_below)
+    dead_layers = {finding.layer for finding in findings
+                   if finding.kind == "dead" and finding.layer is not None}
+    findings += diagnosis.gradient_findings(model.layers, grad_rms, zero_below, dead_layers)
     ratios: dict[tuple[int, str], float] = {}
     if optimizer is not None:
         opt = copy.deepcopy(get_optimizer(optimizer))

@@ -22,6 +22,7 @@ import numpy as np
 from numnet._checks import check_finite, first_bad_index
 from numnet.errors import ShapeError
 from numnet.layers.activations import sigmoid
+from numnet.layers.base import registry_name
 
 
 @dataclass
@@ -44,23 +45,36 @@ class Loss:
     ``evaluate`` check the whole data set once and then call ``forward`` on each batch.
     """
 
-    #: every registered loss class, by its name (``"cross_entropy"``)
+    #: every registered loss class, by its type name: numnet's by their ``name``
+    #: (``"cross_entropy"``), others by their own ``name`` or ``"<module>.<qualified name>"``
     registry: ClassVar[dict[str, type[Loss]]] = {}
     name: ClassVar[str] = "loss"
+    #: this class's key in the registry and in model files; None when not registered
+    type_name: ClassVar[str | None] = None
     #: what ``fit`` checks targets against: ``"classes"`` (integer labels or probability
     #: rows), ``"binary"`` (values in [0, 1]) or ``"real"`` (anything finite)
     target_kind: ClassVar[str] = "real"
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
+        """Register ``cls`` under its own ``name``, or else under ``<module>.<qualified
+        name>`` (so a subclass of CrossEntropy is saved and read back as itself, never as
+        CrossEntropy); classes defined in functions, private ones and ``register=False``
+        are not registered. A name another class holds is an error."""
         super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__:  # a subclass that keeps its parent's name replaces nothing
-            holder = Loss.registry.get(cls.name)
-            if holder is not None and (holder.__module__, holder.__qualname__) != (
-                    cls.__module__, cls.__qualname__):
-                raise ValueError(f"loss name {cls.name!r} is already taken by "
-                                 f"{holder.__module__}.{holder.__qualname__}; give "
-                                 f"{cls.__qualname__} a name of its own")
-            Loss.registry[cls.name] = cls
+        key = cls.__dict__.get("name") if register else None
+        if key is None and register:
+            key = registry_name(cls, None)
+        cls.type_name = key
+        if key is None:
+            return
+        holder = Loss.registry.get(key)
+        if holder is not None and (holder.__module__, holder.__qualname__) != (
+                cls.__module__, cls.__qualname__):
+            raise ValueError(f"loss name {key!r} is already taken by "
+                             f"{holder.__module__}.{holder.__qualname__}; give "
+                             f"{cls.__qualname__} a name of its own (name = "
+                             f"'mypackage.{cls.__name__}')")
+        Loss.registry[key] = cls
 
     def __init__(self) -> None:
         self._grad_args: tuple[Any, ...] | None = None
@@ -381,17 +395,23 @@ ALIASES = {
 }
 
 
-def get_loss(spec: str | Loss) -> Loss:
+def get_loss(spec: str | Loss, config: dict[str, Any] | None = None) -> Loss:
     """A loss instance from an instance, or from a name such as ``"cross_entropy"``.
 
-    The name may be an alias (``"mse"``, ``"bce"``, Keras's names) or the ``name`` of any
-    registered :class:`Loss` subclass.
+    The name may be an alias (``"mse"``, ``"bce"``, Keras's names) or the type name of any
+    registered :class:`Loss` subclass (:attr:`Loss.type_name`); ``config`` holds the
+    constructor's arguments, as :meth:`Loss.get_config` gives them.
     """
     if isinstance(spec, Loss):
         return spec
     if isinstance(spec, str):
         name = ALIASES.get(spec.lower(), spec)
         if name in Loss.registry:
-            return Loss.registry[name]()
+            cls = Loss.registry[name]
+            try:
+                return cls(**(config or {}))
+            except TypeError as exc:
+                raise ValueError(f"loss {name!r} ({cls.__qualname__}): bad arguments "
+                                 f"{config}: {exc}") from exc
     known = sorted(set(ALIASES) | set(Loss.registry))
     raise ValueError(f"unknown loss {spec!r}: expected a Loss or one of {known}")

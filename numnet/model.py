@@ -29,9 +29,18 @@ from typing import Any
 import numpy as np
 
 from numnet import inspection, io
-from numnet._checks import check_finite, fmt_shape, positive_int, real_number, resolve_dtype
+from numnet._checks import (
+    all_finite,
+    check_finite,
+    fmt_shape,
+    nonfinite_output,
+    positive_int,
+    real_number,
+    resolve_dtype,
+)
+from numnet._memory import check_array
 from numnet.callbacks import Callback
-from numnet.errors import ShapeError
+from numnet.errors import AllocationError, NonFiniteError, ShapeError
 from numnet.inspection import Trace
 from numnet.layers.activations import sigmoid, softmax
 from numnet.layers.base import NAMESPACE, Layer
@@ -159,6 +168,8 @@ class Sequential:
         """Move every parameter and gradient into one contiguous vector each."""
         entries = [(layer, name) for layer in self.layers for name in layer.params]
         total = sum(layer.params[name].size for layer, name in entries)
+        check_array((total,), self.dtype, f"the flat parameter vector of the model's "
+                    f"{len(self.layers)} layers", copies=2, why="with the gradient vector")
         self.flat_params = np.empty(total, dtype=self.dtype)
         self.flat_grads = np.zeros(total, dtype=self.dtype)
         self.decay_mask = np.zeros(total, dtype=bool)
@@ -337,15 +348,22 @@ class Sequential:
         return self.loss
 
     def predict_logits(self, x: Any, batch_size: int = 1024) -> np.ndarray:
-        """Raw outputs in evaluation mode, computed ``batch_size`` rows at a time."""
+        """Raw outputs in evaluation mode, computed ``batch_size`` rows at a time.
+
+        Raises :class:`~numnet.errors.NonFiniteError` when an output is NaN or infinite,
+        naming the parameter that is not finite if there is one."""
         batch_size = positive_int(batch_size, "batch_size")
         x = self._input(x)
         check_finite(x, "predict input")
-        parts = [self._forward_layers(x[i:i + batch_size], training=False)
-                 for i in range(0, x.shape[0], batch_size)]
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+            parts = [self._forward_layers(x[i:i + batch_size], training=False)
+                     for i in range(0, x.shape[0], batch_size)]
         if not parts:
             return np.empty((0,) + self.output_shape(x.shape[1:]), dtype=self.dtype)
-        return np.concatenate(parts, axis=0)
+        logits = np.concatenate(parts, axis=0)
+        if not all_finite(logits.reshape(-1)):  # one BLAS pass: never a silent NaN
+            raise NonFiniteError(nonfinite_output(self.layers, "predict"))
+        return logits
 
     def predict_proba(self, x: Any, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities for classifiers.
@@ -521,7 +539,7 @@ class Sequential:
             "layers": [{"type": _layer_type(index, layer), "config": layer.get_config()}
                        for index, layer in enumerate(self.layers)],
             "loss": None if self.loss is None else {
-                "type": self.loss.name, "config": self.loss.get_config()},
+                "type": _loss_type(self.loss), "config": self.loss.get_config()},
             "input_shape": None if self.input_shape is None else list(self.input_shape),
             "dtype": self.dtype.name,
             "seed": self.seed,
@@ -550,9 +568,11 @@ class Sequential:
                 layers.append(layer_cls.from_config(dict(entry.get("config", {}))))
             except TypeError as exc:
                 raise ValueError(f"layer {index} ({entry['type']}): bad arguments: {exc}") from exc
+            except AllocationError as exc:  # too large to build: say which layer
+                raise AllocationError(f"layer {index}: {exc}") from exc
         loss = config.get("loss")
         if isinstance(loss, dict):
-            loss = get_loss(loss.get("type", ""))
+            loss = get_loss(loss.get("type", ""), loss.get("config"))
         model = cls(layers, loss=loss, input_shape=config.get("input_shape"),
                     dtype=config.get("dtype", "float32"), seed=config.get("seed"),
                     l2=config.get("l2", 0.0))
@@ -602,6 +622,14 @@ def _layer_type(index: int, layer: Layer) -> str:
                          "registered (it was defined with register=False, inside a function "
                          "or with a private name)")
     return layer.type_name
+
+
+def _loss_type(loss: Loss) -> str:
+    if loss.type_name is None:
+        raise ValueError(f"loss {loss!r} cannot be described: its class is not registered (it "
+                         "was defined with register=False, inside a function or with a "
+                         "private name)")
+    return loss.type_name
 
 
 def _target_shape(value: Any) -> tuple[int, ...] | None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from numnet.data.idx import PathLike, atomic_write
+from numnet._files import PathLike, atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -54,7 +54,7 @@ def _finish(figure: Figure, path: PathLike | None, dpi: int = 100) -> Figure:
                 f"cannot save a plot as {path}: unknown format {fmt!r}; "
                 f"use one of {', '.join(sorted(supported))}"
             )
-        with atomic_write(path, "wb") as handle:
+        with atomic_write(path) as handle:
             figure.savefig(handle, format=fmt, dpi=dpi)
     return figure
 

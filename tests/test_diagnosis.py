@@ -98,6 +98,8 @@ def test_exploding_gradients():
     exploding = next(f for f in trace.findings if f.kind == "exploding")
     assert "the gradient grows" in exploding.message
     assert "from layer 16 Dense to layer 0 Dense: exploding gradients" in exploding.message
+    # the advice works from Python and from the command line alike
+    assert "clip_norm=1.0" in exploding.message and "--clip-norm 1" in exploding.message
 
 
 def test_update_to_weight_ratio(digits):
@@ -176,3 +178,20 @@ def test_trace_without_targets_reports_forward_findings_only(digits):
     assert trace.backward_rows == [] and trace.loss is None
     assert {f.kind for f in trace.findings} == {"saturated"}
     assert "backward" not in str(trace)
+
+
+def test_a_gradient_lost_in_dead_units_is_blamed_on_them():
+    """Most ReLU units dead (not all): the gradient reaching the first layer is tiny, and the
+    cause is the dead units, not the initialisation or the activation the net already uses."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4))
+    model = Sequential([Dense(4, 8), ReLU(), Dense(8, 3)], loss="cross_entropy", seed=0)
+    first, last = model.layers[0], model.layers[2]
+    first.params["b"][:7] = -100.0  # seven units below 0 for every sample: dead
+    last.params["W"][7] *= 1e-4     # the one live unit passes little gradient down
+    trace = model.trace(x, rng.integers(0, 3, 64))
+    assert kinds(trace)[:2] == ["dead", "vanishing"]
+    vanishing = trace.findings[1].message
+    assert "from layer 2 Dense to layer 0 Dense" in vanishing
+    assert "layer 1 ReLU" in vanishing and "dead" in vanishing
+    assert "He initialisation" not in vanishing

@@ -455,6 +455,13 @@ def test_an_overflowing_update_stops_every_rank_alike(stops):
                                      "optimiser's update made parameter 'W' of layer 0")
 
 
+def test_an_exploding_loss_stops_every_rank_at_the_same_batch(stops):
+    first, second = (report["explode"] for report in stops)
+    assert first == second and first["every_rank"] and first["kept"]
+    assert "the loss exploded without becoming NaN" in first["error"]
+    assert "from before training" in first["error"]
+
+
 def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_batch(stops):
     first, second = (report["ctrl_c"] for report in stops)
     assert first == second

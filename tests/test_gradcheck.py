@@ -21,8 +21,8 @@ class BrokenDense(Dense, register=False):
         return grad_in
 
 
-class ElementwiseSoftmaxLoss(MeanSquaredError):
-    """Backward forgets the 2/D factor."""
+class ElementwiseSoftmaxLoss(MeanSquaredError, register=False):
+    """Backward forgets the 2/D factor (kept out of the registry, as BrokenDense)."""
 
     def backward(self):
         return super().backward() * 3

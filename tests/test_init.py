@@ -131,3 +131,30 @@ def test_a_divergence_message_names_the_initialiser_in_use():
     assert "init=None" not in message
     assert "init='normal(std=1)'" in message or "init='glorot_uniform'" in message
     assert "check the weights' initialisation" in message
+
+
+@pytest.mark.parametrize("std", [1.0, 0.01, 1 / (256 * 256)])
+def test_a_normal_initialiser_is_kept_by_model_files_and_architectures(tmp_path, std):
+    """A model saved with normal(std) weights still says so when loaded (its trace and
+    divergence messages name the initialiser), and an architecture can ask for it."""
+    model = Sequential([Dense(4, 8, init=init.normal(std)), Sigmoid(), Dense(8, 3)],
+                       loss="cross_entropy", seed=0)
+    name = model.layers[0].init_name
+    assert name is not None and name.startswith("normal(std=")
+    model.save(tmp_path / "normal.npz")
+    loaded = Sequential.load(tmp_path / "normal.npz")
+    assert loaded.layers[0].init_name == name
+    assert f"init='{name}'" in loaded.summary()
+    rebuilt = Sequential.from_config(model.get_config())
+    assert rebuilt.layers[0].init_name == name
+    w = init.get_initializer(name)((300, 300), np.random.default_rng(0), np.float64)
+    assert w.std() == pytest.approx(std, rel=0.02)
+
+
+def test_normal_by_name():
+    w = init.get_initializer("normal(std=0.5)")((300, 300), np.random.default_rng(0))
+    assert w.std() == pytest.approx(0.5, rel=0.02)
+    assert Dense(3, 2, init="normal(std=2)").init_name == "normal(std=2)"
+    for bad in ("normal(std=-1)", "normal(std=x)", "normal(0.5)"):
+        with pytest.raises(ValueError, match="initialiser"):
+            init.get_initializer(bad)

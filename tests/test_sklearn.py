@@ -19,14 +19,17 @@ import pytest
 sklearn = pytest.importorskip("sklearn", reason="scikit-learn is not installed (extra "
                                                 "'sklearn')")
 
+from scipy import sparse  # noqa: E402  (a dependency of scikit-learn)
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
 from sklearn.utils.estimator_checks import (  # noqa: E402
+    check_fit2d_1sample,
     check_sample_weight_equivalence_on_dense_data,
+    check_sample_weight_equivalence_on_sparse_data,
     parametrize_with_checks,
 )
 
@@ -52,12 +55,15 @@ from numnet.sklearn import NumnetClassifier, NumnetRegressor  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 #: the checks scikit-learn's check_estimator runs that these estimators are expected to
-#: fail, and why (the one entry: see test_sample_weight_equals_repeated_samples_full_batch)
+#: fail, and why (one reason, dense or sparse X: see
+#: test_sample_weight_equals_repeated_samples_full_batch)
+_WEIGHTS_AS_REPEATS = (
+    "mini-batch training in float32: a sample of weight k is one row of one batch where "
+    "its k copies may fall into different batches, and float32 sums round differently; "
+    "equal in expectation, not to rtol 1e-7 (in float64 with one batch it passes)")
 EXPECTED_FAILED_CHECKS = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "mini-batch training in float32: a sample of weight k is one row of one batch where "
-        "its k copies may fall into different batches, and float32 sums round differently; "
-        "equal in expectation, not to rtol 1e-7 (in float64 with one batch it passes)"),
+    "check_sample_weight_equivalence_on_dense_data": _WEIGHTS_AS_REPEATS,
+    "check_sample_weight_equivalence_on_sparse_data": _WEIGHTS_AS_REPEATS,  # densified
 }
 
 
@@ -78,10 +84,11 @@ def test_scikit_learn_estimator_checks(estimator, check):
     NumnetRegressor((16,), epochs=20, lr=0.01, dtype="float64", batch_size=128),
 ])
 def test_sample_weight_equals_repeated_samples_full_batch(estimator):
-    """The check listed as an expected failure passes where it can: one batch, float64.
+    """The checks listed as expected failures pass where they can: one batch, float64.
     Weights are rescaled to mean 1 (loss sum(w l) / sum(w)) and the regressor's target
     scaling counts them too."""
     check_sample_weight_equivalence_on_dense_data(type(estimator).__name__, estimator)
+    check_sample_weight_equivalence_on_sparse_data(type(estimator).__name__, estimator)
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -147,6 +154,46 @@ def test_predict_log_proba_stays_finite_where_proba_underflows():
         np.testing.assert_allclose(np.exp(log_proba), clf.predict_proba(X * 20), atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_binary_probabilities_of_confident_predictions_keep_their_precision(dtype):
+    """P(class 0) is sigmoid(-z), not 1 - sigmoid(z), which rounds to exactly 0 once
+    sigmoid(z) rounds to 1 (z > 37 in float64, 17 in float32): log(predict_proba) then
+    equals predict_log_proba, as scikit-learn's check_classifiers_train requires."""
+    X, y = blobs(n=100, classes=2)
+    clf = small(epochs=30, lr=0.05).fit(X, y)
+    # inputs scaled until the largest logit is about 60 (P(class 0) about 1e-26), the rows
+    # whose logits stay within float32's range (its exp underflows past -87)
+    far = (X * 60 / clf.model_.predict_logits(X).max()).astype(dtype)
+    logits = clf.model_.predict_logits(far)[:, 0]
+    far = far[np.abs(logits) < 80]
+    assert (logits[np.abs(logits) < 80] > 40).any()
+    proba, log_proba = clf.predict_proba(far), clf.predict_log_proba(far)
+    assert (proba > 0).all()
+    np.testing.assert_allclose(np.log(proba), log_proba, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_log_of_predict_proba_agrees_with_predict_log_proba(dtype, classes):
+    """Probabilities are kept inside (0, 1) at the dtype's resolution (a sigmoid or softmax
+    never reaches 0 or 1; rounding does): log(predict_proba) is finite and agrees with the
+    stable predict_log_proba within scikit-learn's check_classifiers_train tolerance, for
+    float32 inputs too (where sigmoid(z) rounds to 1 from z = 17)."""
+    X, y = blobs(n=120, classes=classes)
+    clf = small(epochs=5).fit(X, y)
+    last = clf.model_.layers[-1]
+    scale = 300 / np.abs(clf.model_.predict_logits(X)).max()
+    last.params["W"] *= scale  # logits up to 300: float32 probabilities round to 0 and 1
+    last.params["b"] *= scale
+    Xd = X.astype(dtype)
+    proba, log_proba = clf.predict_proba(Xd), clf.predict_log_proba(Xd)
+    assert proba.dtype == dtype and ((proba > 0) & (proba < 1)).all()
+    np.testing.assert_allclose(log_proba, np.log(proba), rtol=8, atol=1e-9)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+    assert (clf.classes_[proba.argmax(axis=1)] == clf.predict(Xd)).all()
+
+
 def test_multilabel_targets_train_one_sigmoid_per_label():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 4))
@@ -201,12 +248,81 @@ def test_targets_are_standardised_by_default():
     assert scaler.mean_ == pytest.approx(y_far.mean()) and scaler.scale_ == pytest.approx(
         y_far.std())
     # the network learns the standardised targets: its outputs are near (y - mean) / std
-    raw = reg.model_.predict(X)
-    np.testing.assert_allclose(scaler.inverse_transform(raw), reg.predict(X))
+    raw = reg.model_.predict(X)  # float32 maths (the estimator's: float64 for float64 X)
+    np.testing.assert_allclose(scaler.inverse_transform(raw), reg.predict(X), rtol=1e-5)
     assert abs(raw.mean()) < 0.5 and reg.score(X, y_far) > 0.9
     plain = small(NumnetRegressor, epochs=40, scale_target=False).fit(X, y_far)
     assert plain.target_scaler_ is None
-    np.testing.assert_array_equal(plain.predict(X), plain.model_.predict(X).astype(np.float64))
+    np.testing.assert_array_equal(plain.predict(X.astype(np.float32)),
+                                  plain.model_.predict(X.astype(np.float32)))
+
+
+def test_sparse_inputs_are_taken_as_mlp_classifier_takes_them():
+    """A sparse X (one-hot encoded columns, as OneHotEncoder gives them) is densified: the
+    same predictions as the dense array, in a Pipeline as on its own."""
+    X, y = blobs()
+    dense = small(epochs=5).fit(X, y)
+    for convert in (sparse.csr_matrix, sparse.csc_array):
+        fitted = small(epochs=5).fit(convert(X), y)
+        np.testing.assert_array_equal(fitted.model_.flat_params, dense.model_.flat_params)
+        np.testing.assert_array_equal(fitted.predict_proba(convert(X)), dense.predict_proba(X))
+    Xr, yr = regression()
+    reg = small(NumnetRegressor, epochs=3).fit(sparse.csr_matrix(Xr), yr)
+    np.testing.assert_array_equal(reg.predict(sparse.csr_matrix(Xr)), reg.predict(Xr))
+    colours = np.array(["red", "green", "blue"])[y].reshape(-1, 1)
+    pipe = make_pipeline(OneHotEncoder(), small(epochs=20)).fit(colours, y)
+    assert pipe.score(colours, y) == 1.0
+
+
+@pytest.mark.parametrize("cls, method", [(NumnetClassifier, "predict_proba"),
+                                         (NumnetClassifier, "predict_log_proba"),
+                                         (NumnetRegressor, "predict")])
+def test_a_prediction_does_not_depend_on_the_rows_it_comes_with(cls, method):
+    """float32 GEMMs round a row differently with the batch's shape (about 1e-7, beyond
+    scikit-learn's check_methods_subset_invariance): float64 inputs are predicted by a
+    float64 copy of the float32 network, so that one row at a time gives the same values."""
+    rnd = np.random.RandomState(0)
+    X = 3 * rnd.uniform(size=(20, 3))
+    y = X[:, 0].astype(int)
+    for seed in range(3):
+        estimator = cls(epochs=10, random_state=seed).fit(X, y)  # 100 hidden units
+        assert estimator.model_.dtype == np.float32
+        full = getattr(estimator, method)(X)
+        rows = np.concatenate([getattr(estimator, method)(X[i:i + 1]) for i in range(20)])
+        np.testing.assert_allclose(rows, full, rtol=1e-12, atol=1e-12)
+        assert full.dtype == np.float64
+        single = getattr(estimator, method)(X.astype(np.float32))  # float32 in: float32
+        assert single.dtype == np.float32
+        np.testing.assert_allclose(single, full, rtol=1e-5, atol=1e-5)
+    # the float64 copy follows the network: trained further, or changed by hand
+    estimator.partial_fit(X, y)
+    again = getattr(estimator, method)(X)
+    assert not np.array_equal(again, full)
+    np.testing.assert_allclose(again, getattr(estimator, method)(X.astype(np.float32)),
+                               rtol=1e-5, atol=1e-5)
+    estimator.model_.layers[0].params["W"][:] = 0
+    np.testing.assert_allclose(getattr(estimator, method)(X),
+                               getattr(estimator, method)(X.astype(np.float32)),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [NumnetClassifier, NumnetRegressor])
+def test_one_sample_with_batch_norm_is_refused_as_scikit_learn_expects(cls):
+    """BatchNorm cannot train on one sample: the error says "1 sample", the words
+    scikit-learn's check_fit2d_1sample looks for."""
+    check_fit2d_1sample(cls.__name__, cls((8,), batch_norm=True, epochs=2, random_state=0))
+
+
+def test_fitted_attributes_scikit_learn_users_look_for():
+    """MLPClassifier's ``loss_`` (the last epoch's training loss) and ``n_outputs_``."""
+    X, y = blobs()
+    clf = small(epochs=3).fit(X, y)
+    assert clf.loss_ == clf.loss_curve_[-1] and clf.n_outputs_ == 3
+    assert small(epochs=1).fit(X[y < 2], y[y < 2]).n_outputs_ == 1  # one sigmoid output
+    multilabel = small(epochs=1).fit(X, np.c_[y == 0, y == 1, y == 2, y < 2].astype(int))
+    assert multilabel.n_outputs_ == 4
+    reg = small(NumnetRegressor, epochs=2).fit(*regression(outputs=2))
+    assert reg.loss_ == reg.loss_curve_[-1] and reg.n_outputs_ == 2
 
 
 # -- the estimator's life cycle --------------------------------------------------------------
@@ -380,6 +496,21 @@ def test_model_from_a_description_a_template_or_a_function():
     regressor = small(NumnetRegressor, model=lambda n, k: Sequential(network(n, k)),
                       epochs=2).fit(*regression())
     assert regressor.model_.output_shape() == (1,)
+
+
+def test_model_from_an_architecture_file(tmp_path):
+    """``model`` may name an architecture JSON file (as ``numnet train --model`` takes it)."""
+    X, y = blobs()
+    path = io.save_architecture(Sequential.from_config(description()), tmp_path / "a.json")
+    by_config = small(model=description(), epochs=3).fit(X, y)
+    for spec in (path, str(path)):
+        by_file = small(model=spec, epochs=3).fit(X, y)
+        assert by_file.model == spec  # stored unchanged
+        np.testing.assert_array_equal(by_file.model_.flat_params, by_config.model_.flat_params)
+    loaded = NumnetClassifier.load(by_file.save(tmp_path / "clf.npz"))
+    assert loaded.model == by_file.model_.get_config()  # the description, not the path
+    with pytest.raises(FileNotFoundError, match="no such architecture file"):
+        small(model=str(tmp_path / "missing.json")).fit(X, y)
 
 
 @pytest.mark.parametrize("model, match", [

@@ -12,9 +12,11 @@ Commands
 ``numnet datasets``     the built-in and cached datasets, and where they live
 
 Every error prints one line, ``numnet: error: ...``, to standard error and exits with
-status 2 (``--debug`` shows the traceback instead); a diverging training run and a failed
-gradient check exit with status 1. Ctrl-C exits with status 130; during ``numnet train`` the
-weights after the last finished batch are saved first (the file records ``"interrupted"``).
+status 2 (``--debug`` shows the traceback instead); a diverging training run (a loss that
+turned NaN or exploded, see :mod:`numnet.training.guard`; the previous ``--out`` is then
+kept) and a failed gradient check exit with status 1. Ctrl-C exits with status 130; during
+``numnet train`` the weights after the last finished batch are saved first (the file
+records ``"interrupted"``).
 
 Preprocessing
 -------------
@@ -41,7 +43,9 @@ MNIST and the digits; ``--invert`` reads dark drawings on a light background.
 Layout
 ------
 One module per command (``train``, ``evaluate``, ``predict``, ``summary``, ``gradcheck``,
-``trace``, ``export``, ``datasets``), each with ``add_parser(commands)`` and ``run(args) -> int``;
+``trace``, ``export``, ``datasets``), each with ``add_parser(commands)``, ``run(args) -> int``
+and ``files(args)``, the files it reads and writes (checked before it runs: no output may be
+one of its inputs or another output; see :mod:`numnet.cli._common`);
 :mod:`numnet.cli._common` holds the error type, the parser and argument types, and
 :mod:`numnet.cli._data` loads, splits and scales datasets. This module assembles the parser
 and runs a command.
@@ -50,6 +54,7 @@ and runs a command.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -71,6 +76,7 @@ from numnet.cli._common import (
     Formatter,
     LineTracker,
     Parser,
+    check_files,
     describe,
     fit_input,
     open_model,
@@ -158,8 +164,9 @@ def _owner(parser: Parser, command: str, argv: list[str], extra: str
 
 
 def _run(args: argparse.Namespace, debug: bool, tracker: LineTracker) -> int:
-    """Run the chosen command; turn exceptions into one line on standard error."""
+    """Check the command's files, run it; turn exceptions into one line on standard error."""
     try:
+        check_files(args.files(args))  # before any work: no output may destroy an input
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         if debug:
@@ -167,6 +174,11 @@ def _run(args: argparse.Namespace, debug: bool, tracker: LineTracker) -> int:
         tracker.end_line()
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`numnet summary M | head`): nothing is wrong and nothing
+        # is left to say; stdout points at /dev/null so the exit's flush cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a program killed by the signal would report
     except Exception as exc:  # every failure becomes one line unless --debug
         status = 1 if isinstance(exc, TrainingDiverged) else 2
         if getattr(exc, "every_rank", False) and not distributed.is_main():

@@ -1,5 +1,14 @@
 """What every ``numnet`` command shares: the error type, the parser and its argument types,
-error printing, and opening a model."""
+the files a command reads and writes, error printing, and opening a model.
+
+**Files.** Every command declares what it reads and writes (:class:`Files`, from its
+parsed arguments: ``add_command(..., files=...)``), and :func:`check_files` runs before
+the command does any work: an output that is a directory, or whose directory does not
+exist, or that is the same file as one of the command's inputs or another of its outputs
+(the same path once resolved, or the same device and inode: hard and symbolic links) is
+refused. Files are then written with :func:`numnet._files.atomic_write`, which writes
+into devices, FIFOs and ``-`` (standard output) instead of replacing them.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +16,14 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
 import numpy as np
 
 from numnet import io
+from numnet._files import check_outputs, output_kind, output_problem
 from numnet.errors import DistributedError, TrainingDiverged
 from numnet.model import Sequential
 
@@ -44,21 +55,57 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
 Subparsers = argparse._SubParsersAction  # the type of ``parser.add_subparsers()``
 
 
+@dataclass
+class Files:
+    """What a command reads and writes: ``(name, path)`` pairs, the name as the user gave
+    it (``"--out"``, ``"MODEL"``), for the messages."""
+
+    inputs: list[tuple[str, str]] = field(default_factory=list)
+    outputs: list[tuple[str, str]] = field(default_factory=list)
+
+    def writes_to_stdout(self) -> bool:
+        """Whether an output is standard output (messages must then go to stderr)."""
+        return any(output_kind(path) == "stdout" for _, path in self.outputs)
+
+
+def no_files(args: argparse.Namespace) -> Files:
+    """The ``files`` of a command that reads and writes no file named on its command line."""
+    return Files()
+
+
+def check_files(files: Files) -> None:
+    """Refuse, before any work, outputs that cannot be written or would destroy a file the
+    command reads or writes (see the module docstring)."""
+    for name, path in files.outputs:
+        problem = output_problem(path)
+        if problem is not None:
+            joint = " " if output_kind(path) == "directory" else ": "
+            raise CLIError(f"{name} {path}{joint}{problem}")
+    try:
+        check_outputs(files.outputs, files.inputs)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
 def add_command(commands: Subparsers[Parser], name: str, help_text: str, epilog: str,
-                run: Callable[[argparse.Namespace], int]) -> Parser:
-    """A sub-command's parser: its help, its examples, ``--debug``, and ``run`` to call."""
+                run: Callable[[argparse.Namespace], int], *,
+                files: Callable[[argparse.Namespace], Files]) -> Parser:
+    """A sub-command's parser: its help, its examples, ``--debug``, ``run`` to call, and
+    ``files``, which lists the files the command reads and writes (:class:`Files`), checked
+    by :func:`check_files` before ``run`` is called."""
     debug = Parser(add_help=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show the full traceback on errors")
     sub = commands.add_parser(name, help=help_text, description=help_text,
                               epilog="example:\n" + epilog, parents=[debug],
                               formatter_class=Formatter)
-    sub.set_defaults(func=run)
+    sub.set_defaults(func=run, files=files)
     return sub
 
 
 def add_data_options(sub: argparse.ArgumentParser, default: str | None) -> None:
-    """``--data``, ``--label-column`` and ``--data-dir`` (train, evaluate, trace)."""
+    """``--data``, ``--label-column``, ``--data-dir`` and ``--delimiter`` (train, evaluate,
+    trace)."""
     sub.add_argument("--data", default=default, metavar="DATA",
                      help="digits, mnist, fashion-mnist or a PATH.csv"
                           + ("" if default else " (default: the dataset the model was "
@@ -69,6 +116,10 @@ def add_data_options(sub: argparse.ArgumentParser, default: str | None) -> None:
     sub.add_argument("--data-dir", default=None, metavar="DIR",
                      help="directory of the MNIST / Fashion-MNIST files (default: "
                           "numnet's cache, downloading if needed)")
+    sub.add_argument("--delimiter", type=delimiter, default=None, metavar="CHAR",
+                     help="the CSV file's delimiter: one character, or tab (default: ','"
+                          + ("" if default else ", or the one recorded for the model's own "
+                                                "CSV") + ")")
 
 
 # -- argument types -------------------------------------------------------------------------
@@ -89,6 +140,14 @@ def integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def seed(text: str) -> int:
+    """A random seed: an integer >= 0 (NumPy's seeds cannot be negative)."""
+    value = integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def column(text: str) -> int | str:
     """A CSV column: an index (negative counts from the end) or a header name."""
     try:
@@ -98,6 +157,14 @@ def column(text: str) -> int | str:
             raise argparse.ArgumentTypeError("expected a column index or name, got an empty "
                                              "string") from None
         return text
+
+
+def delimiter(text: str) -> str:
+    """A CSV delimiter: one character; ``tab`` or ``\\t`` for a tab (hard to type in a shell)."""
+    value = "\t" if text.lower() in ("tab", "\\t") else text
+    if len(value) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character (or tab), got {text!r}")
+    return value
 
 
 def fraction(low_closed: bool) -> Callable[[str], float]:
@@ -174,12 +241,15 @@ def fresh_line() -> None:
 def describe(exc: BaseException) -> str:
     """One line for an exception: its message, and the file for OS errors."""
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}"
+        return f"{exc.filename}: {exc.strerror}"
     text = str(exc) or type(exc).__name__
     if isinstance(exc, KeyError) and exc.args:
         text = str(exc.args[0])
-    if not isinstance(exc, (ValueError, OSError, ImportError, LookupError, TrainingDiverged,
-                            DistributedError)):
+    if isinstance(exc, MemoryError) and not isinstance(exc, ValueError):
+        # numnet checks sizes before allocating; this is what slipped through
+        text = f"not enough memory: {text}"
+    elif not isinstance(exc, (ValueError, OSError, ImportError, LookupError,
+                              TrainingDiverged, DistributedError)):
         text = f"unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)"
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
@@ -204,8 +274,6 @@ def check_plot_file(option: str, target: Path) -> None:
     # optional dependency, known to be installed here
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
 
-    if not (target.parent if str(target.parent) else Path(".")).is_dir():
-        raise CLIError(f"--plot {option}: the directory {target.parent} does not exist")
     fmt = target.suffix.lstrip(".").lower() or "png"
     supported = FigureCanvasAgg.get_supported_filetypes()
     if fmt not in supported:

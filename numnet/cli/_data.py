@@ -55,20 +55,44 @@ def data_kind(spec: str) -> str:
     if key in ("fashion", "fashionmnist"):
         return "fashion-mnist"
     path = Path(spec)
+    if path.is_dir():
+        raise CLIError(f"--data {spec} is a directory; expected digits, mnist, "
+                       "fashion-mnist or a CSV file (for MNIST files in a directory: "
+                       f"--data mnist --data-dir {spec})")
     if path.suffix.lower() in (".csv", ".gz", ".txt", ".tsv") or path.exists():
         return "csv"
     raise CLIError(f"unknown --data {spec!r}: expected digits, mnist, fashion-mnist or a "
                    "path to a CSV file")
 
 
+def data_inputs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The files ``--data`` and ``--data-dir`` name, as inputs of a command: a CSV file, or
+    the files of a built-in dataset's directory (``--data-dir``, else where numnet finds
+    the dataset: its cache, ``$NUMNET_DATA``, the digits shipped with numnet)."""
+    kind = None if args.data is None else data_kind(args.data)
+    if kind == "csv":
+        return [("--data", args.data)]
+    if args.data_dir is not None:
+        name, directory = f"--data-dir {args.data_dir}", Path(args.data_dir)
+    elif kind is not None:
+        info = next(i for i in data.dataset_info() if i.name == kind)
+        name, directory = f"--data {kind} ({info.status})", info.location
+    else:
+        return []
+    if not directory.is_dir():
+        return []
+    return [(name, str(path)) for path in sorted(directory.iterdir()) if path.is_file()]
+
+
 def load_data(spec: str, *, label_column: int | str | None = None, data_dir: str | None = None,
               seed: int = 0, val_split: float = 0.1, test_split: float = 0.2,
               preprocessing: dict[str, Any] | None = None,
-              classes: list[Any] | None = None) -> Prepared:
+              classes: list[Any] | None = None, delimiter: str | None = None) -> Prepared:
     """Load, split and scale a dataset for the CLI.
 
     When ``preprocessing`` and ``classes`` (from a model file) are given they are applied;
-    otherwise they are derived from the training split.
+    otherwise they are derived from the training split. ``delimiter`` (default ``,``)
+    separates a CSV file's cells.
     """
     kind = data_kind(spec)
     source: dict[str, Any] = {"data": kind, "seed": seed, "val_split": val_split,
@@ -97,8 +121,9 @@ def load_data(spec: str, *, label_column: int | str | None = None, data_dir: str
         if not path.exists():
             raise FileNotFoundError(2, "no such data file", str(path))
         label = 0 if label_column is None else label_column
-        X, labels = data.load_csv(path, label_column=label, finite=True)
-        source.update(path=str(path.resolve()), label_column=label)
+        sep = "," if delimiter is None else delimiter
+        X, labels = data.load_csv(path, label_column=label, finite=True, delimiter=sep)
+        source.update(path=str(path.resolve()), label_column=label, delimiter=sep)
         raw_max = None
         y, classes = encode_labels(labels, classes, path)
         splits = _split(X, y, val_split, test_split, seed)
@@ -215,13 +240,14 @@ def data_for_model(args: argparse.Namespace, metadata: dict[str, Any],
         kind = data_kind(spec)
         same = kind == source.get("data") and (
             kind != "csv" or str(Path(spec).resolve()) == source.get("path"))
-    label_column = args.label_column
-    if label_column is None and same:
-        label_column = source.get("label_column")
+    label_column, delimiter = args.label_column, args.delimiter
+    if same:  # the CSV the model was trained on: read it as it was read then
+        label_column = source.get("label_column") if label_column is None else label_column
+        delimiter = source.get("delimiter") if delimiter is None else delimiter
     data_dir = args.data_dir if args.data_dir is not None else source.get("data_dir")
     split_seed = seed if seed is not None else int(source.get("seed", 0))
     return load_data(spec, label_column=label_column, data_dir=data_dir, seed=split_seed,
                      val_split=float(source.get("val_split", 0.1)),
                      test_split=float(source.get("test_split", 0.2)),
                      preprocessing=metadata.get("preprocessing"),
-                     classes=metadata.get("classes"))
+                     classes=metadata.get("classes"), delimiter=delimiter)

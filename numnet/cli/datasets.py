@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 
 from numnet import data
-from numnet.cli._common import Parser, Subparsers, add_command
+from numnet.cli._common import Parser, Subparsers, add_command, no_files
 
 EXAMPLES = "  numnet datasets\n"
 
 
 def add_parser(commands: Subparsers[Parser]) -> None:
     add_command(commands, "datasets", "List the built-in and cached datasets and where they "
-                                      "are.", EXAMPLES, run)
+                                      "are.", EXAMPLES, run, files=no_files)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,15 +15,17 @@ from typing import Any
 import numpy as np
 
 from numnet import gradcheck
+from numnet._memory import check_batch
 from numnet.cli._common import (
     CLIError,
+    Files,
     Parser,
     Subparsers,
     add_command,
-    integer,
     open_model,
     positive_float,
     positive_int,
+    seed,
     shape,
 )
 from numnet.gradcheck import TensorCheck
@@ -43,7 +45,7 @@ FAILED = TensorCheck(float("nan"), (), float("nan"), float("nan"), 0.0)
 def add_parser(commands: Subparsers[Parser]) -> None:
     sub = add_command(commands, "gradcheck", "Gradient-check every layer of a model, or a "
                                              "layer class of your own (float64, random data).",
-                      EXAMPLES, run)
+                      EXAMPLES, run, files=files)
     sub.add_argument("model", metavar="MODEL", nargs="?", default=None,
                      help="a model file (.npz) or architecture (.json)")
     sub.add_argument("--layer", default=None, metavar="MODULE:CLASS",
@@ -56,9 +58,14 @@ def add_parser(commands: Subparsers[Parser]) -> None:
                      help="largest acceptable relative error (default: 1e-6)")
     sub.add_argument("--batch-size", type=positive_int, default=4,
                      help="random samples per check (default: 4)")
-    sub.add_argument("--seed", type=integer, default=0, help="(default: 0)")
+    sub.add_argument("--seed", type=seed, default=0, help="(default: 0)")
     sub.add_argument("--input-shape", type=shape, default=None, metavar="SHAPE",
                      help="per-sample input shape when the model or layer does not fix one")
+
+
+def files(args: argparse.Namespace) -> Files:
+    """Reads MODEL (or the --layer file); writes nothing."""
+    return Files(inputs=[] if args.model is None else [("MODEL", args.model)])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,6 +124,8 @@ def check_model(args: argparse.Namespace, table: Table) -> int:
     if input_shape is None:
         raise CLIError(f"{args.model}: the model does not fix its input shape; pass "
                        "--input-shape")
+    check_batch(model.layers, input_shape, args.batch_size, np.float64,
+                f"--batch-size {args.batch_size}: a float64 batch of {args.batch_size} samples")
     model = copy.deepcopy(model).astype(np.float64)
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch_size,) + tuple(input_shape))

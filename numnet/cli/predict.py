@@ -5,19 +5,23 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from numnet import data, io
+from numnet import data
+from numnet._files import atomic_write
 from numnet.cli._common import (
     CLIError,
+    Files,
     Parser,
     Subparsers,
     add_command,
     column,
+    delimiter,
     fit_input,
     have_matplotlib,
     is_architecture,
@@ -36,7 +40,7 @@ EXAMPLES = ("  numnet predict numnet-model.npz inputs.csv\n"
 
 def add_parser(commands: Subparsers[Parser]) -> None:
     sub = add_command(commands, "predict", "Predict labels (and probabilities) for new inputs.",
-                      EXAMPLES, run)
+                      EXAMPLES, run, files=files)
     sub.add_argument("model", metavar="MODEL", help="a model file (.npz)")
     sub.add_argument("inputs", nargs="+", metavar="INPUT",
                      help="a CSV of raw features (one row per sample), a .npy array (one "
@@ -48,9 +52,18 @@ def add_parser(commands: Subparsers[Parser]) -> None:
     sub.add_argument("--label-column", type=column, default=None, metavar="COLUMN",
                      help="CSV column to ignore because it holds labels (an index or a "
                           "header name)")
+    sub.add_argument("--delimiter", type=delimiter, default=",", metavar="CHAR",
+                     help="the CSV file's delimiter: one character, or tab (default: ',')")
     sub.add_argument("--proba", action="store_true", help="also write class probabilities")
     sub.add_argument("--out", default=None, metavar="PATH",
-                     help="write the CSV here instead of standard output")
+                     help="write the CSV here instead of standard output ('-' is standard "
+                          "output)")
+
+
+def files(args: argparse.Namespace) -> Files:
+    """Reads MODEL and every INPUT; writes --out."""
+    return Files(inputs=[("MODEL", args.model), *(("INPUT", p) for p in args.inputs)],
+                 outputs=[] if args.out is None else [("--out", args.out)])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,14 +72,11 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.model}: predict needs a trained model file (.npz), not an "
                        "architecture")
     model, metadata = open_model(args.model)
-    if args.out is not None:
-        target = Path(args.out)
-        if not (target.parent if str(target.parent) else Path(".")).is_dir():
-            raise CLIError(f"--out {args.out}: the directory {target.parent} does not exist")
-    X, names = read_inputs(args.inputs, model, metadata, args.label_column, args.invert)
+    X, names = read_inputs(args.inputs, model, metadata, args.label_column, args.invert,
+                           args.delimiter)
     what = ", ".join(args.inputs)
     X = fit_input(apply_preprocessing(X, metadata.get("preprocessing"), what), model, what)
-    labels = model.predict(X)
+    labels = model.predict(X)  # NonFiniteError when an output is NaN or infinite
     classes = metadata.get("classes")
     header = ["file" if names is not None else "index", "label"]
     rows: list[list[str]] = []
@@ -89,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        io._atomic_write(Path(args.out), lambda handle: handle.write(text.encode("utf-8")))
+        with atomic_write(args.out) as handle:
+            handle.write(text.encode("utf-8"))
         print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
     return 0
 
@@ -99,7 +110,7 @@ def _csv_cell(text: str) -> str:
 
 
 def read_inputs(paths: Sequence[str], model: Sequential, metadata: dict[str, Any],
-                label_column: int | str | None, invert: bool = False
+                label_column: int | str | None, invert: bool = False, delimiter: str = ","
                 ) -> tuple[np.ndarray, list[str] | None]:
     """Raw inputs from one CSV, one ``.npy`` or several image files; names for images.
 
@@ -118,8 +129,8 @@ def read_inputs(paths: Sequence[str], model: Sequential, metadata: dict[str, Any
     path = Path(paths[0])
     if path.suffix.lower() == ".npy":
         return _read_npy(path, model, metadata), None
-    X, _ = data.load_csv(path, label_column=label_column, dtype=np.float64,
-                          finite=True)
+    X, _ = data.load_csv(path, label_column=label_column, dtype=np.float64, finite=True,
+                          delimiter=delimiter)
     width = int(np.prod(model.input_shape)) if model.input_shape is not None else None
     if label_column is None and width is not None and X.shape[1] == width + 1:
         raise CLIError(f"{path} has {X.shape[1]} columns, the model takes {width} features: "
@@ -149,10 +160,16 @@ def _read_npy(path: Path, model: Sequential, metadata: dict[str, Any]) -> np.nda
 
 def _read_images(paths: Sequence[str], model: Sequential, metadata: dict[str, Any],
                  invert: bool = False) -> np.ndarray:
-    """Grayscale images in the training data's pixel range (0..1 scaled to ``raw_max``)."""
+    """Grayscale images in the training data's pixel range (0..1 scaled to ``raw_max``).
+
+    Each image's size is read from its header and checked against the model's before it
+    is decoded, so a file declaring 30000x30000 pixels costs nothing.
+    """
+    expected = metadata.get("image_shape")
+    inputs = int(np.prod(model.input_shape)) if model.input_shape is not None else None
     images = []
     for p in paths:
-        gray = _read_gray(Path(p))
+        gray = _read_gray(Path(p), Size(expected, inputs))
         if invert:
             gray = 1.0 - gray
         images.append(gray)
@@ -161,40 +178,47 @@ def _read_images(paths: Sequence[str], model: Sequential, metadata: dict[str, An
                            f"{images[0].shape[1]}x{images[0].shape[0]}: all images must have "
                            "the same size")
     X = np.stack(images)
-    height, width = X.shape[1:]
-    expected = metadata.get("image_shape")
-    if expected is None and model.input_shape is not None:
-        if int(np.prod(model.input_shape)) != height * width:
-            raise CLIError(f"images are {width}x{height} = {width * height} pixels, the model "
-                           f"expects {int(np.prod(model.input_shape))} inputs")
-    elif expected is not None and [height, width] != list(expected):
-        raise CLIError(f"images are {width}x{height} pixels, the model was trained on "
-                       f"{expected[1]}x{expected[0]} images (numnet does not resize)")
-    raw_max = (metadata.get("preprocessing") or {}).get("raw_max")
-    if raw_max is not None:
-        X = X * float(raw_max)
+    scaling = metadata.get("preprocessing")
+    if scaling is not None:
+        rescale = data.preprocessing_from_config(scaling)  # checked when the file was read
+        if isinstance(rescale, data.Rescale):
+            X = X * float(rescale.raw_max)
     return X.reshape(X.shape[0], -1)
 
 
-def _read_gray(path: Path) -> np.ndarray:
-    """An image as a 2-d float array in [0, 1] (white = 1), via Pillow or matplotlib."""
-    if importlib.util.find_spec("PIL") is not None:
-        # optional: Pillow reads more formats than matplotlib
-        from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+class Size:
+    """The image size a model takes: ``image_shape`` recorded at training time, or its
+    number of inputs; :meth:`check` refuses any other size before decoding."""
 
-        try:
-            with Image.open(path) as image:
-                gray: np.ndarray = np.asarray(image.convert("L"), dtype=np.float64) / 255.0
-                return gray
-        except (UnidentifiedImageError, OSError) as exc:
-            raise CLIError(f"{path}: not a readable image ({exc})") from None
+    def __init__(self, image_shape: list[int] | None, inputs: int | None) -> None:
+        self.image_shape, self.inputs = image_shape, inputs
+
+    def check(self, path: Path, width: int, height: int) -> None:
+        if self.image_shape is not None and [height, width] != list(self.image_shape):
+            raise CLIError(f"{path} is {width}x{height} pixels, but the model was trained on "
+                           f"{self.image_shape[1]}x{self.image_shape[0]} images (numnet does "
+                           "not resize)")
+        if self.image_shape is None and self.inputs is not None \
+                and width * height != self.inputs:
+            raise CLIError(f"{path} is {width}x{height} = {width * height} pixels, the model "
+                           f"expects {self.inputs} inputs")
+
+
+def _read_gray(path: Path, size: Size) -> np.ndarray:
+    """An image as a 2-d float array in [0, 1] (white = 1), via Pillow or matplotlib; its
+    declared size is checked before it is decoded."""
+    if importlib.util.find_spec("PIL") is not None:
+        return _read_with_pillow(path, size)
     if not have_matplotlib():
         raise CLIError("reading images needs Pillow or matplotlib (pip install 'numnet[plot]')")
     import matplotlib.image as mpimg  # noqa: PLC0415  (optional, known to be installed here)
 
+    png_size = _png_size(path)
+    if png_size is not None:
+        size.check(path, *png_size)
     try:
         array = np.asarray(mpimg.imread(path), dtype=np.float64)
-    except (ValueError, OSError, SyntaxError) as exc:
+    except (ValueError, OSError, SyntaxError, MemoryError) as exc:
         raise CLIError(f"{path}: not a readable image ({exc})") from None
     if array.max(initial=0) > 1.0:
         array = array / 255.0
@@ -202,4 +226,36 @@ def _read_gray(path: Path) -> np.ndarray:
         array = array[..., :3] @ np.array([0.299, 0.587, 0.114])
     if array.ndim != 2:
         raise CLIError(f"{path}: unexpected image shape {array.shape}")
+    size.check(path, array.shape[1], array.shape[0])
     return array
+
+
+def _read_with_pillow(path: Path, size: Size) -> np.ndarray:
+    # optional: Pillow reads more formats than matplotlib
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+
+    bomb = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)  # reads the header only
+    except bomb as exc:
+        raise CLIError(f"{path}: refused before decoding: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise CLIError(f"{path}: not a readable image ({exc})") from None
+    with image:
+        size.check(path, *image.size)
+        try:
+            gray: np.ndarray = np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+        except (OSError, ValueError, MemoryError, *bomb) as exc:
+            raise CLIError(f"{path}: not a readable image ({exc})") from None
+    return gray
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG's IHDR chunk, or None for another format."""
+    with path.open("rb") as handle:
+        head = handle.read(24)
+    if len(head) < 24 or not head.startswith(b"\x89PNG\r\n\x1a\n") or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")

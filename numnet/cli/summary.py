@@ -8,6 +8,7 @@ import json
 from numnet import io
 from numnet.cli._common import (
     CLIError,
+    Files,
     Parser,
     Subparsers,
     add_command,
@@ -21,10 +22,16 @@ EXAMPLES = "  numnet summary numnet-model.npz\n  numnet summary examples/archite
 
 def add_parser(commands: Subparsers[Parser]) -> None:
     sub = add_command(commands, "summary",
-                      "Show the layers, shapes and parameter counts of a model.", EXAMPLES, run)
+                      "Show the layers, shapes and parameter counts of a model.", EXAMPLES, run,
+                      files=files)
     sub.add_argument("model", metavar="MODEL", help="a model file (.npz) or architecture (.json)")
     sub.add_argument("--input-shape", type=shape, default=None, metavar="SHAPE",
                      help="per-sample input shape when the model does not fix one, e.g. 8,8")
+
+
+def files(args: argparse.Namespace) -> Files:
+    """Reads MODEL; writes nothing."""
+    return Files(inputs=[("MODEL", args.model)])
 
 
 def run(args: argparse.Namespace) -> int:

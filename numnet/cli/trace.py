@@ -9,19 +9,20 @@ import argparse
 from numnet import io, optim
 from numnet.cli._common import (
     CLIError,
+    Files,
     Parser,
     Subparsers,
     add_command,
     add_data_options,
     check_output,
     fit_input,
-    integer,
     is_architecture,
     open_model,
     positive_float,
     positive_int,
+    seed,
 )
-from numnet.cli._data import SPLITS, data_for_model
+from numnet.cli._data import SPLITS, data_for_model, data_inputs
 from numnet.cli.train import OPTIMIZERS
 
 EXAMPLES = ("  numnet trace numnet-model.npz\n"
@@ -33,14 +34,14 @@ def add_parser(commands: Subparsers[Parser]) -> None:
     sub = add_command(commands, "trace", "Trace one batch through a model: shapes and "
                                          "statistics of every activation and gradient, and "
                                          "what looks wrong.",
-                      EXAMPLES, run)
+                      EXAMPLES, run, files=files)
     sub.add_argument("model", metavar="MODEL", help="a model file (.npz) or architecture (.json)")
     add_data_options(sub, None)
     sub.add_argument("--split", choices=SPLITS, default="test", help="(default: test)")
     sub.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
     sub.add_argument("--training", action="store_true",
                      help="trace in training mode (dropout on, batch statistics)")
-    sub.add_argument("--seed", type=integer, default=None,
+    sub.add_argument("--seed", type=seed, default=None,
                      help="seed of the data split (default: the model's, else 0)")
     sub.add_argument("--optimizer", default=None, type=str.lower, choices=OPTIMIZERS,
                      help="the optimiser whose step measures the update-to-weight ratios "
@@ -48,6 +49,11 @@ def add_parser(commands: Subparsers[Parser]) -> None:
     sub.add_argument("--lr", type=positive_float, default=None,
                      help="its learning rate (default: the saved optimiser's, or the "
                           "optimizer's own default)")
+
+
+def files(args: argparse.Namespace) -> Files:
+    """Reads MODEL and --data; writes nothing."""
+    return Files(inputs=[("MODEL", args.model), *data_inputs(args)])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import re
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,11 @@ from typing import Any
 import numpy as np
 
 from numnet import callbacks, distributed, io, losses, optim, plot
+from numnet._files import output_kind
 from numnet.cli._common import (
     PROG,
     CLIError,
+    Files,
     Parser,
     Subparsers,
     add_command,
@@ -28,11 +31,11 @@ from numnet.cli._common import (
     fraction,
     fresh_line,
     have_matplotlib,
-    integer,
     positive_float,
     positive_int,
+    seed,
 )
-from numnet.cli._data import data_kind, load_data
+from numnet.cli._data import data_inputs, data_kind, load_data
 from numnet.cli._warnings import one_line_warnings
 from numnet.layers import Dense, Dropout, Layer
 from numnet.model import Sequential
@@ -80,7 +83,8 @@ def _builds_without_arguments(cls: type[Layer]) -> bool:
 
 
 def add_parser(commands: Subparsers[Parser]) -> None:
-    sub = add_command(commands, "train", "Train a classifier and save it.", EXAMPLES, run)
+    sub = add_command(commands, "train", "Train a classifier and save it.", EXAMPLES, run,
+                      files=files)
     add_data_options(sub, "digits")
     sub.add_argument("--model", default="mlp", metavar="SPEC",
                      help="'mlp' (one hidden layer of 128), 'mlp:256,128' (hidden sizes), "
@@ -99,7 +103,7 @@ def add_parser(commands: Subparsers[Parser]) -> None:
                           "default: no clipping)")
     sub.add_argument("--epochs", type=positive_int, default=20, help="(default: 20)")
     sub.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
-    sub.add_argument("--seed", type=integer, default=None,
+    sub.add_argument("--seed", type=seed, default=None,
                      help="seed of the data split, the initial weights and the shuffling "
                           "(default: 0; the initial weights of an architecture file use its "
                           "own \"seed\" unless --seed is given)")
@@ -114,7 +118,9 @@ def add_parser(commands: Subparsers[Parser]) -> None:
     sub.add_argument("--dtype", default=None, choices=("float32", "float64"),
                      help="(default: float32, or an architecture file's own \"dtype\")")
     sub.add_argument("--out", default=DEFAULT_MODEL_FILE, metavar="PATH",
-                     help=f"where to write the model file (default: {DEFAULT_MODEL_FILE})")
+                     help=f"where to write the model file (default: {DEFAULT_MODEL_FILE}; "
+                          "'-' is standard output, and the messages then go to standard "
+                          "error)")
     sub.add_argument("--plot", default="auto", metavar="PATH|on|off",
                      help=f"training-curve PNG: 'auto' writes {DEFAULT_PLOT_FILE} next to "
                           "the model when matplotlib is installed, 'on' requires it, 'off' "
@@ -130,19 +136,38 @@ def add_parser(commands: Subparsers[Parser]) -> None:
                           "rather than each rank's part")
 
 
+def files(args: argparse.Namespace) -> Files:
+    """Reads --data and an architecture --model; writes --out and the --plot file."""
+    inputs = data_inputs(args)
+    if _architecture_path(args.model) is not None:
+        inputs.append(("--model", args.model))
+    outputs = [("--out", args.out)]
+    plot_path = plot_target(args.plot, args.out)
+    if plot_path is not None:
+        outputs.append(("--plot", str(plot_path)))
+    return Files(inputs, outputs)
+
+
 def run(args: argparse.Namespace) -> int:
     """``numnet train``."""
     out = Path(args.out)
     ranks = _ranks(args)  # the MPI job under --distributed, else None
     main = ranks is None or ranks.is_main  # the process that prints and writes
+    # when the model file or the plot goes to standard output, the messages go to stderr
+    stream = sys.stderr if files(args).writes_to_stdout() else sys.stdout
+
+    def show(*values: Any) -> None:
+        print(*values, file=stream)
+
     with _rank0_first(ranks):
-        plot_path = _plot_target(args.plot, out) if main else None
-        if main:
-            _check_out(out)
+        plot_path = plot_target(args.plot, args.out) if main else None
+        if plot_path is not None:
+            _check_plotting(args.plot, plot_path)
         _check_splits(args)
         prepared = load_data(args.data, label_column=args.label_column,
                              data_dir=args.data_dir, seed=0 if args.seed is None else args.seed,
-                             val_split=args.val_split, test_split=args.test_split)
+                             val_split=args.val_split, test_split=args.test_split,
+                             delimiter=args.delimiter)
     X_train, y_train = prepared.split("train")
     X_val, y_val = prepared.split("val")
     X_test, y_test = prepared.split("test")
@@ -154,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     X_train = fit_input(X_train, model, f"--data {args.data}")
     X_val = fit_input(X_val, model, f"--data {args.data}")
     X_test = fit_input(X_test, model, f"--data {args.data}")
-    say = (lambda *a, **k: None) if args.quiet or not main else print
+    say: Callable[..., None] = (lambda *a: None) if args.quiet or not main else show
     say(f"data: {prepared.name}: {len(y_train)} train, {len(y_val)} validation, "
         f"{len(y_test)} test samples; {n_features} features, {prepared.num_classes} classes")
     say(model.summary())
@@ -187,16 +212,19 @@ def run(args: argparse.Namespace) -> int:
     }
     if history.interrupted:
         return _save_interrupted(model, out, optimizer, metadata)
+    # a model that diverged raised TrainingDiverged above, and one whose test loss is not
+    # finite raises here: neither replaces an existing --out (io.save also refuses NaN
+    # weights)
     scores = model.evaluate(X_test, y_test)
     metadata["test"] = {"loss": float(scores["loss"]), "accuracy": float(scores["accuracy"])}
-    print(f"test accuracy: {scores['accuracy']:.2%} (loss {scores['loss']:.4f}, "
-          f"{len(y_test)} samples)")
+    show(f"test accuracy: {scores['accuracy']:.2%} (loss {scores['loss']:.4f}, "
+         f"{len(y_test)} samples)")
     io.save(model, out, optimizer=optimizer, metadata=metadata)
-    print(f"saved model to {out}")
+    show(f"saved model to {'standard output' if output_kind(args.out) == 'stdout' else out}")
     if plot_path is not None and len(history.epoch) == 0:
-        print("no epoch finished: no training-curve plot")
+        show("no epoch finished: no training-curve plot")
     elif plot_path is not None:
-        _write_history_plot(history, plot_path)
+        _write_history_plot(history, plot_path, show)
     return 0
 
 
@@ -227,8 +255,8 @@ def build_model(spec: str, n_features: int, n_classes: int, *, activation: str =
         layers.append(Dense(width, n_classes))
         return Sequential(layers, loss="cross_entropy", dtype=dtype or "float32",
                           seed=0 if seed is None else seed)
-    path = Path(text)
-    if path.suffix.lower() == ".json" or path.exists():
+    path = _architecture_path(text)
+    if path is not None:
         if dropout > 0:
             raise CLIError("--dropout applies to the mlp preset; put Dropout layers in the "
                            "architecture file instead")
@@ -238,6 +266,15 @@ def build_model(spec: str, n_features: int, n_classes: int, *, activation: str =
         return model
     raise CLIError(f"unknown --model {spec!r}: expected mlp, mlp:SIZES (e.g. mlp:256,128), "
                    "cnn, or a JSON architecture file")
+
+
+def _architecture_path(spec: str) -> Path | None:
+    """The architecture file ``--model`` names, or None for a preset."""
+    text = spec.strip()
+    if text.partition(":")[0].lower() in ("mlp", "cnn"):
+        return None
+    path = Path(text)
+    return path if path.suffix.lower() == ".json" or path.exists() else None
 
 
 def _hidden_sizes(spec: str, sizes: str) -> tuple[int, ...]:
@@ -266,15 +303,6 @@ def _rank0_first(ranks: distributed.World | None) -> AbstractContextManager[None
     if ranks is None:
         return nullcontext()
     return ranks.main_first("checking the arguments and loading the data")
-
-
-def _check_out(out: Path) -> None:
-    """Fail before training when the model file ``out`` cannot be written."""
-    if not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise CLIError(f"--out {out}: the directory {out.parent} does not exist")
-    if out.is_dir():
-        raise CLIError(f"--out {out} is a directory; give a file name such as "
-                       f"{out / DEFAULT_MODEL_FILE}")
 
 
 def _check_splits(args: argparse.Namespace) -> None:
@@ -306,25 +334,35 @@ def _save_interrupted(model: Sequential, out: Path, optimizer: optim.Optimizer,
     return 130
 
 
-def _plot_target(option: str, out: Path) -> Path | None:
+def plot_target(option: str, out: str) -> Path | None:
+    """The training-curve file ``--plot`` asks for: next to the model file by default (in
+    the current directory when the model goes to a device or standard output)."""
     key = option.lower()
-    default = (out.parent / DEFAULT_PLOT_FILE) if str(out.parent) else Path(DEFAULT_PLOT_FILE)
     if key in ("off", "none", "no", "false", "0"):
         return None
-    if key == "auto":
-        return default
-    target = default if key in ("on", "yes", "true", "1") else Path(option)
+    if key not in ("auto", "on", "yes", "true", "1"):
+        return Path(option)
+    directory = Path(out).parent if output_kind(out) == "file" else Path(".")
+    return directory / DEFAULT_PLOT_FILE
+
+
+def _check_plotting(option: str, target: Path) -> None:
+    """Fail before training when a plot that was asked for cannot be written."""
+    if option.lower() == "auto":
+        return  # written only when matplotlib is installed
     if not have_matplotlib():
         raise CLIError(f"--plot {option}: writing the training curves needs matplotlib "
                        "(pip install 'numnet[plot]'), or pass --plot off")
     check_plot_file(option, target)
-    return target
 
 
-def _write_history_plot(history: History, path: Path) -> None:
+
+
+
+def _write_history_plot(history: History, path: Path, show: Callable[..., None]) -> None:
     if not have_matplotlib():
-        print("matplotlib is not installed: no training-curve plot (pip install "
-              "'numnet[plot]' to get one)")
+        show("matplotlib is not installed: no training-curve plot (pip install "
+             "'numnet[plot]' to get one)")
         return
     plot.plot_history(history, path=path)
-    print(f"saved training curves to {path}")
+    show(f"saved training curves to {path}")

@@ -198,7 +198,9 @@ def _arrow_table(block: bytes, columns: Columns, names: list[str], types: dict[s
             return pa_csv.read_csv(
                 pa.py_buffer(block),
                 read_options=pa_csv.ReadOptions(
-                    column_names=names, block_size=piece, skip_rows=skip
+                    column_names=names, block_size=piece, skip_rows=skip,
+                    # one piece has nothing to share out: no thread pool for small files
+                    use_threads=len(block) > piece,
                 ),
                 parse_options=pa_csv.ParseOptions(
                     delimiter=columns.sep, quote_char=False, ignore_empty_lines=False

@@ -409,10 +409,16 @@ def _check_one_column(first: bytes, ctx: _Context) -> None:
         if guess != ctx.sep and all(guess in line for line in lines):
             raise data_error(
                 f"{ctx.path}: one column found with delimiter {ctx.sep!r}; is the "
-                f"delimiter {guess!r}? pass delimiter={guess!r}",
+                f"delimiter {guess!r}? pass delimiter={guess!r} (on the command line: "
+                f"--delimiter {_shell(guess)})",
                 ctx.path,
                 line=1,
             )
+
+
+def _shell(sep: str) -> str:
+    """``sep`` as a command-line argument (numnet's ``--delimiter`` takes ``tab``)."""
+    return "tab" if sep == "\t" else f"'{sep}'"
 
 
 def _label_block(cells: bytes, done: list[bytes], ctx: _Context) -> bytes:

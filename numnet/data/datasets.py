@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from numnet.data.idx import PathLike, atomic_write, data_error, read_idx
+from numnet._files import atomic_write
+from numnet.data.idx import PathLike, data_error, read_idx
 from numnet.errors import DataError
 
 __all__ = [
@@ -409,7 +410,7 @@ def _fetch(url: str, dest: Path, md5: str) -> None:
     """Download ``url`` to ``dest`` through a temporary file, checking length and MD5."""
     request = urllib.request.Request(url, headers={"User-Agent": "numnet"})
     # atomic_write deletes the temporary file on any error: nothing half-written stays.
-    with atomic_write(dest, "wb") as out, urllib.request.urlopen(request, timeout=_TIMEOUT) as resp:
+    with atomic_write(dest) as out, urllib.request.urlopen(request, timeout=_TIMEOUT) as resp:
         declared = resp.headers.get("Content-Length")
         digest = hashlib.md5(usedforsecurity=False)
         received = 0

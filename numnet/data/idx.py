@@ -4,8 +4,8 @@ An IDX file is a 4-byte magic number ``00 00 <dtype code> <rank>``, then ``rank`
 big-endian uint32 dimensions, then the array in C order, big-endian. Files whose name
 ends in ``.gz`` are gzip-compressed.
 
-This module also holds the two helpers the rest of :mod:`numnet.data` shares:
-:func:`data_error` and :func:`atomic_write`.
+This module also holds :func:`data_error`, which the rest of :mod:`numnet.data` shares;
+files are written with numnet's one writer, :func:`numnet._files.atomic_write`.
 """
 
 from __future__ import annotations
@@ -13,18 +13,16 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import secrets
 import stat
 import sys
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from io import BufferedIOBase
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import Union
 
 import numpy as np
 
+from numnet._files import atomic_write
 from numnet.errors import DataError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -67,51 +65,6 @@ def data_error(
     error.line = line
     error.column = column
     return error
-
-
-@contextmanager
-def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path``; on success move it onto ``path``.
-
-    Readers never see a half-written file: the data goes to a hidden temporary file in
-    the same directory (so :func:`os.replace` is an atomic rename), which is flushed,
-    fsynced and renamed only when the ``with`` block exits normally. On any exception,
-    including ``KeyboardInterrupt``, the temporary file is removed and ``path`` is
-    left untouched.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Final destination. Its directory must exist.
-    mode : {"wb", "w"}
-        Binary or text mode.
-
-    Yields
-    ------
-    file object
-        The open temporary file.
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"cannot write {path}: the directory {path.parent} does not exist"
-        )
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    # Mode 0o666 through os.open lets the umask decide the permissions, as for any new
-    # file (tempfile.mkstemp would make it private); O_EXCL never reuses a file.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Why BaseException: an interrupted write must not leave a stray temp file.
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _open_binary(path: Path) -> BufferedIOBase:
@@ -373,7 +326,7 @@ def write_idx(path: PathLike, array: np.ndarray) -> None:
         )
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     body = np.ascontiguousarray(array, dtype=IDX_DTYPES[code])
-    with atomic_write(path, "wb") as raw:
+    with atomic_write(path) as raw:
         if path.name.endswith(".gz"):
             # mtime=0 and no file name: the same array always gives the same bytes.
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:

@@ -70,6 +70,7 @@ import numpy as np
 
 from numnet import init as initializers
 from numnet._checks import fmt_shape, resolve_dtype
+from numnet._memory import check_array
 from numnet.errors import ShapeError
 
 if TYPE_CHECKING:
@@ -152,7 +153,15 @@ def lookup_class(registry: dict[str, Any], name: str, kind: str) -> Any:
                                  f"{sorted(str(cls.type_name) for cls in matches)}")
             found = matches[0] if matches else None
     if found is None:
-        raise ValueError(f"unknown {kind} type {name!r}; known: {sorted(registry)}")
+        module = name.rpartition(".")[0] if isinstance(name, str) else ""
+        own = ""
+        if module == "__main__":
+            own = ("; it was defined in a script or notebook: define it again (better with "
+                   "a name of its own, class X(Layer, name='mypackage.X')) before loading")
+        elif module and module.split(".")[0] != NAMESPACE:
+            own = (f"; a class of your own is registered when its module runs: import "
+                   f"{module} (the module that defines it) first")
+        raise ValueError(f"unknown {kind} type {name!r}{own}; known: {sorted(registry)}")
     return found
 
 
@@ -286,9 +295,10 @@ class Layer:
 
     # -- weights and their initialiser ---------------------------------------------------
     def _set_init(self, init: initializers.InitSpec) -> None:
-        """Keep the user's choice of initialiser (checked now, not at first use)."""
+        """Keep the user's choice of initialiser (checked now, not at first use); numnet's
+        ``normal(std)`` is kept by its name, ``"normal(std=...)"``, which model files store."""
         initializers.get_initializer(init)
-        self.init = init
+        self.init = initializers.spec_name(init)
 
     def set_default_init(self, name: str) -> None:
         """Use the initialiser ``name`` unless the user chose one (a model calls this)."""
@@ -361,9 +371,20 @@ class Layer:
 
     # -- helpers for subclasses ---------------------------------------------------------
     def _add_param(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """Allocate ``params[name]`` and ``grads[name]``, zeros of ``shape``; a size that
+        cannot be allocated is refused first (:class:`~numnet.errors.AllocationError`)."""
+        check_array(shape, self.dtype, f"{self._describe()}: its parameter {name}", copies=2,
+                    why="with its gradient")
         self.params[name] = np.zeros(shape, dtype=self.dtype)
         self.grads[name] = np.zeros(shape, dtype=self.dtype)
         return self.params[name]
+
+    def _describe(self) -> str:
+        """``Dense(64, 10)``, or the class name while the layer is still being built."""
+        try:
+            return repr(self)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return type(self).__name__
 
     def _as_input(self, x: Any, ndim: int | None = None) -> np.ndarray:
         """``x`` as an array of the layer's dtype (no copy when it already is one)."""

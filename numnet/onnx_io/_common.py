@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -135,26 +134,3 @@ def _parse(data: bytes, where: str) -> ModelProto:
     except DecodeError as exc:
         raise OnnxImportError(f"{where}: not an ONNX model, or truncated ({exc})") from exc
     return model
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a fsynced temporary file renamed over it.
-
-    As :func:`numnet.io.save` does: the temporary ``.<name>.<hex>.tmp`` sits in the same
-    directory (so the rename is atomic), is created with mode 0o666 less the umask (as an
-    ordinary new file), and is removed on any exception, leaving ``path`` untouched.
-    """
-    directory = path.parent
-    if not directory.is_dir():
-        raise FileNotFoundError(2, "directory does not exist", str(directory))
-    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from onnx import ModelProto, helper
 
 from numnet import __version__
 from numnet._checks import FLOAT_DTYPES
+from numnet._files import atomic_write
 from numnet.errors import ShapeError
 from numnet.layers import (
     BatchNorm1d,
@@ -49,7 +49,6 @@ from numnet.onnx_io._common import (
     LOSS_KEY,
     MIN_OPSET,
     VERSION_KEY,
-    atomic_write,
     default_opset,
     encode_metadata,
 )
@@ -190,7 +189,8 @@ def to_onnx(model: Sequential, path: str | os.PathLike[str] | None = None, *,
     helper.set_model_props(proto, props)
     onnx.checker.check_model(proto, full_check=True)
     if path is not None:
-        atomic_write(Path(path), proto.SerializeToString())
+        with atomic_write(path) as handle:  # numnet's one writer (numnet._files)
+            handle.write(proto.SerializeToString())
     return proto
 
 

@@ -10,20 +10,24 @@ network's loss is; everything else happens here.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import weakref
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
+from sklearn.utils import Tags, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from numnet import io
 from numnet.callbacks import Callback, EarlyStopping
+from numnet.model import Sequential
 from numnet.optim import ALIASES, Optimizer, get_optimizer
 from numnet.sklearn._network import ACTIVATIONS, build_network, hidden_sizes
 from numnet.sklearn._threads import blas_threads, limited_threads
@@ -42,7 +46,7 @@ class NumnetEstimator(BaseEstimator):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "model": [None, dict, HasMethods(["get_config"]), callable],
+        "model": [None, dict, str, os.PathLike, HasMethods(["get_config"]), callable],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
@@ -124,7 +128,8 @@ class NumnetEstimator(BaseEstimator):
         fitted = hasattr(self, "model_")
         first = not fitted or not (partial or self.warm_start)
         X, y = validate_data(self, X, y, reset=first, dtype=["float64", "float32"],
-                             allow_nd=True, **self._check_y_params())
+                             allow_nd=True, accept_sparse=_SPARSE, **self._check_y_params())
+        X = _dense(X)
         weights = _sample_weight(sample_weight, X.shape[0])
         targets, strata = self._encode_targets(y, weights, first, classes, partial)
         with limited_threads(self.n_threads) as limit:
@@ -207,6 +212,7 @@ class NumnetEstimator(BaseEstimator):
         history = self.history_.history
         self.n_iter_ = len(self.history_)
         self.loss_curve_ = list(history.get("loss", []))
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
         self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else None
         val = [v for v in history.get("val_loss", []) if not math.isnan(v)]
         self.best_validation_loss_ = min(val) if val else None
@@ -214,9 +220,27 @@ class NumnetEstimator(BaseEstimator):
     # -- predicting ---------------------------------------------------------------------
     def _inputs(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        array: np.ndarray = validate_data(self, X, reset=False, dtype=["float64", "float32"],
-                                          allow_nd=True)
-        return array
+        array = validate_data(self, X, reset=False, dtype=["float64", "float32"],
+                              allow_nd=True, accept_sparse=_SPARSE)
+        return _dense(array)
+
+    def _network_for(self, X: np.ndarray) -> Sequential:
+        """The network to predict ``X`` with: ``model_``, or a copy of it in ``X``'s dtype
+        where that is more precise (float64 ``X``, float32 network).
+
+        float32 matrix products round a row differently with the shape of the batch it is
+        in (by about 1e-7); computed in float64, the same weights give a sample the same
+        prediction whatever rows come with it, as scikit-learn's estimators do (its
+        ``check_methods_subset_invariance``). float32 ``X`` is predicted in float32.
+        """
+        if X.dtype.itemsize <= self.model_.dtype.itemsize:
+            return self.model_
+        return _wide_copy(self.model_, X.dtype)
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # densified (see _dense)
+        return tags
 
     # -- files --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -319,6 +343,41 @@ class NumnetEstimator(BaseEstimator):
     def _file_metadata(self) -> dict[str, Any]:
         """Metadata the ``numnet`` command line reads too (a classifier's ``classes``)."""
         return {}
+
+
+#: the float64 copies of float32 networks that predict float64 inputs, with the weights
+#: and buffers they were copied from (weak keys: an entry goes with its network; outside
+#: the estimators, whose ``__dict__`` predicting must not change)
+_WIDE_COPIES: weakref.WeakKeyDictionary[Sequential, tuple[dict[str, np.ndarray], Sequential]] \
+    = weakref.WeakKeyDictionary()
+
+
+def _wide_copy(model: Sequential, dtype: np.dtype[Any]) -> Sequential:
+    """``model`` converted to ``dtype`` (a copy, made again only when ``model``'s
+    parameters or buffers have changed since: a deep copy costs milliseconds, comparing
+    the arrays microseconds)."""
+    state = model.state_dict()
+    cached = _WIDE_COPIES.get(model)
+    if cached is not None:
+        source, wide = cached
+        if (wide.dtype == dtype and source.keys() == state.keys()
+                and all(np.array_equal(state[key], source[key]) for key in state)):
+            wide.target_shape = model.target_shape
+            return wide
+    wide = copy.deepcopy(model).astype(dtype)
+    _WIDE_COPIES[model] = ({key: value.copy() for key, value in state.items()}, wide)
+    return wide
+
+
+#: the sparse formats ``X`` may come in (as MLPClassifier's)
+_SPARSE = ["csr", "csc"]
+
+
+def _dense(X: Any) -> np.ndarray:
+    """``X`` as a dense array: numnet's layers take dense batches, so a sparse matrix (a
+    one-hot encoding, as ``OneHotEncoder`` gives it) is expanded, whole, once."""
+    dense: np.ndarray = X.toarray() if sparse.issparse(X) else X
+    return dense
 
 
 def _mean_one(weights: np.ndarray | None, rows: np.ndarray | None = None) -> np.ndarray | None:

@@ -8,9 +8,10 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils import Tags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from numnet.data import LabelEncoder, UnknownLabelError
+from numnet.layers.activations import sigmoid
 from numnet.sklearn._base import NumnetEstimator
 from numnet.sklearn._docs import SHARED_ATTRIBUTES, SHARED_PARAMETERS
 from numnet.sklearn._threads import limited_threads
@@ -28,7 +29,10 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
     Attributes
     ----------
     classes_ : ndarray
-        The class labels, sorted (``arange(k)`` for multilabel targets).""" \
+        The class labels, sorted (``arange(k)`` for multilabel targets).
+    n_outputs_ : int
+        Outputs of the network: 1 for a binary problem (a sigmoid), else one per class or
+        label.""" \
         + SHARED_ATTRIBUTES + """
     Examples
     --------
@@ -49,9 +53,9 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame, shape (n_samples, n_features)
-            Higher-rank arrays (images ``(n, C, H, W)``) are taken by networks given as
-            ``model``.
+        X : array-like, sparse matrix or DataFrame, shape (n_samples, n_features)
+            A sparse matrix (CSR/CSC) is densified once, whole. Higher-rank arrays
+            (images ``(n, C, H, W)``) are taken by networks given as ``model``.
         y : array-like, shape (n_samples,) or (n_samples, n_labels)
             Class labels of any kind, or a 0/1 indicator matrix for multilabel targets.
         sample_weight : array-like, shape (n_samples,), optional
@@ -94,20 +98,25 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, ``(n, n_classes)`` in the order of ``classes_`` (two
-        columns for a binary problem); ``P(label j)`` per column for multilabel targets."""
-        proba = self._predict("predict_proba", X)
-        if self._task == "binary":  # P(class 1) -> both columns
-            both: np.ndarray = np.concatenate([1 - proba, proba], axis=1)
-            return both
-        return proba
+        columns for a binary problem); ``P(label j)`` per column for multilabel targets.
+
+        A sigmoid or softmax never reaches 0 or 1, but rounding does (a float32 sigmoid of
+        17 is 1.0): the probabilities are kept inside ``(0, 1)`` by the dtype's
+        resolution (``finfo.tiny``, ``1 - finfo.epsneg``), so that their logarithm is
+        finite and agrees with :meth:`predict_log_proba`.
+        """
+        check_is_fitted(self)
+        if self._task != "binary":
+            return _inside_unit(self._predict("predict_proba", X))
+        # P(class 0) as sigmoid(-z): 1 - sigmoid(z) is exactly 0 once sigmoid(z) rounds to 1
+        # (z > 37 in float64), where predict_log_proba is still finite
+        z = self._logits(X)
+        return _inside_unit(sigmoid(np.concatenate([-z, z], axis=1)))
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """The logarithm of :meth:`predict_proba`, computed from the logits (finite where
         the probability underflows to 0)."""
-        X = self._inputs(X)
-        with limited_threads(self.n_threads):
-            logits = self.model_.predict_logits(X)
-        z = logits.astype(self.model_._result_dtype(X), copy=False)
+        z = self._logits(X)
         if self._task == "multiclass":
             shifted = z - z.max(axis=1, keepdims=True)
             log_proba: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -118,10 +127,18 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
         both: np.ndarray = np.concatenate([-np.logaddexp(0, z), log_p], axis=1)
         return both
 
+    def _logits(self, X: Any) -> np.ndarray:
+        """The network's outputs for ``X``, in the dtype of the predictions."""
+        X = self._inputs(X)
+        with limited_threads(self.n_threads):
+            logits = self._network_for(X).predict_logits(X)
+        z: np.ndarray = logits.astype(self.model_._result_dtype(X), copy=False)
+        return z
+
     def _predict(self, method: str, X: Any) -> np.ndarray:
         X = self._inputs(X)
         with limited_threads(self.n_threads):
-            result: np.ndarray = getattr(self.model_, method)(X)
+            result: np.ndarray = getattr(self._network_for(X), method)(X)
         return result
 
     # -- targets ------------------------------------------------------------------------
@@ -129,7 +146,7 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
         return {"multi_output": True}
 
     def _n_outputs(self) -> int:
-        return 1 if self._task == "binary" else int(self.classes_.size)
+        return self.n_outputs_
 
     def _encode_targets(self, y: Any, weights: np.ndarray | None, first: bool, classes: Any,
                         partial: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -139,6 +156,7 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
             y = column_or_1d(y, warn=True)
         if first:
             self._set_classes(y, multilabel, classes, partial)
+            self._set_n_outputs()
         else:
             self._check_continuation(y, multilabel, classes, partial)
         if multilabel:
@@ -199,10 +217,15 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
         if self._task == "multilabel":
             self.classes_ = np.arange(int(state["n_labels"]))
             self._label_dtype = np.dtype(state["label_dtype"])
-            return
-        self._encoder = LabelEncoder.from_config({"classes": state["classes"]})
-        assert self._encoder.classes_ is not None  # fitted
-        self.classes_ = self._encoder.classes_
+        else:
+            self._encoder = LabelEncoder.from_config({"classes": state["classes"]})
+            assert self._encoder.classes_ is not None  # fitted
+            self.classes_ = self._encoder.classes_
+        self._set_n_outputs()
+
+    def _set_n_outputs(self) -> None:
+        """``n_outputs_``: the network's outputs (one sigmoid for a binary problem)."""
+        self.n_outputs_ = 1 if self._task == "binary" else int(self.classes_.size)
 
     def _file_metadata(self) -> dict[str, Any]:
         if self._task == "multilabel":
@@ -213,3 +236,11 @@ class NumnetClassifier(ClassifierMixin, NumnetEstimator):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
+
+
+def _inside_unit(proba: np.ndarray) -> np.ndarray:
+    """``proba`` clipped, in place, to ``[tiny, 1 - epsneg]`` of its dtype: the nearest
+    values to 0 and 1 that are not 0 and 1."""
+    info = np.finfo(proba.dtype)
+    clipped: np.ndarray = np.clip(proba, info.tiny, 1 - info.epsneg, out=proba)
+    return clipped

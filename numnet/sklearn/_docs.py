@@ -6,10 +6,11 @@ SHARED_PARAMETERS = """
     hidden_layer_sizes : tuple of int, default=(100,)
         Widths of the hidden layers of the default network (a multi-layer perceptron);
         ``()`` for none (logistic regression). Ignored when ``model`` is given.
-    model : dict, Sequential or callable, optional
+    model : dict, str, path, Sequential or callable, optional
         The network instead of the perceptron: a description as
         :meth:`numnet.Sequential.get_config` or an architecture JSON file gives (any
-        registered layers: convolutions, pooling, normalisation...), a ``Sequential``
+        registered layers: convolutions, pooling, normalisation...), the path of such a
+        file (read at fit time; ``save`` stores the description), a ``Sequential``
         used as a template (its architecture, freshly initialised), or a function
         ``(n_features, n_outputs) -> Sequential or list of layers`` (``n_features`` is the
         per-sample shape for ``X`` of more than two axes). The estimator builds it with its
@@ -58,7 +59,10 @@ default="relu"
         0 silent, 1 a progress bar per epoch, 2 a line per epoch (on standard error).
     dtype : {"float32", "float64"}, default="float32"
         Precision of the network. Predictions come in the input's float dtype where it is
-        more precise (float64 inputs give float64 predictions and probabilities).
+        more precise: float64 inputs are predicted by a float64 copy of the network (the
+        same weights; a sample's prediction then does not depend on the rows predicted
+        with it, which float32 rounding would make it do by about 1e-7); pass float32
+        inputs for float32 speed.
     n_threads : int, optional
         At most this many BLAS/OpenMP threads while fitting and predicting. None: one
         inside a worker process (a parallel search's ``n_jobs`` workers, Dask's worker
@@ -77,6 +81,8 @@ SHARED_ATTRIBUTES = """
     history_ : numnet.History
         Per-epoch logs of every epoch trained (``fit`` afresh restarts it): ``loss``, the
         metrics, ``val_loss`` with early stopping, ``lr``, ``seconds``.
+    loss_ : float
+        The training loss of the last epoch (``loss_curve_[-1]``).
     loss_curve_ : list of float
         The training loss per epoch (``history_["loss"]``).
     best_loss_ : float

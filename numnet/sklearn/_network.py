@@ -8,7 +8,8 @@ An estimator's ``model`` hyperparameter is one of
   axis);
 * a description, as :meth:`numnet.Sequential.get_config` or an architecture JSON file
   (:func:`numnet.io.save_architecture`) gives it: any network of registered layers,
-  convolutional ones included;
+  convolutional ones included; or the path of such a file (as ``numnet train --model``
+  takes it), read at fit time;
 * a :class:`numnet.Sequential`, used as a template (its description; not its weights);
 * a function ``(n_features, n_outputs) -> Sequential or list of layers``, called at fit
   time with the number of features (an int for 2-D ``X``, the per-sample shape for
@@ -23,11 +24,13 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from numnet.io import load_architecture
 from numnet.layers import (
     BatchNorm1d,
     Dense,
@@ -94,7 +97,9 @@ def build_network(spec: Any, sample_shape: tuple[int, ...], n_outputs: int, loss
                            input_shape=sample_shape, dtype=dtype, seed=seed)
     else:
         built = spec
-        if callable(spec) and not isinstance(spec, Sequential):
+        if isinstance(spec, (str, os.PathLike)):
+            built = load_architecture(spec)
+        elif callable(spec) and not isinstance(spec, Sequential):
             features: int | tuple[int, ...] = (sample_shape[0] if len(sample_shape) == 1
                                                else sample_shape)
             built = spec(features, n_outputs)

@@ -64,7 +64,8 @@ class NumnetRegressor(RegressorMixin, NumnetEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame, shape (n_samples, n_features)
+        X : array-like, sparse matrix or DataFrame, shape (n_samples, n_features)
+            A sparse matrix (CSR/CSC) is densified once, whole.
         y : array-like, shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like, shape (n_samples,), optional
             Relative weights, rescaled to mean 1: the loss is ``sum(w l) / sum(w)``.
@@ -91,7 +92,7 @@ class NumnetRegressor(RegressorMixin, NumnetEstimator):
         """Predicted targets, of the shape ``y`` had in ``fit`` (``(n,)`` or ``(n, k)``)."""
         X = self._inputs(X)
         with limited_threads(self.n_threads):
-            outputs: np.ndarray = self.model_.predict(X)
+            outputs: np.ndarray = self._network_for(X).predict(X)
         if self.target_scaler_ is not None:
             outputs = self.target_scaler_.inverse_transform(outputs)
         return outputs

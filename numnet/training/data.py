@@ -327,7 +327,8 @@ def min_batch(model: Sequential, n: int) -> int:
     layer = max(model.layers, key=lambda layer: layer.min_train_batch)
     if n < layer.min_train_batch:
         raise ValueError(f"{layer!r} needs at least {layer.min_train_batch} samples per "
-                         f"training batch, but the training set has {n}")
+                         f"training batch, but the training set has {n} sample"
+                         f"{'' if n == 1 else 's'}")
     return layer.min_train_batch
 
 

@@ -14,6 +14,32 @@
    naming the epoch, the batch and where the numbers went bad: the layer whose output,
    buffer or gradient turned NaN or infinite first, or the update that overflowed.
 
+4. the loss may also *explode* without ever becoming NaN (a learning rate of 1e3 sends
+   it to 1e16 and leaves it there): the guard keeps a running average of the batch
+   losses, ``s <- s + (loss - s) / 10`` (about the last ten batches, so one odd batch
+   moves it by a tenth of its loss), and stops training when it exceeds
+   :data:`EXPLOSION_FACTOR` (1000) times the *reference loss* ``max(L0, Lu)``:
+
+   * ``L0``, the loss of the first batch, computed before any update: where training
+     started;
+   * ``Lu``, the loss of the best prediction that ignores the inputs (zero logits, i.e.
+     uniform probabilities, for classifiers: ln C for C classes with cross-entropy,
+     ln 2 per output with binary cross-entropy; the targets' mean for regression:
+     their variance with the squared error), computed once from the training targets.
+
+   A model whose running loss is a thousand times worse than both knowing nothing and
+   its own start is not learning: for cross-entropy on 10 classes that is an average
+   loss above 2300 nats, logits wrong by thousands; healthy runs, even with learning
+   rates high enough to spike the loss briefly, stay far below (RMSProp at lr 0.1 on the
+   digits peaks near 65 times the reference). The rule costs two float operations per
+   batch, on the loss the loop has anyway. Weights from before the bad batch would
+   already be far out (the loss rose over several batches), so the guard puts back the
+   weights and running statistics from the *start of the epoch* (the end of the last
+   epoch, or those ``fit`` began with), resets the optimiser's state, and raises
+   :class:`~numnet.errors.TrainingDiverged` naming the epoch and the batch, as for NaN.
+   When the reference is 0 (a model that already fits its targets exactly) the rule is
+   off.
+
 Ctrl-C (:func:`catch_ctrl_c`): the first press sets a flag the loop reads between
 batches, so the batch in progress finishes; a second press stops at once (the model keeps
 the weights and statistics from before the batch), except during the update and its
@@ -39,6 +65,13 @@ from numnet.optim import Optimizer
 if TYPE_CHECKING:
     from numnet.layers.base import Layer
     from numnet.model import Sequential
+
+#: training stops when the running loss exceeds this many times the reference loss
+EXPLOSION_FACTOR = 1000.0
+#: weight of a batch's loss in the running average the explosion rule watches
+SMOOTHING = 0.1
+#: the uninformed loss is computed on at most this many training targets
+BASELINE_SAMPLES = 4096
 
 HINT = ("lower the learning rate{lr}, scale or standardise the inputs{span}, check the "
         "weights' initialisation (each layer shows its init: He for ReLU, Glorot for "
@@ -112,9 +145,16 @@ class Guard:
     """Keeps the last finite weights and statistics; undoes and explains a step gone bad."""
 
     def __init__(self, model: Sequential, optimizer: Optimizer, X: np.ndarray,
-                 epochs: int, steps: int) -> None:
+                 epochs: int, steps: int, uninformed: float = 0.0) -> None:
         self.model, self.optimizer, self.X = model, optimizer, X
         self.epochs, self.steps = epochs, steps
+        # the explosion rule: the loss of a prediction ignoring the inputs (set by fit), the
+        # reference and the running average (set by the first batch)
+        self.uninformed = uninformed
+        self.start_loss: float | None = None
+        self.limit = math.inf
+        self.running = 0.0
+        self.first_epoch: int | None = None
         self.interrupt = Interrupt()
         self.update = AtomicUpdate(optimizer, self.interrupt)
         self.backup = np.empty_like(model.flat_params)  # last finite weights
@@ -122,7 +162,20 @@ class Guard:
         self.buffers = [(i, name, value) for i, layer in enumerate(model.layers)
                         for name, value in layer.buffers.items()]
         self.buffer_backup = [value.copy() for _, _, value in self.buffers]
+        # the weights and statistics at the start of the epoch, put back when the loss
+        # explodes
+        self.epoch_params = np.empty_like(model.flat_params)
+        self.epoch_buffers = [value.copy() for _, _, value in self.buffers]
         self.epoch = self.batch = 0  # set by the loop, for the messages
+
+    def start_epoch(self, epoch: int) -> None:
+        """Keep the weights and statistics the epoch starts from (once per epoch)."""
+        self.epoch = epoch
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+        np.copyto(self.epoch_params, self.model.flat_params)
+        for (_, _, value), saved in zip(self.buffers, self.epoch_buffers, strict=True):
+            np.copyto(saved, value)
 
     # -- one step -----------------------------------------------------------------------
     def run(self, step: Step, xb: np.ndarray, yb: np.ndarray, wb: np.ndarray | None,
@@ -146,7 +199,43 @@ class Guard:
             self.interrupt.atomic = False
         if self.interrupt.deferred:  # a Ctrl-C that waited for the update to finish
             raise KeyboardInterrupt
+        self._watch(loss)
         return loss, output
+
+    def watched_loss(self, loss: float) -> float:
+        """The loss the explosion rule watches: this batch's. (A distributed rank's guard
+        gives the global batch's, the same on every rank, so that all ranks stop together.)"""
+        return loss
+
+    def _watch(self, loss: float) -> None:
+        """The explosion rule (see the module docstring): O(1) per batch."""
+        loss = self.watched_loss(loss)
+        if self.start_loss is None:
+            self.start_loss = self.running = loss
+            reference = max(loss, self.uninformed)
+            self.limit = EXPLOSION_FACTOR * reference if reference > 0 else math.inf
+            return
+        self.running += SMOOTHING * (loss - self.running)
+        if self.running > self.limit:
+            raise self.exploded()
+
+    def exploded(self) -> TrainingDiverged:
+        """Put back the epoch's starting weights and explain the explosion."""
+        np.copyto(self.model.flat_params, self.epoch_params)
+        for (_, _, value), saved in zip(self.buffers, self.epoch_buffers, strict=True):
+            np.copyto(value, saved)
+        self.optimizer.zero_state()
+        start, uninformed = self.start_loss or 0.0, self.uninformed
+        what = (f"the loss exploded without becoming NaN: its running average over about "
+                f"the last {round(1 / SMOOTHING)} batches reached {self.running:.3g}, more "
+                f"than {EXPLOSION_FACTOR:g} times the larger of the loss where training "
+                f"started ({start:.3g}) and that of a prediction ignoring the inputs "
+                f"({uninformed:.3g})")
+        kept = ("from before training (the loss exploded in the first epoch)"
+                if self.epoch == self.first_epoch else
+                f"from the end of epoch {self.epoch}/{self.epochs}, the start of the epoch "
+                "in which the loss exploded")
+        return self._diverged(what, kept, reset=True)
 
     def _check(self, loss: float, output: np.ndarray, xb: np.ndarray) -> None:
         """Raise TrainingDiverged, with the model put back, if the step went bad."""
@@ -229,14 +318,17 @@ class Guard:
         return (f"the buffer {name!r} of layer {index} {layer!r} became NaN or infinite in the "
                 "forward pass (an input far out of range?), though the loss was finite")
 
-    def _diverged(self, what: str) -> TrainingDiverged:
-        reset = ("; the optimiser's state (moments, step count) was reset"
-                 if self.update.done else "")
+    def _diverged(self, what: str, kept: str = "from before this batch",
+                  reset: bool | None = None) -> TrainingDiverged:
+        """The error naming the epoch and batch; ``reset`` (default: whether the update
+        ran) says that the optimiser's state was reset."""
+        reset = self.update.done if reset is None else reset
+        reset_note = "; the optimiser's state (moments, step count) was reset" if reset else ""
         hint = HINT.format(lr=f" (now {self.optimizer.lr:g})", span=span_note(self.X))
         return TrainingDiverged(
             f"training diverged in epoch {self.epoch + 1}/{self.epochs}, batch "
-            f"{self.batch + 1}/{self.steps}: {what}{reset}. The model keeps its weights and "
-            f"running statistics from before this batch. Try to: {hint}.",
+            f"{self.batch + 1}/{self.steps}: {what}{reset_note}. The model keeps its weights and "
+            f"running statistics {kept}. Try to: {hint}.",
             epoch=self.epoch, batch=self.batch)
 
     def diverged_on_validation(self, X_val: np.ndarray, loss: float) -> TrainingDiverged:
@@ -247,6 +339,24 @@ class Guard:
             f"model keeps its weights from the end of this epoch. Try to: "
             + HINT.format(lr=f" (now {self.optimizer.lr:g})", span=span_note(X_val, "X_val"))
             + ".", epoch=self.epoch)
+
+
+def uninformed_loss(model: Sequential, y: np.ndarray, out_shape: tuple[int, ...],
+                    classifier: bool) -> float:
+    """The loss of the best prediction that ignores the inputs, on the first
+    :data:`BASELINE_SAMPLES` targets ``y`` (as the loss's ``forward`` takes them): zero
+    logits (uniform probabilities) for a classifier, the targets' mean otherwise; 0.0 when
+    it is not a finite positive number."""
+    y = y[:BASELINE_SAMPLES]
+    shape = (y.shape[0], *out_shape)
+    if classifier:
+        prediction = np.zeros(shape, dtype=model.dtype)
+    else:
+        mean = y.reshape(shape).mean(axis=0, dtype=np.float64).astype(model.dtype)
+        prediction = np.ascontiguousarray(np.broadcast_to(mean, shape))
+    with np.errstate(all="ignore"):
+        value = float(model._need_loss().forward(prediction, y, None))
+    return value if math.isfinite(value) and value > 0 else 0.0
 
 
 def span_note(X: np.ndarray, name: str = "X") -> str:

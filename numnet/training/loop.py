@@ -15,7 +15,8 @@ and :func:`train_step` is one step of gradient descent: forward, loss, backward,
 
 Each step runs inside a :class:`~numnet.training.guard.Guard`, which undoes the step and
 stops training with a message naming the epoch, the batch and the layer when its numbers
-turn NaN or infinite, and lets a Ctrl-C finish the batch in progress before stopping.
+turn NaN or infinite or its loss explodes far beyond where it started, and lets a Ctrl-C
+finish the batch in progress before stopping.
 The checks of the data and the arguments live in :mod:`numnet.training.data` and
 :mod:`numnet.training.options`; nothing is checked again batch by batch.
 
@@ -37,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from numnet import metrics
-from numnet._checks import positive_int
+from numnet._checks import nonfinite_output, positive_int
+from numnet._memory import check_batch
 from numnet.callbacks import Callback
 from numnet.errors import NonFiniteError, TrainingDiverged
 from numnet.optim import Optimizer, clip_grad_norm
@@ -49,7 +51,7 @@ from numnet.training.data import (
     checked_data,
     split_validation,
 )
-from numnet.training.guard import Guard, Updater, catch_ctrl_c
+from numnet.training.guard import Guard, Updater, catch_ctrl_c, uninformed_loss
 from numnet.training.options import FitOptions, fit_options
 from numnet.training.parallel import Replicas, local
 
@@ -205,8 +207,11 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
     Raises
     ------
     TrainingDiverged
-        When a loss, gradient or parameter becomes NaN or infinite; the model keeps the
-        weights from before the bad batch (and the optimiser's state is reset).
+        When a loss, gradient or parameter becomes NaN or infinite (the model keeps the
+        weights from before the bad batch), or the loss explodes, its running average
+        exceeding 1000 times the larger of its starting value and the loss of a
+        prediction ignoring the inputs (the model keeps the weights the epoch started
+        from); the optimiser's state is reset (see :mod:`numnet.training.guard`).
     ValueError, TypeError
         For inconsistent or malformed arguments, before any training.
     """
@@ -229,8 +234,12 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
                           replicas.min_batch(model, train.n, opts.batch_size))
     batches = replicas.batches(train, bounds, opts.shuffle, opts.rng)
     history = History(params=_params(opts, batches, train, val, targets))
+    check_batch(model.layers, train.X.shape[1:], bounds[0][1] - bounds[0][0], model.dtype,
+                f"fit: a batch of {bounds[0][1] - bounds[0][0]} samples")
     guard = replicas.guard(model, opts.optimizer, train.X, opts.epochs, len(batches),
                            targets)
+    # the explosion rule's floor: the same on every rank (each holds all the targets)
+    guard.uninformed = uninformed_loss(model, train.y, targets.out_shape, targets.classifier)
     was_training = model.training
     try:
         with replicas.training(model, opts, train, val, batches):
@@ -285,7 +294,7 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
     meter = Meter(targets, opts.replicas.batch_sums,
                   None if targets.classifier else target_variance(batches.data.y),
                   opts.replicas.sum if opts.replicas.size > 1 else local)
-    guard.epoch = epoch
+    guard.start_epoch(epoch)
     for batch, (xb, yb, wb) in enumerate(batches):
         guard.batch = batch  # where we are, for the guard's messages
         first, last = batches.bounds[batch]
@@ -414,7 +423,8 @@ def evaluate(model: Sequential, X: Any, y: Any, batch_size: int = EVAL_BATCH,
     Raises
     ------
     NonFiniteError
-        When the model's output on ``X`` is NaN or infinite (so is the loss).
+        When the model's output on ``X`` is NaN or infinite (so is the loss), naming the
+        parameter that is not finite if there is one.
     """
     model._need_loss()
     batch_size = positive_int(batch_size, "batch_size")
@@ -426,8 +436,8 @@ def evaluate(model: Sequential, X: Any, y: Any, batch_size: int = EVAL_BATCH,
     finally:
         model.training = was_training
     if not math.isfinite(scores["loss"]):
-        raise NonFiniteError(f"evaluate: the model's output on X became NaN or infinite (the "
-                             f"loss is {scores['loss']})")
+        raise NonFiniteError(nonfinite_output(model.layers, "evaluate")
+                             + f"; the loss is {scores['loss']}")
     return scores
 
 

@@ -259,6 +259,16 @@ class ReplicaGuard(Guard):
         return (f"training diverged in epoch {self.epoch + 1}/{self.epochs}, batch "
                 f"{self.batch + 1}/{self.steps}: a loss or running statistic is not finite")
 
+    def watched_loss(self, loss: float) -> float:
+        """The global batch's loss, summed by the step's all-reduce: the same on every rank,
+        so the explosion rule stops every rank at the same batch."""
+        total, rows = self.totals[0], self.totals[1]
+        return total / rows if rows else loss
+
+    def exploded(self) -> TrainingDiverged:
+        error = super().exploded()  # from the global loss: on every rank alike
+        return ReplicasDiverged(str(error), epoch=error.epoch, batch=error.batch)
+
     def diverged_on_validation(self, X_val: np.ndarray, loss: float) -> TrainingDiverged:
         error = super().diverged_on_validation(X_val, loss)  # the reduced loss: on every rank
         return ReplicasDiverged(str(error), epoch=error.epoch, batch=error.batch)

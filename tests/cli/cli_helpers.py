@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -25,8 +26,13 @@ def environment(pythonpath: tuple[Path, ...] = ()) -> dict[str, str]:
 
 
 def run(*args: str | os.PathLike, cwd: Path, pythonpath: tuple[Path, ...] = (),
-        timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m numnet ARGS`` in ``cwd`` with the repository importable."""
+        timeout: float = 120, stdout: IO[bytes] | None = None) -> subprocess.CompletedProcess:
+    """``python -m numnet ARGS`` in ``cwd`` with the repository importable; standard output
+    goes to ``stdout`` when given (a binary file), else it is captured."""
+    if stdout is not None:
+        return subprocess.run([sys.executable, "-m", "numnet", *map(str, args)], cwd=cwd,
+                              stdout=stdout, stderr=subprocess.PIPE, text=True,
+                              env=environment(pythonpath), timeout=timeout)
     return subprocess.run([sys.executable, "-m", "numnet", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, env=environment(pythonpath),
                           timeout=timeout)

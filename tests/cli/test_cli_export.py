@@ -100,7 +100,8 @@ def test_output_that_is_the_model_file_is_refused(tmp_path):
     for source, out in (("m.npz", "m.npz"), ("m.npz", "sub/../m.npz"),
                         ("m.npz", str(model)), ("link.npz", "m.npz"),
                         ("m.npz", "link.npz"), ("hard.npz", "m.npz")):
-        assert_error(run("export", source, out, cwd=tmp_path), f"OUT {out} is the model file")
+        assert_error(run("export", source, out, cwd=tmp_path),
+                     f"OUT {out} is the same file as MODEL {source}", "choose another OUT")
     assert model.read_bytes() == before
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -85,3 +86,13 @@ def test_newer_model_file_is_refused(trained: dict, tmp_path: Path) -> None:
     newer = tmp_path / "newer.npz"
     np.savez(newer, **arrays)
     assert_error(run("summary", newer, cwd=tmp_path), "newer.npz", "upgrade numnet")
+
+
+def test_a_reader_that_goes_away_is_no_error(tmp_path: Path) -> None:
+    # `numnet datasets | head -0`: the pipe's reader is gone before numnet writes
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "wb") as closed_pipe:
+        result = run("datasets", cwd=tmp_path, stdout=closed_pipe)
+    assert result.returncode == 141, result.stderr
+    assert result.stderr == ""

@@ -333,7 +333,7 @@ def test_train_csv_hostile_inputs(tmp_path: Path) -> None:
 
     semicolon = write("semi.csv", rows, sep=";")
     assert_error(run("train", "--data", semicolon, cwd=tmp_path), "semi.csv",
-                 "one column found", "is the delimiter ';'?")
+                 "one column found", "is the delimiter ';'?", "--delimiter ';'")
     nan = write("nan.csv", rows[:40] + ["1,nan,0.5"] + rows[41:])
     assert_error(run("train", "--data", nan, cwd=tmp_path),
                  "nan.csv: line 42, column 2 ('a'): 'nan' is not a finite number")

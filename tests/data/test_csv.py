@@ -392,7 +392,7 @@ def test_one_column_with_another_delimiter_says_which(write) -> None:
         error
     )
     error = csv_error(write("1\t2\t3\n4\t5\t6\n"), label_column=None)
-    assert "is the delimiter '\\t'?" in str(error)
+    assert "is the delimiter '\\t'?" in str(error) and "--delimiter tab" in str(error)
     X, y = load_csv(write("label;a;b\n1;2.5;3\n0;1;2\n"), delimiter=";")
     assert X.tolist() == [[2.5, 3.0], [1.0, 2.0]] and y.tolist() == [1, 0]
 

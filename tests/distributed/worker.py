@@ -219,6 +219,17 @@ def scenario_stops(out: Path, rank: int) -> None:
     except TrainingDiverged as exc:
         report["overflow"] = {"error": str(exc), "type": type(exc).__name__,
                               "every_rank": getattr(exc, "every_rank", False)}
+    # a loss that explodes without NaN: judged on the global batch's loss, alike everywhere
+    model = build("mlp")
+    start = model.flat_params.copy()
+    try:
+        model.fit(d["X"], d["y"], epochs=3, batch_size=7, verbose=0, optimizer=nn.Adam(1e12),
+                  distributed=True)
+        report["explode"] = {"error": None}
+    except TrainingDiverged as exc:
+        report["explode"] = {"error": str(exc), "epoch": exc.epoch, "batch": exc.batch,
+                             "every_rank": getattr(exc, "every_rank", False),
+                             "kept": bool(np.array_equal(model.flat_params, start))}
     # Ctrl-C reaches rank 1 alone, in epoch 2, batch 2 (mpiexec passes Ctrl-C to every
     # rank, but each sees it at a different point of its work: the ranks must agree)
     batches: list[tuple[int, int]] = []

@@ -180,3 +180,16 @@ def test_loss_and_node_names_clash_too(clean_registries):
         type("Mul", (Node,), {"__module__": "numnet.mine", "__qualname__": "Mul"})
     custom = type("Hinge", (Loss,), {"name": "hinge", "__module__": "mine"})
     assert isinstance(numnet.losses.get_loss("hinge"), custom)
+
+
+def test_an_unknown_layer_of_ones_own_says_to_import_its_module():
+    """A model file names a user's layer by module: loading it where that module was not
+    imported says which module to import (numnet never imports modules a file names)."""
+    with pytest.raises(ValueError, match=r"unknown layer type 'mylayers\.Linear'.*"
+                                         r"import mylayers"):
+        Sequential.from_config({"layers": [{"type": "mylayers.Linear"}]})
+    with pytest.raises(ValueError, match=r"'__main__\.Cube'; it was defined in a script"):
+        Sequential.from_config({"layers": [{"type": "__main__.Cube"}]})
+    with pytest.raises(ValueError) as info:
+        Sequential.from_config({"layers": [{"type": "numnet.Conv9d"}]})
+    assert "import" not in str(info.value)
