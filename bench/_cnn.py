@@ -9,6 +9,12 @@ the last); biases start at 0. The PyTorch network is given a **copy** of those w
 (conv weights have the same layout; a Dense weight ``(in, out)`` is a Linear weight
 ``(out, in)`` transposed), so both start at the same point.
 
+The recipe (``step_lr``, ``lr_schedule``), the ``cnn`` preset's of ``numnet train``: Adam
+from lr 1e-3, its rate set before every batch along a half cosine down to 0 over the run,
+``lr = 1e-3 * (1 + cos(pi * t / N)) / 2`` at ``t = e + b / B`` (epoch ``e`` of ``N``, batch
+``b`` of ``B``; ``numnet.optim.CosineDecay(N, per_batch=True)``). It was chosen on a
+validation split (see ``numnet/cli/_cnn.py``).
+
 Import after :func:`_common.pin_threads_from_argv` (this imports numpy).
 """
 
@@ -21,9 +27,20 @@ import _common
 import numpy as np
 
 from numnet import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
-from numnet.optim import Adam
+from numnet.optim import Adam, CosineDecay
 
 WIDTHS = (32, 64, 128)
+
+
+def lr_schedule(epochs: int) -> CosineDecay:
+    """numnet's schedule of the recipe, for ``fit(lr_schedule=...)`` over ``epochs``."""
+    return CosineDecay(total_epochs=epochs, per_batch=True)
+
+
+def step_lr(epoch: int, batch: int, steps: int, epochs: int, lr: float = _common.LR) -> float:
+    """The recipe's learning rate for batch ``batch`` of ``steps`` in epoch ``epoch`` (both
+    from 0) of ``epochs``: the value numnet's schedule sets, for PyTorch's optimiser."""
+    return lr_schedule(epochs).lr_at(epoch + batch / steps, lr)
 
 
 def numnet_cnn(seed: int, widths: tuple[int, int, int] = WIDTHS, dtype: str = "float32"

@@ -34,6 +34,7 @@ THREAD_VARS = (
     "MKL_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS",
     "NUMEXPR_NUM_THREADS",
+    "NUMBA_NUM_THREADS",  # numnet's compiled kernels (the optional numba fast path)
 )
 
 # the benchmark architecture and training settings (issue #7)

@@ -28,8 +28,31 @@ Each product is ``np.matmul(a, b, out=preallocated)`` in float32 on fixed, preal
 buffers (transposes are views, so BLAS gets transpose flags, never copies): the most
 favourable case, with no batch gathering, bias, activation or optimiser work at all.
 
-Run on its own (``python bench/gemm_floor.py [--n 60000] [--repeats 5] [--threads 2]
-[--json]``) or import :func:`measure`.
+The CNN (``--task cnn``): the issue's network, conv(1->32, 3x3)-ReLU-maxpool2-conv(32->64,
+3x3)-ReLU-maxpool2-Flatten-Dense(1600, 128)-ReLU-Dense(128, 10) at batch ``b``, with the
+convolutions as matrix products over their column matrices (``M1 = b * 26 * 26`` and
+``M2 = b * 11 * 11`` rows, ``K + 1`` columns with the bias, as numnet builds them)::
+
+    forward            conv1  col1 @ W1      (M1 x 10  @ 10 x 32)
+                       conv2  col2 @ W2      (M2 x 289 @ 289 x 64)
+                       dense1 f @ W3         (b x 1600 @ 1600 x 128)
+                       dense2 h @ W4         (b x 128  @ 128 x 10)
+    weight gradients   the transposed products: col1^T g1, col2^T g2, f^T g3, h^T g4
+    input gradients    g4 W4^T, g3 W3^T, and g2 W2^T (M2 x 64 @ 64 x 288: conv2's column
+                       gradient, one product; numnet makes it one per kernel offset)
+    (not needed)       g1 W1^T (M1 x 32 @ 32 x 9): the first conv's input gradient
+
+* **floor** - the 11 needed products; **floor_fwd_wgrad** - forward and weight gradients
+  (8); **with_dx** - the 12 with the unneeded one. Only the products: no im2col copies,
+  col2im additions, pooling, activations or optimiser, so no implementation of this
+  network built on these products can be faster on this BLAS. Each convolution's
+  products are timed with its column matrix in both layouts, ``(M, K)`` and ``(K, M)``
+  (OpenBLAS is ten times slower at ``col^T g`` for conv1's ``(M, 10)`` layout), and the
+  faster counts. They are timed on ``--sample-batches`` full batches and scaled to the
+  epoch (a product's time is linear in its rows), which keeps a floor run short.
+
+Run on its own (``python bench/gemm_floor.py [--task mlp|cnn] [--n 60000] [--repeats 5]
+[--threads 2] [--json]``) or import :func:`measure` / :func:`measure_cnn`.
 """
 
 from __future__ import annotations
@@ -39,7 +62,9 @@ import _common
 _common.pin_threads_from_argv()
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -171,6 +196,119 @@ def _macs(plan: list[int], sizes: tuple[int, ...]) -> dict[str, int]:
     return {floor: rows * sum(per_row[g] for g in groups) for floor, groups in FLOORS.items()}
 
 
+#: the CNN's convolutions as products: (name, rows per sample M/b, K + 1, C_out, first)
+CNN_CONVS = (("conv1", 26 * 26, 10, 32, True), ("conv2", 11 * 11, 289, 64, False))
+#: the CNN's Dense layers: (name, in, out, first)
+CNN_DENSES = (("dense1", 1600, 128, False), ("dense2", 128, 10, False))
+CNN_FLOORS = {
+    "floor": ("forward", "weight_grad", "input_grad"),
+    "floor_fwd_wgrad": ("forward", "weight_grad"),
+    "with_dx": ("forward", "weight_grad", "input_grad", "unneeded"),
+}
+CNN_FLOOR_LABELS = {
+    "floor": "11 products: forward + weight gradients + needed input gradients",
+    "floor_fwd_wgrad": "8 products: forward + weight gradients only",
+    "with_dx": "12 products: the 11 plus the first conv's unneeded input gradient",
+}
+Product = tuple[str, str, Any]  # (name, group, a call computing it)
+
+
+def _cnn_products(b: int, rng: np.random.Generator) -> dict[str, list[Product]]:
+    """The products of one full batch of ``b``, per variant: each convolution in both
+    column layouts, ``rows`` (M, K) and ``cols`` (K, M), and the Dense layers."""
+    def rand(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    variants: dict[str, list[Product]] = {}
+    for name, per_sample, k, o, first in CNN_CONVS:
+        m = b * per_sample
+        w, g = rand(k, o), rand(m, o)
+        y, dw, dcol, w_in = np.empty((m, o), np.float32), rand(k, o), rand(m, k - 1), rand(
+            k - 1, o)
+        for layout, col in (("rows", rand(m, k)), ("cols", rand(k, m))):
+            a = col if layout == "rows" else col.T  # (M, K) either way, as a view
+            variants[f"{name} {layout}"] = [
+                (f"fwd {name} col@W ({layout})", "forward",
+                 functools.partial(np.matmul, a, w, out=y)),
+                (f"dW {name} colT@g ({layout})", "weight_grad",
+                 functools.partial(np.matmul, a.T, g, out=dw))]
+        variants[f"{name} input"] = [  # the column gradient: no column matrix involved
+            (f"dcol {name} g@WT", "unneeded" if first else "input_grad",
+             functools.partial(np.matmul, g, w_in.T, out=dcol))]
+    dense: list[Product] = []
+    for name, n_in, n_out, _ in CNN_DENSES:
+        x, w, g = rand(b, n_in), rand(n_in, n_out), rand(b, n_out)
+        dense += [(f"fwd {name} x@W", "forward",
+                   functools.partial(np.matmul, x, w, out=np.empty((b, n_out), np.float32))),
+                  (f"dW {name} xT@g", "weight_grad",
+                   functools.partial(np.matmul, x.T, g, out=np.empty_like(w))),
+                  (f"dx {name} g@WT", "input_grad",
+                   functools.partial(np.matmul, g, w.T, out=np.empty_like(x)))]
+    variants["dense"] = dense
+    return variants
+
+
+def measure_cnn(n: int = 60000, batch: int = 128, repeats: int = 5, warmup: int = 1,
+                seed: int = 0, sample: int = 20) -> dict[str, Any]:
+    """Time the CNN's products (see the module docstring) on ``sample`` full batches per
+    repeat, scaled to an epoch of ``n`` samples (a product's time is linear in its rows).
+
+    Each convolution is measured in both column layouts and counts in its faster one
+    (numnet picks its layout from the input's memory order). Returns the layout of
+    :func:`measure`'s result.
+    """
+    rng = np.random.default_rng(seed)
+    variants = _cnn_products(batch, rng)
+    scale = n / (batch * sample)  # full batches measured -> the epoch's samples
+    for _ in range(warmup):
+        for products in variants.values():
+            for _, _, call in products:
+                call()
+    per_epoch: list[dict[str, float]] = []
+    groups: dict[str, str] = {}
+    for _ in range(repeats):
+        acc: dict[str, float] = {}
+        for _ in range(sample):
+            for products in variants.values():
+                for name, group, call in products:
+                    start = time.perf_counter()
+                    call()
+                    acc[name] = acc.get(name, 0.0) + time.perf_counter() - start
+                    groups[name] = group
+        per_epoch.append({name: t * scale for name, t in acc.items()})
+    floors = {}
+    layouts: dict[str, list[str]] = {}
+    for floor, wanted in CNN_FLOORS.items():
+        values = []
+        for times in per_epoch:
+            total = sum(times[name] for key, products in variants.items()
+                        if not key.endswith(("rows", "cols"))
+                        for name, group, _ in products if group in wanted)
+            for conv, *_ in CNN_CONVS:
+                sums = {layout: sum(times[name] for name, group, _ in
+                                    variants[f"{conv} {layout}"] if group in wanted)
+                        for layout in ("rows", "cols")}
+                best = min(sums, key=lambda key: sums[key])
+                layouts.setdefault(f"{floor} {conv}", []).append(best)
+                total += sums[best]
+            values.append(total)
+        floors[floor] = _common.summary(values)
+        floors[floor].update(values=values, label=CNN_FLOOR_LABELS[floor])
+    return {
+        "task": "cnn",
+        "floors": floors,
+        "products_s": {p: _common.summary([e[p] for e in per_epoch])["median"]
+                       for p in groups},
+        "products_group": groups,
+        "faster_layout": {key: max(set(v), key=v.count) for key, v in layouts.items()
+                          if key.startswith("floor ")},
+        "settings": {"n": n, "batch": batch, "batches": math.ceil(n / batch),
+                     "sample_batches": sample, "repeats": repeats, "warmup": warmup,
+                     "dtype": "float32", "threads": _common.threads_from_argv(),
+                     "library": "numpy.matmul"},
+    }
+
+
 def format_report(result: dict[str, Any]) -> str:
     s = result["settings"]
     lines = [f"GEMM floor (numpy.matmul, float32, {s['threads']} threads, {s['batches']} batches "
@@ -191,8 +329,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS,
                         help="BLAS threads (set before numpy is imported)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--task", choices=("mlp", "cnn"), default="mlp",
+                        help="whose products: the MLP's (default) or the CNN's")
+    parser.add_argument("--sample-batches", type=int, default=20,
+                        help="cnn: full batches timed per repeat, scaled to the epoch (20)")
     args = parser.parse_args(argv)
-    result = measure(n=args.n, batch=args.batch_size, repeats=args.repeats)
+    if args.task == "cnn":
+        result = measure_cnn(n=args.n, batch=args.batch_size, repeats=args.repeats,
+                             sample=args.sample_batches)
+    else:
+        result = measure(n=args.n, batch=args.batch_size, repeats=args.repeats)
     result["peak_rss_mb"] = _common.peak_rss_mb()
     result["blas"] = _common.blas_threads()
     print(json.dumps(result) if args.json else format_report(result), flush=True)

@@ -1,6 +1,6 @@
 """One benchmark run of one framework on one task, in its own process; JSON on stdout.
 
-    python bench/peers.py --framework {numnet,torch,sklearn} --task {mlp,mlp_bn,inference}
+    python bench/peers.py --framework {numnet,torch,sklearn} --task {mlp,mlp_bn,inference,cnn}
                           [--epochs N] [--seed S] [--threads 2] [--data PATH | --synthetic N]
                           [--limit N] [--infer-repeats R]
 
@@ -62,7 +62,13 @@ Thread counts (``--threads``, default 2) are set in ``OMP_NUM_THREADS``,
 ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` before numpy or torch is imported, and with
 ``torch.set_num_threads``.
 
-The ``cnn`` task is a placeholder for the convolution issue: see :data:`TASKS`.
+The ``cnn`` task
+----------------
+The issue's network (``bench/_cnn.py``), numnet's initial weights copied into PyTorch as
+for the MLP, inputs ``(N, 1, 28, 28)``; Adam, batch 128, reshuffled every epoch, with the
+learning rate of batch ``b`` of epoch ``e`` set by ``_cnn.step_lr(e, b, B, N)`` in both
+(numnet: ``fit(lr_schedule=_cnn.lr_schedule(N))``; PyTorch: the optimiser's ``lr`` set
+before each batch). scikit-learn has no convolutional network: skipped as n/a.
 """
 
 from __future__ import annotations
@@ -82,6 +88,7 @@ import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
+import _cnn  # noqa: E402
 import numpy as np  # noqa: E402
 
 FRAMEWORKS = ("numnet", "torch", "sklearn")
@@ -93,12 +100,11 @@ TASKS = {
               "inference",
     "inference": "the untrained MLP (identical weights in all three): class predictions for "
                  "the 10,000 test images, batch 1000 and whole",
-    # Hook for the convolution issue: when numnet has Conv2d/MaxPool2d, add a builder for
-    # each framework below (build_numnet / build_torch), drop this entry from NOT_YET, and
-    # the suite picks the task up with `--tasks cnn` (inputs then stay (N, 1, 28, 28)).
-    "cnn": "small convolutional network on MNIST (not implemented yet: convolution issue)",
+    "cnn": "the issue's CNN on MNIST images (N, 1, 28, 28): conv 1->32 3x3-ReLU-maxpool2-"
+           "conv 32->64 3x3-ReLU-maxpool2-Dense 1600->128-ReLU-Dense 128->10, trained with "
+           "bench/_cnn.py's recipe (a per-epoch cosine decay of the learning rate); test "
+           "accuracy, inference",
 }
-NOT_YET = {"cnn": "the CNN task comes with the convolution issue; numnet has no Conv2d yet"}
 
 
 class Skip(Exception):
@@ -114,6 +120,8 @@ def build_numnet(task: str, seed: int) -> Any:
     """The numnet model for ``task`` (raises Skip when a needed layer is missing)."""
     import numnet
 
+    if task == "cnn":
+        return _cnn.numnet_cnn(seed)
     d0, d1, d2, d3 = _common.SIZES
     if task == "mlp_bn":
         try:
@@ -143,6 +151,8 @@ def build_torch(task: str, seed: int) -> Any:
     import torch
     from torch import nn
 
+    if task == "cnn":
+        return _cnn.torch_cnn(build_numnet(task, seed))
     d0, d1, d2, d3 = _common.SIZES
     if task == "mlp_bn":
         p = _common.DROPOUT
@@ -226,9 +236,11 @@ def run_numnet(args: argparse.Namespace, data: tuple, result: dict[str, Any]) ->
     predict = model.predict  # predict(x, batch_size): eval mode, argmax of the logits
     if args.task != "inference":
         optimizer = Adam(lr=_common.LR, betas=_common.BETAS, eps=_common.EPS)
+        schedule = _cnn.lr_schedule(args.epochs) if args.task == "cnn" else None
         start = time.perf_counter()
         history = model.fit(x_tr, y_tr, epochs=args.epochs, batch_size=_common.BATCH_SIZE,
-                            optimizer=optimizer, shuffle=True, verbose=0, seed=args.seed)
+                            optimizer=optimizer, shuffle=True, verbose=0, seed=args.seed,
+                            lr_schedule=schedule)
         result["fit_wall_s"] = time.perf_counter() - start
         result["epoch_seconds"] = [float(s) for s in history.history["seconds"]]
         result["train_loss"] = [float(v) for v in history.history["loss"]]
@@ -286,12 +298,16 @@ def run_torch(args: argparse.Namespace, data: tuple, result: dict[str, Any]) -> 
         generator = torch.Generator().manual_seed(args.seed)
         n, bs = xt.shape[0], _common.BATCH_SIZE
         epoch_seconds, losses = [], []
-        for _ in range(args.epochs):
+        steps = -(-n // bs)
+        for epoch in range(args.epochs):
             start = time.perf_counter()
             model.train()
             order = torch.randperm(n, generator=generator)
             loss_sum = 0.0
             for i in range(0, n, bs):
+                if args.task == "cnn":
+                    for group in optimizer.param_groups:
+                        group["lr"] = _cnn.step_lr(epoch, i // bs, steps, args.epochs)
                 index = order[i:i + bs]
                 xb, yb = xt.index_select(0, index), yt.index_select(0, index)
                 optimizer.zero_grad(set_to_none=True)
@@ -313,6 +329,8 @@ def run_sklearn(args: argparse.Namespace, data: tuple, result: dict[str, Any]) -
         raise Skip("scikit-learn is not installed (pip install -e '.[bench]')")
     if args.task == "mlp_bn":
         raise Skip("n/a: scikit-learn's MLPClassifier has no batch normalisation or dropout")
+    if args.task == "cnn":
+        raise Skip("n/a: scikit-learn has no convolutional network")
     import sklearn
     from sklearn.exceptions import ConvergenceWarning
 
@@ -378,10 +396,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                               "seed": args.seed, "threads": args.threads,
                               "load_avg_start": _common.load_avg()}
     try:
-        if args.task in NOT_YET:
-            raise Skip(NOT_YET[args.task])
         x_tr, y_tr, x_te, y_te, what = _common.load_data(args.data, args.synthetic,
                                                          args.limit)
+        if args.task == "cnn":  # images (N, 1, 28, 28): views of the rows
+            x_tr, x_te = x_tr.reshape(-1, 1, 28, 28), x_te.reshape(-1, 1, 28, 28)
         result.update(data=what, n_train=int(x_tr.shape[0]), n_test=int(x_te.shape[0]))
         result["setup_rss_mb"] = _common.rss_mb()  # imports and data, after loading
         result["setup_peak_rss_mb"] = _common.peak_rss_mb()  # loading's own peak included

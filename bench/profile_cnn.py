@@ -2,7 +2,7 @@
 by layer, with the GEMM floor of each layer and the peak memory of a step.
 
     python bench/profile_cnn.py [--batch 128] [--repeats 30] [--threads 2] [--seed 0]
-                                [--data PATH] [--json PATH]
+                                [--data PATH] [--parts] [--json PATH]
 
 The network is ``bench/_cnn.py``'s (conv 1->32 3x3, ReLU, maxpool 2, conv 32->64 3x3, ReLU,
 maxpool 2, Flatten, Dense 1600->128, ReLU, Dense 128->10), float32, both frameworks from
@@ -31,6 +31,10 @@ the same weights, on one batch of MNIST images (random pixels when MNIST is abse
 * **Clock.** Wall time (``perf_counter``); with ``--threads 1 --cpu-time`` the thread's
   CPU time instead, which other processes on a busy machine do not inflate (a single-
   thread comparison of the work each framework does).
+* **Parts** (``--parts``). numnet's step cut into its pieces, each timed alone, interleaved:
+  per convolution its im2col, forward product, weight-gradient product, and (not for the
+  first) the ``kh * kw`` input-gradient products and those products with col2im; per
+  other layer its forward and backward; the loss; Adam's update.
 * **Memory.** ``tracemalloc`` peak of two training steps of a fresh numnet model, above
   its weights and the batch (work arrays, cached activations, gradients, Adam's state),
   next to the largest column matrix of the batch.
@@ -135,6 +139,68 @@ def gemm_floor(layer: Any, inp: np.ndarray, first: bool, repeats: int) -> float 
     for product in products:
         product()
     return median_ms([sum(timed(p) for p in products) for _ in range(repeats)])
+
+
+def conv_parts(name: str, layer: Conv2D, inp: np.ndarray, grad: np.ndarray, first: bool
+               ) -> dict[str, Callable[[], Any]]:
+    """The pieces of a convolution's training step, each callable alone."""
+    layer.forward(inp, training=True)
+    col, wmat = layer._col, layer._weight_matrix()
+    assert col is not None
+    g = np.ascontiguousarray(layer._grad_rows(grad))
+    out = np.empty((g.shape[0], layer.out_channels), dtype=g.dtype)
+    kh, kw = layer.kernel_size
+    w_offsets = np.ones((kh * kw, layer.out_channels, layer.in_channels), g.dtype)
+    dcol = np.empty((g.shape[0], layer.in_channels), g.dtype)
+    parts: dict[str, Callable[[], Any]] = {
+        f"{name} im2col": functools.partial(layer._columns, inp),
+        f"{name} forward GEMM": functools.partial(layer._product, col, wmat, out),
+        f"{name} dW GEMM (+ copies)": functools.partial(layer._param_grads, g),
+    }
+    if not first:
+        parts[f"{name} dx GEMMs (kh*kw)"] = lambda: [np.matmul(g, w, out=dcol)
+                                                     for w in w_offsets]
+        parts[f"{name} dx GEMMs + col2im"] = functools.partial(layer._input_grad, g)
+    return parts
+
+
+def profile_parts(args: argparse.Namespace, model: Any, x: np.ndarray, y: np.ndarray
+                  ) -> list[tuple[str, float]]:
+    """ms of each piece of numnet's training step (medians, pieces interleaved): for a
+    convolution its im2col, its products and col2im; for the other layers forward and
+    backward; then the loss and Adam's update."""
+    inputs, grads = record_pass(model, x, y)
+    parts: dict[str, Callable[[], Any]] = {}
+    for index, layer in enumerate(model.layers):
+        name = f"{index} {type(layer).__name__}"
+        if isinstance(layer, Conv2D):
+            parts.update(conv_parts(name, layer, inputs[index], grads[index], index == 0))
+            continue
+        parts[f"{name} forward"] = functools.partial(layer.forward, inputs[index], True)
+        parts[f"{name} backward"] = functools.partial(layer.backward, grads[index])
+    logits = model.forward(x, training=True)
+    parts["loss forward + backward"] = lambda: (model.loss.forward(logits, y),
+                                                model.loss.backward())
+    optimizer = Adam(lr=_common.LR)
+    model.loss_and_grad(x, y)
+    parts["Adam step"] = functools.partial(optimizer.step, model)
+    samples: dict[str, list[float]] = {key: [] for key in parts}
+    for part in parts.values():
+        part()
+    for _ in range(args.repeats):
+        for key, part in parts.items():
+            samples[key].append(timed(part))
+    return [(key, median_ms(v)) for key, v in samples.items()]
+
+
+def print_parts(parts: list[tuple[str, float]], step_ms: float | None) -> None:
+    print(f"{'part of numnet step':34s} {'ms':>7s}")
+    for key, ms in parts:
+        print(f"{key:34s} {ms:7.2f}")
+    # the dx products are counted within "dx GEMMs + col2im"
+    total = sum(ms for key, ms in parts if "dx GEMMs (" not in key)
+    print(f"{'sum of the parts':34s} {total:7.2f}" + (
+        f"   (whole step {step_ms:.2f} ms)" if step_ms else ""))
 
 
 def torch_layer_timers(module: Any, inp: np.ndarray, grad: np.ndarray, first: bool
@@ -311,6 +377,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cpu-time", action="store_true",
                         help="time with the thread's CPU clock (time.thread_time), which "
                              "other processes do not inflate; needs --threads 1")
+    parser.add_argument("--parts", action="store_true",
+                        help="also time each piece of numnet's step (im2col, GEMMs, col2im, "
+                             "pools, ReLU, loss, Adam)")
     parser.add_argument("--json", type=Path, default=None)
     return parser.parse_args(argv)
 
@@ -341,15 +410,19 @@ def main(argv: list[str] | None = None) -> int:
     rows = profile_layers(args, model, net, x, y)
     steps = profile_steps(args, model, net, x, y)
     memory = step_memory(args, x, y)
+    parts = profile_parts(args, model, x, y) if args.parts and args.only != "torch" else []
     other = load.stop()
     print_table(rows, steps)
+    if parts:
+        print_parts(parts, steps.get("numnet_step_ms"))
     print(f"memory: peak extra of a training step {memory['step_peak_extra_mb']:.1f} MiB = "
           f"{memory['ratio']:.2f} x the largest im2col matrix "
           f"({memory['largest_im2col_mb']:.1f} MiB)")
     print(f"other processes kept {other if other is None else round(other, 2)} CPUs busy")
     if args.json:
         args.json.write_text(json.dumps({"layers": rows, "steps": steps, "memory": memory,
-                                         "machine": info, "other_cpus": other}, indent=1))
+                                         "parts": dict(parts), "machine": info,
+                                         "other_cpus": other}, indent=1))
     return 0
 
 

@@ -1,14 +1,16 @@
 """numnet's benchmark suite: numnet against PyTorch (CPU) and scikit-learn, and the GEMM floor.
 
-    python bench/suite.py [--quick] [--tasks mlp,mlp_bn,inference] [--epochs N]
-                          [--repeats R] [--json PATH] [--data PATH]
+    python bench/suite.py [--quick] [--tasks mlp,mlp_bn,inference,cnn] [--epochs N]
+                          [--cnn-epochs N] [--repeats R] [--json PATH] [--data PATH]
                           [--frameworks numnet,torch,sklearn] [--threads 2]
 
 Every run is a separate process (``bench/peers.py``, one framework, one task, one seed)
 that prints JSON: peak memory is then per framework, and the runs are interleaved
 (numnet, torch, sklearn, GEMM floor, numnet, torch, ...) so drift of the machine (other
 load, heat, frequency) hits every framework alike. Repeat ``r`` uses seed ``seed + r`` in
-every framework. The GEMM floor (``bench/gemm_floor.py``) is measured in the same rotation.
+every framework. The GEMM floor (``bench/gemm_floor.py``) is measured in the same rotation:
+the MLP's with the first MLP task, the CNN's (its own products) with the cnn task, which
+trains ``--cnn-epochs`` (default 3, the issue's) with ``bench/_cnn.py``'s recipe.
 
 Prints a table per task (seconds per epoch: median, min and max over all epochs of all
 repeats; ratios; test accuracy; memory; inference images/s), the GEMM floors, and PASS/MISS
@@ -45,7 +47,14 @@ TASKS = ("mlp", "mlp_bn", "inference", "cnn")
 TRAINING_TASKS = ("mlp", "mlp_bn")
 PEER_MODULES = {"torch": "torch", "sklearn": "sklearn"}
 NOT_AVAILABLE = {("sklearn", "mlp_bn"): "n/a: scikit-learn's MLPClassifier has no "
-                                        "batch normalisation or dropout"}
+                                        "batch normalisation or dropout",
+                 ("sklearn", "cnn"): "n/a: scikit-learn has no convolutional network"}
+#: each GEMM floor's reference figure: the MLP's 8 products, the CNN's 11 (gemm_floor.py)
+MAIN_FLOOR = {"mlp": "floor_8", "cnn": "floor"}
+CNN_ACCURACY = 0.99  # the issue's accuracy target for the CNN ...
+CNN_EPOCHS = 3       # ... within this many epochs
+#: full batches the CNN's floor is timed on per repeat (scaled to the epoch)
+CNN_FLOOR_BATCHES = 20
 # the issue's targets
 FLOOR_TARGET = 1.3
 ACCURACY_POINTS = 0.3
@@ -93,8 +102,9 @@ def run_child(cmd: list[str], threads: int, timeout: float) -> dict[str, Any]:
 
 
 def peer_command(args: argparse.Namespace, framework: str, task: str, seed: int) -> list[str]:
+    epochs = args.cnn_epochs if task == "cnn" else args.epochs
     cmd = [sys.executable, str(PEERS), "--framework", framework, "--task", task,
-           "--epochs", str(args.epochs), "--seed", str(seed), "--threads", str(args.threads),
+           "--epochs", str(epochs), "--seed", str(seed), "--threads", str(args.threads),
            "--infer-repeats", str(args.infer_repeats)]
     if args.synthetic:
         cmd += ["--synthetic", str(args.synthetic)]
@@ -105,9 +115,12 @@ def peer_command(args: argparse.Namespace, framework: str, task: str, seed: int)
     return cmd
 
 
-def floor_command(args: argparse.Namespace, n: int) -> list[str]:
-    return [sys.executable, str(FLOOR), "--json", "--n", str(n), "--repeats",
-            str(args.floor_repeats), "--threads", str(args.threads)]
+def floor_command(args: argparse.Namespace, n: int, task: str = "mlp") -> list[str]:
+    cmd = [sys.executable, str(FLOOR), "--json", "--n", str(n), "--repeats",
+           str(args.floor_repeats), "--threads", str(args.threads)]
+    if task == "cnn":  # the CNN's products, timed on a sample of batches (see gemm_floor.py)
+        cmd += ["--task", "cnn", "--sample-batches", str(args.cnn_floor_batches)]
+    return cmd
 
 
 def log(message: str) -> None:
@@ -120,7 +133,8 @@ def describe(result: dict[str, Any]) -> str:
     if result.get("status") == "error":
         return "ERROR: " + str(result.get("error", "")).splitlines()[0]
     if "floors" in result:
-        return f"floor_8 {result['floors']['floor_8']['median']:.3f} s/epoch"
+        name = MAIN_FLOOR[result.get("task", "mlp")]
+        return f"{name} {result['floors'][name]['median']:.3f} s/epoch"
     parts = []
     if result.get("epoch_seconds"):
         parts.append(f"{_common.summary(result['epoch_seconds'])['median']:.3f} s/epoch")
@@ -134,16 +148,19 @@ def describe(result: dict[str, Any]) -> str:
 
 def run_all(args: argparse.Namespace, tasks: list[str], frameworks: list[str],
             n_train: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run every (task, repeat, framework) interleaved; returns (per task, floor runs)."""
+    """Run every (task, repeat, framework) interleaved; returns (per task, the MLP's floor
+    runs). The cnn task's own floor runs go to ``results["cnn"]["floor_runs"]``."""
     results: dict[str, Any] = {}
     floor_runs: list[dict[str, Any]] = []
     floor_task = next((t for t in tasks if t in TRAINING_TASKS), None)
     plan: list[tuple[str, int, str]] = []
     for task in tasks:
         results[task] = {"runs": {fw: [] for fw in frameworks}, "skipped": {}}
+        if task == "cnn":
+            results[task]["floor_runs"] = []
         for repeat in range(args.repeats):
             plan += [(task, repeat, fw) for fw in frameworks]
-            if args.floor and task == floor_task:
+            if args.floor and task in (floor_task, "cnn"):
                 plan.append((task, repeat, "floor"))
     if args.floor and floor_task is None and tasks:
         plan.append((tasks[0], 0, "floor"))
@@ -152,9 +169,9 @@ def run_all(args: argparse.Namespace, tasks: list[str], frameworks: list[str],
         if who == "floor":
             log(f"{label} ...")
             idle = settle(args)
-            result = run_child(floor_command(args, n_train), args.threads, args.timeout)
+            result = run_child(floor_command(args, n_train, task), args.threads, args.timeout)
             result.update(idle, repeat=repeat)
-            floor_runs.append(result)
+            (results[task]["floor_runs"] if task == "cnn" else floor_runs).append(result)
             log(f"{label} {describe(result)}")
             continue
         entry = results[task]
@@ -189,8 +206,6 @@ def settle(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def skip_reason(framework: str, task: str) -> str | None:
-    if task == "cnn":
-        return "the CNN task comes with the convolution issue (hook: peers.TASKS / NOT_YET)"
     if (framework, task) in NOT_AVAILABLE:
         return NOT_AVAILABLE[(framework, task)]
     module = PEER_MODULES.get(framework)
@@ -253,8 +268,8 @@ def median_of(summary: dict[str, Any], key: str) -> float | None:
     return value.get("median") if isinstance(value, dict) else None
 
 
-def paired_ratios(entry: dict[str, Any], floor_runs: list[dict[str, Any]]
-                  ) -> dict[str, dict[str, Any]]:
+def paired_ratios(entry: dict[str, Any], floor_runs: list[dict[str, Any]],
+                  floor_name: str = "floor_8") -> dict[str, dict[str, Any]]:
     """numnet / X per repeat (runs of one repeat ran back to back), summarised over repeats.
 
     The machine's speed drifts; the ratio of two runs made a minute apart drifts less than
@@ -276,8 +291,8 @@ def paired_ratios(entry: dict[str, Any], floor_runs: list[dict[str, Any]]
     mine = per_repeat(entry["runs"].get("numnet", []), epoch_median)
     others = {fw: per_repeat(runs, epoch_median) for fw, runs in entry["runs"].items()
               if fw != "numnet"}
-    others["floor_8"] = per_repeat(floor_runs, lambda r: r.get("floors", {})
-                                   .get("floor_8", {}).get("median"))
+    others[floor_name] = per_repeat(floor_runs, lambda r: r.get("floors", {})
+                                    .get(floor_name, {}).get("median"))
     out = {}
     for name, theirs in others.items():
         values = [mine[k] / theirs[k] for k in mine if k in theirs]
@@ -291,7 +306,12 @@ def summarise(results: dict[str, Any], floor: dict[str, Any] | None,
     """Add ``summary``, ``ratios`` and ``paired`` to every task (in place)."""
     floor_task = next((t for t in results if t in TRAINING_TASKS), None)
     for task, entry in results.items():
-        entry["paired"] = paired_ratios(entry, list(floor_runs) if task == floor_task else [])
+        if task == "cnn":
+            entry["gemm_floor"] = summarise_floor(entry.get("floor_runs", []))
+            entry["paired"] = paired_ratios(entry, entry.get("floor_runs", []), "floor")
+        else:
+            entry["paired"] = paired_ratios(entry, list(floor_runs) if task == floor_task
+                                            else [])
         summary = {fw: summarise_framework(runs) for fw, runs in entry["runs"].items() if runs}
         entry["summary"] = summary
         ratios: dict[str, dict[str, float | None]] = {}
@@ -299,14 +319,18 @@ def summarise(results: dict[str, Any], floor: dict[str, Any] | None,
             t = (s.get("epoch_s") or {}).get("median")
             ratios[fw] = {f"vs_{peer}": ratio(t, (p.get("epoch_s") or {}).get("median"))
                           for peer, p in summary.items() if peer != fw}
-            if floor:
+            if task == "cnn" and entry["gemm_floor"]:
+                for name in ("floor", "floor_fwd_wgrad"):
+                    ratios[fw][f"vs_{name}"] = ratio(
+                        t, entry["gemm_floor"]["floors"][name]["median"])
+            elif task != "cnn" and floor:
                 for name in ("floor_8", "floor_6"):
                     ratios[fw][f"vs_{name}"] = ratio(t, floor["floors"][name]["median"])
         entry["ratios"] = ratios
 
 
 def targets(results: dict[str, Any], floor: dict[str, Any] | None,
-            epochs: int) -> list[dict[str, Any]]:
+            epochs: int, cnn_epochs: int = CNN_EPOCHS) -> list[dict[str, Any]]:
     """The issue's three targets, each PASS, MISS or n/a (with why)."""
     out = []
     mlp = results.get("mlp", {}).get("summary", {})
@@ -359,6 +383,41 @@ def targets(results: dict[str, Any], floor: dict[str, Any] | None,
     else:
         target.update(status="n/a", detail="needs numnet and torch mlp results")
     out.append(target)
+    return out + cnn_targets(results.get("cnn"), cnn_epochs)
+
+
+def cnn_targets(entry: dict[str, Any] | None, epochs: int) -> list[dict[str, Any]]:
+    """The issue's CNN targets: an epoch no slower than PyTorch's, >= 99.0% in 3 epochs."""
+    if entry is None:
+        return []
+    summary = entry.get("summary", {})
+    out = []
+    speed = {"name": "CNN epoch no slower than PyTorch's (paired, same suite run)",
+             "threshold": 1.0}
+    paired = entry.get("paired", {}).get("numnet_vs_torch")
+    if paired:
+        speed.update(value=paired["median"],
+                     status="PASS" if paired["median"] <= 1.0 else "MISS",
+                     detail=f"numnet / torch s/epoch = {paired['median']:.2f} (median of "
+                            f"{paired['n']} paired repeat(s))")
+    else:
+        speed.update(status="n/a", detail="needs numnet and torch cnn results")
+    out.append(speed)
+    accuracy = {"name": f"CNN test accuracy >= {100 * CNN_ACCURACY:.1f}% within "
+                        f"{CNN_EPOCHS} epochs", "threshold": CNN_ACCURACY}
+    acc = (summary.get("numnet", {}).get("accuracy") or {})
+    if acc.get("mean") is None:
+        accuracy.update(status="n/a", detail="needs numnet cnn results")
+    elif epochs != CNN_EPOCHS:
+        accuracy.update(value=acc["min"], status="n/a",
+                        detail=f"numnet {100 * acc['mean']:.2f}% after {epochs} epoch(s); the "
+                               f"target is defined at {CNN_EPOCHS} (--cnn-epochs "
+                               f"{CNN_EPOCHS})")
+    else:
+        accuracy.update(value=acc["min"], status="PASS" if acc["min"] >= CNN_ACCURACY
+                        else "MISS", detail=f"numnet {100 * acc['min']:.2f}% (lowest of "
+                                            f"{acc['n']} repeat(s), seeds from --seed)")
+    out.append(accuracy)
     return out
 
 
@@ -401,7 +460,8 @@ def render(report: dict[str, Any]) -> str:
     lines += [title, "=" * len(title)]
     lines.append(f"data: {s['data']}; batch {s['batch_size']}; Adam(lr {s['lr']}, betas "
                  f"{s['betas'][0]}/{s['betas'][1]}, eps {s['eps']}); float32; {s['threads']} "
-                 f"threads; {s['epochs']} epoch(s) x {s['repeats']} repeat(s), interleaved")
+                 f"threads; {s['epochs']} epoch(s) (cnn: {s.get('cnn_epochs', s['epochs'])}) x "
+                 f"{s['repeats']} repeat(s), interleaved")
     machine = report["meta"]["machine"]
     lines.append(f"machine: {machine['cpu']} ({machine['cpu_count']} CPUs); "
                  f"{report['meta']['started']}")
@@ -411,7 +471,7 @@ def render(report: dict[str, Any]) -> str:
                  f"(--numnet-path {s.get('numnet_path', 'auto')}; NUMNET_FAST="
                  f"{NUMNET_PATHS[s.get('numnet_path', 'auto')]})")
     header = ["task", "framework", "s/epoch med", "min", "max", "vs numnet", "vs torch",
-              "vs sklearn", "vs floor8", "test acc %", "peak RSS MB", "+run MB",
+              "vs sklearn", "vs floor", "test acc %", "peak RSS MB", "+run MB",
               "infer img/s b1000", "whole", "other CPUs"]
     rows = [header]
     for task, entry in report["tasks"].items():
@@ -436,7 +496,7 @@ def render(report: dict[str, Any]) -> str:
                 "1.00" if fw == "numnet" and ep else fmt(r.get("vs_numnet"), ".2f"),
                 "1.00" if fw == "torch" and ep else fmt(r.get("vs_torch"), ".2f"),
                 "1.00" if fw == "sklearn" and ep else fmt(r.get("vs_sklearn"), ".2f"),
-                fmt(r.get("vs_floor_8"), ".2f"),
+                fmt(r.get("vs_floor" if task == "cnn" else "vs_floor_8"), ".2f"),
                 accuracy_cell(sm.get("accuracy")),
                 fmt(median_of(sm, "peak_rss_mb"), ".0f"),
                 fmt(median_of(sm, "run_extra_rss_mb"), "+.0f"),
@@ -467,6 +527,7 @@ def render(report: dict[str, Any]) -> str:
         lines.append("  per product, s/epoch: " + ", ".join(f"{k} {v:.3f}" for k, v in top))
     else:
         lines.append("GEMM floor: not measured")
+    lines += cnn_floor_lines(report)
     paired = [(task, name, p) for task, e in report["tasks"].items()
               for name, p in e.get("paired", {}).items() if p.get("n")]
     if paired:
@@ -485,6 +546,28 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cnn_floor_lines(report: dict[str, Any]) -> list[str]:
+    """The CNN's GEMM floor, when the cnn task ran with it."""
+    entry = report["tasks"].get("cnn")
+    floor = (entry or {}).get("gemm_floor")
+    if not floor:
+        return []
+    fs = floor["settings"]
+    lines = ["", f"CNN GEMM floor (numpy.matmul float32, {fs['threads']} threads, "
+                 f"{fs['sample_batches']} batches of {fs['batch']} timed, scaled to "
+                 f"{fs['n']:,} samples; {floor['runs']} run(s) x {fs['repeats']} repeats, "
+                 "interleaved with the cnn runs):"]
+    for name, f in floor["floors"].items():
+        lines.append(f"  {name:15s} median {f['median']:.3f} s/epoch (min {f['min']:.3f}, "
+                     f"max {f['max']:.3f})  {f['label']}")
+    mine = entry.get("ratios", {}).get("numnet", {})
+    if mine.get("vs_floor"):
+        lines.append(f"  numnet cnn epoch = {mine['vs_floor']:.2f}x floor")
+    top = sorted(floor["products_s"].items(), key=lambda kv: -kv[1])[:8]
+    lines.append("  largest products, s/epoch: " + ", ".join(f"{k} {v:.3f}" for k, v in top))
+    return lines
+
+
 def notes(report: dict[str, Any]) -> list[str]:
     s = report["settings"]
     out = []
@@ -494,7 +577,8 @@ def notes(report: dict[str, Any]) -> list[str]:
     out.append("s/epoch: wall time of one training epoch (shuffle, batch gather, forward, loss, "
                "backward, optimiser step; no evaluation), median/min/max over every epoch of "
                "every repeat. 'vs X' = this row's median / X's median (< 1 is faster than X); "
-               "vs floor8 = / the GEMM floor's 8 products")
+               "vs floor = / the task's GEMM floor: the MLP's 8 products (floor_8), the "
+               "CNN's 11 (see bench/gemm_floor.py)")
     out.append("init: numnet defaults (He-normal before ReLU, else Glorot-uniform, zero "
                "biases); torch gets a copy of numnet's initial weights; scikit-learn uses its "
                "own Glorot-uniform init (biases too) in training, and numnet's weights for "
@@ -560,11 +644,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: 1 epoch, 1 repeat, first {QUICK_LIMIT:,} training "
                              "images (labelled QUICK)")
-    parser.add_argument("--tasks", default="mlp,mlp_bn,inference",
+    parser.add_argument("--tasks", default="mlp,mlp_bn,inference,cnn",
                         help=f"comma-separated, from {','.join(TASKS)}")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                         help="comma-separated, from numnet,torch,sklearn")
     parser.add_argument("--epochs", type=int, default=None, help="default 10 (quick: 1)")
+    parser.add_argument("--cnn-epochs", type=int, default=None,
+                        help=f"epochs of the cnn task, whose target is defined at "
+                             f"{CNN_EPOCHS}: default {CNN_EPOCHS} (quick: 1)")
     parser.add_argument("--repeats", type=int, default=None, help="default 3 (quick: 1)")
     parser.add_argument("--json", default=str(DEFAULT_JSON), help="where to write results")
     parser.add_argument("--data", default=None,
@@ -581,6 +668,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="timed inference passes per run (default 5, quick: 3)")
     parser.add_argument("--no-floor", dest="floor", action="store_false",
                         help="skip the GEMM floor")
+    parser.add_argument("--cnn-floor-batches", type=int, default=CNN_FLOOR_BATCHES,
+                        metavar="B", help="full batches the CNN's GEMM floor times per "
+                                          "repeat, scaled to the epoch")
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
                         help="before each run, wait up to S seconds until other processes "
                              "use < 0.3 CPUs (for shared machines; 0 = don't wait)")
@@ -593,6 +683,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     quick = args.quick
     args.epochs = args.epochs or (1 if quick else 10)
+    args.cnn_epochs = args.cnn_epochs or (1 if quick else CNN_EPOCHS)
     args.repeats = args.repeats or (1 if quick else 3)
     args.floor_repeats = args.floor_repeats or (3 if quick else 5)
     args.infer_repeats = args.infer_repeats or (3 if quick else 5)
@@ -606,8 +697,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for f in args.framework_list:
         if f not in FRAMEWORKS:
             parser.error(f"unknown framework {f!r}; choose from {', '.join(FRAMEWORKS)}")
-    if min(args.epochs, args.repeats, args.floor_repeats, args.infer_repeats) < 1:
-        parser.error("--epochs, --repeats, --floor-repeats and --infer-repeats must be >= 1")
+    if min(args.epochs, args.cnn_epochs, args.repeats, args.floor_repeats, args.infer_repeats,
+           args.cnn_floor_batches) < 1:
+        parser.error("--epochs, --cnn-epochs, --repeats, --floor-repeats, --infer-repeats and "
+                     "--cnn-floor-batches must be >= 1")
     return args
 
 
@@ -644,6 +737,7 @@ def main(argv: list[str] | None = None) -> int:
                  "command": " ".join(["python", "bench/suite.py"] + (argv or sys.argv[1:]))},
         "settings": {"quick": args.quick, "tasks": args.task_list,
                      "frameworks": args.framework_list, "epochs": args.epochs,
+                     "cnn_epochs": args.cnn_epochs,
                      "repeats": args.repeats, "threads": args.threads, "seed": args.seed,
                      "batch_size": _common.BATCH_SIZE, "lr": _common.LR,
                      "betas": list(_common.BETAS), "eps": _common.EPS, "data": what,
@@ -655,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
         "gemm_floor_runs": floor_runs,
         "tasks": results,
     }
-    report["targets"] = targets(results, floor, args.epochs)
+    report["targets"] = targets(results, floor, args.epochs, args.cnn_epochs)
     report["notes"] = notes(report)
     text = render(report)
     report["table"] = text

@@ -2,11 +2,14 @@
 from the same initial weights, epoch by epoch interleaved, each in its own process.
 
     python bench/train_mnist_cnn.py [--epochs 3] [--seed 0] [--threads 2] [--compare]
-                                    [--data PATH] [--limit N] [--json PATH]
+                                    [--schedule cosine|constant] [--data PATH] [--limit N]
+                                    [--json PATH]
 
 The network (``bench/_cnn.py``): conv(1->32, 3x3)-ReLU-maxpool2-conv(32->64, 3x3)-ReLU-
 maxpool2-Flatten-Dense(1600, 128)-ReLU-Dense(128, 10); Adam (lr 1e-3, betas 0.9/0.999,
-eps 1e-8), batch 128 reshuffled every epoch, float32, the full MNIST (60,000 / 10,000)
+eps 1e-8) with the recipe's per-batch cosine decay of the rate (``_cnn.step_lr``;
+``--schedule constant`` keeps 1e-3 throughout), batch 128 reshuffled every epoch, float32,
+the full MNIST (60,000 / 10,000)
 from ``--data``, ``$NUMNET_MNIST_DIR`` or ``../shared/data/mnist`` (never downloaded).
 
 Each framework runs in a worker process of its own (so its peak memory is its own) that
@@ -40,6 +43,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import _cnn  # noqa: E402
 import numpy as np  # noqa: E402
 from _cnn import mnist_images, numnet_cnn, torch_cnn  # noqa: E402
 
@@ -113,9 +117,10 @@ def run_numnet(args: argparse.Namespace, worker: bool) -> None:
     optimizer = Adam(lr=_common.LR, betas=_common.BETAS, eps=_common.EPS)
     if worker:
         emit({"framework": "numnet", "ready": True, "params": model.num_params})
+    schedule = _cnn.lr_schedule(args.epochs) if args.schedule == "cosine" else None
     model.fit(x_tr, y_tr, epochs=args.epochs, batch_size=_common.BATCH_SIZE,
               optimizer=optimizer, shuffle=True, verbose=0, seed=args.seed,
-              callbacks=[EpochReporter(x_te, y_te, worker)])
+              lr_schedule=schedule, callbacks=[EpochReporter(x_te, y_te, worker)])
 
 
 def run_torch(args: argparse.Namespace) -> None:
@@ -141,6 +146,9 @@ def run_torch(args: argparse.Namespace) -> None:
         order = torch.randperm(n, generator=generator)
         loss_sum = 0.0
         for i in range(0, n, bs):
+            if args.schedule == "cosine":
+                for group in optimizer.param_groups:
+                    group["lr"] = _cnn.step_lr(epoch, i // bs, -(-n // bs), args.epochs)
             index = order[i:i + bs]
             xb, yb = xt.index_select(0, index), yt.index_select(0, index)
             optimizer.zero_grad(set_to_none=True)
@@ -163,7 +171,7 @@ class Worker:
     def __init__(self, framework: str, args: argparse.Namespace) -> None:
         command = [sys.executable, __file__, "--worker", framework, "--epochs",
                    str(args.epochs), "--seed", str(args.seed), "--threads", str(args.threads),
-                   "--data", data_dir(args)]
+                   "--data", data_dir(args), "--schedule", args.schedule]
         if args.limit:
             command += ["--limit", str(args.limit)]
         self.framework = framework
@@ -228,6 +236,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS)
     parser.add_argument("--data", default=None, help="MNIST directory")
     parser.add_argument("--limit", type=int, default=None, help="first N training images")
+    parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                        help="the learning rate over the epochs (default: the recipe's "
+                             "cosine decay)")
     parser.add_argument("--compare", action="store_true",
                         help="also train PyTorch from the same weights, interleaved")
     parser.add_argument("--worker", choices=["numnet", "torch"], help=argparse.SUPPRESS)

@@ -30,6 +30,29 @@ def fmt_shape(shape: Sequence[Any]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def reshape_hint(got: Sequence[int], expected: Sequence[int]) -> str:
+    """How to turn samples of shape ``got`` into the ``expected`` ones, as ``"; ..."`` (or "").
+
+    For the mistakes a shape alone reveals: images without their channel axis, images with
+    the channels last, flat rows given to an image model and images given to a flat one.
+    """
+    got, expected = tuple(int(d) for d in got), tuple(int(d) for d in expected)
+    target = ", ".join(str(d) for d in expected)
+    if len(expected) == 3 and got == expected[1:] and expected[0] == 1:
+        return (f"; the images lack their channel axis: add it with x[:, None] or "
+                f"x.reshape(N, {target}), or put Reshape(({target})) first")
+    if len(expected) == 3 and got == (*expected[1:], expected[0]):
+        return "; the images look channels-last (N, H, W, C): pass x.transpose(0, 3, 1, 2)"
+    if int(np.prod(got)) != int(np.prod(expected)):
+        return ""
+    if len(got) == 1 and len(expected) > 1:
+        return (f"; flat rows of the same size: pass x.reshape(N, {target}), or put "
+                f"Reshape(({target})) first")
+    if len(expected) == 1 and len(got) > 1:
+        return "; samples of the same size: pass x.reshape(N, -1), or put Flatten() first"
+    return ""
+
+
 def first_bad_index(mask: np.ndarray) -> tuple[int, ...]:
     """Index of the first True entry of ``mask`` (as a tuple of ints)."""
     flat = int(np.argmax(mask.ravel()))

@@ -43,6 +43,7 @@ import numpy as np
 
 from numnet._checks import real_number
 from numnet.optim import (
+    CosineDecay,
     LRSchedule,
     Optimizer,
     ReduceLROnPlateau,
@@ -278,6 +279,8 @@ class LearningRateScheduler(Callback):
       ``CosineDecay``): ``lr = schedule(epoch)`` at the start of each epoch; a schedule
       without ``initial_lr`` starts from ``optimizer.initial_lr``, the rate the optimiser
       was made with (restored with its state, so a resumed run continues the schedule);
+      a schedule with ``per_batch=True`` (``CosineDecay``) is evaluated before every
+      batch instead, at ``epoch + batch / steps``;
     * a function ``f(epoch) -> lr`` or ``f(epoch, lr) -> lr`` (as in Keras), called at the
       start of each epoch;
     * a :class:`numnet.optim.ReduceLROnPlateau`, stepped at the end of each epoch with
@@ -292,6 +295,7 @@ class LearningRateScheduler(Callback):
         self.schedule = schedule
         self.verbose = verbose
         self._takes_lr = _takes_two_arguments(schedule)
+        self._epoch = 0
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if isinstance(self.schedule, ReduceLROnPlateau):
@@ -301,6 +305,7 @@ class LearningRateScheduler(Callback):
             self._base_lr = self.schedule.initial_lr or float(self.optimizer.initial_lr)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
         if isinstance(self.schedule, ReduceLROnPlateau):
             return
         if isinstance(self.schedule, LRSchedule):
@@ -311,6 +316,12 @@ class LearningRateScheduler(Callback):
             lr = self.schedule(epoch)
         self._set(real_number(lr, f"learning rate from the schedule at epoch {epoch}",
                               low=0.0), epoch)
+
+    def on_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if isinstance(self.schedule, CosineDecay) and self.schedule.per_batch:
+            # the verbose message stays per epoch: the rate changes at every batch
+            steps = max(int(self.params.get("steps", 1)), 1)
+            self.optimizer.lr = self.schedule.lr_at(self._epoch + batch / steps, self._base_lr)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if isinstance(self.schedule, ReduceLROnPlateau):

@@ -204,7 +204,9 @@ def check_layer(layer: Layer, x: np.ndarray, training: bool = True, seed: int = 
         Naming every tensor whose error exceeds ``tol``, with its worst element.
     """
     layer = copy.deepcopy(layer).astype(np.float64)
-    x = np.array(x, dtype=np.float64)  # a private, contiguous copy to perturb
+    # a private copy to perturb: C-contiguous whatever the order of x (a convolution's
+    # output is channels-last in memory, and a reshape of it would not be a view)
+    x = np.array(x, dtype=np.float64, order="C")
     rng = np.random.default_rng(seed)
     probe = rng.standard_normal(layer(x, training=training).shape)  # x checked once
 
@@ -224,7 +226,7 @@ def check_layer(layer: Layer, x: np.ndarray, training: bool = True, seed: int = 
 def check_loss(loss: Loss, prediction: np.ndarray, target: Any, sample_weight: Any = None,
                tol: float = DEFAULT_TOL, eps: float = DEFAULT_EPS) -> GradCheckReport:
     """Check ``loss.backward()`` against the numerical gradient w.r.t. the prediction."""
-    prediction = np.array(prediction, dtype=np.float64)
+    prediction = np.array(prediction, dtype=np.float64, order="C")
     target = np.asarray(target)
     if target.dtype.kind == "f":
         target = target.astype(np.float64)
@@ -249,7 +251,7 @@ def check_model(model: Sequential, x: np.ndarray, y: Any, training: bool = True,
     model = copy.deepcopy(model)
     if model.dtype != np.float64:
         model = model.astype(np.float64)
-    x = np.array(x, dtype=np.float64)
+    x = np.array(x, dtype=np.float64, order="C")  # a private copy to perturb, contiguous
     loss = model._need_loss()
 
     def value() -> float:
@@ -272,8 +274,8 @@ def check_model(model: Sequential, x: np.ndarray, y: Any, training: bool = True,
 def check_node(node: Node, x: Any, y: Any, seed: int = 0, tol: float = DEFAULT_TOL,
                eps: float = DEFAULT_EPS) -> GradCheckReport:
     """Check a two-input graph node (:class:`numnet.layers.Add`, ``Mul``)."""
-    x = np.array(x, dtype=np.float64)
-    y = np.array(y, dtype=np.float64)
+    x = np.array(x, dtype=np.float64, order="C")
+    y = np.array(y, dtype=np.float64, order="C")
     probe = np.random.default_rng(seed).standard_normal(np.shape(node.forward(x, y)))
 
     def value() -> float:

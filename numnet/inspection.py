@@ -15,6 +15,7 @@ import numpy as np
 from numnet import diagnosis
 from numnet._checks import fmt_shape
 from numnet.diagnosis import Finding
+from numnet.errors import ShapeError
 from numnet.optim import Optimizer, get_optimizer
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ def summary(model: Sequential, input_shape: Sequence[int] | None = None) -> str:
     """A table: one row per layer with its output shape and parameter count; totals."""
     shape = tuple(input_shape) if input_shape is not None else model.input_shape
     if shape is None:
-        raise ValueError("summary needs an input shape: pass input_shape=(features,)")
+        raise ValueError(f"summary needs an input shape: pass input_shape="
+                         f"{input_shape_example(model)}")
     rows = [("#", "layer", "output shape", "params")]
     for index, layer in enumerate(model.layers):
         shape = layer.output_shape(shape)
@@ -40,6 +42,31 @@ def summary(model: Sequential, input_shape: Sequence[int] | None = None) -> str:
         f"loss: {model.loss!r}",
     ]
     return _table(rows) + "\n" + "\n".join(footer)
+
+
+def image_channels(model: Sequential) -> int | None:
+    """For a model without a known input shape: None when it starts with layers that take
+    flat samples, else the channels its first image layer takes (0 when it does not say)."""
+    for layer in model.layers:
+        if layer.input_shape is not None:
+            return None
+        channels = getattr(layer, "in_channels", None)
+        if isinstance(channels, int):
+            return channels
+        try:
+            layer.output_shape((16,))
+        except ShapeError:  # a layer that takes images only
+            return 0
+    return None
+
+
+def input_shape_example(model: Sequential) -> str:
+    """What to pass as ``input_shape`` (for messages): ``(features,)`` or image axes."""
+    channels = image_channels(model)
+    if channels is None:
+        return "(features,)"
+    c = str(channels) if channels else "channels"
+    return f"({c}, height, width), e.g. ({channels or 1}, 28, 28)"
 
 
 def trace(model: Sequential, x: Any, y: Any = None,

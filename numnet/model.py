@@ -36,6 +36,7 @@ from numnet._checks import (
     nonfinite_output,
     positive_int,
     real_number,
+    reshape_hint,
     resolve_dtype,
 )
 from numnet._memory import check_array
@@ -243,7 +244,8 @@ class Sequential:
         if self.input_shape is not None:
             if x.shape[1:] != self.input_shape or x.ndim == 0:
                 raise ShapeError(f"model expects input of shape "
-                                 f"{fmt_shape(('N', *self.input_shape))}, got {x.shape}")
+                                 f"{fmt_shape(('N', *self.input_shape))}, got {x.shape}"
+                                 f"{reshape_hint(x.shape[1:], self.input_shape)}")
         elif x.ndim == 0:
             raise ShapeError("model expects a batch (N, ...) with the samples along the first "
                              "axis, got a scalar")
@@ -523,7 +525,8 @@ class Sequential:
     def output_shape(self, input_shape: Sequence[int] | None = None) -> tuple[int, ...]:
         shape = tuple(input_shape) if input_shape is not None else self.input_shape
         if shape is None:
-            raise ValueError("input shape unknown: pass input_shape")
+            raise ValueError("input shape unknown: pass input_shape="
+                             f"{inspection.input_shape_example(self)}")
         for layer in self.layers:
             shape = layer.output_shape(shape)
         return shape

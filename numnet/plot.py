@@ -1,4 +1,5 @@
-"""Plots: sample images, training curves, confusion matrices.
+"""Plots: sample images, training curves, confusion matrices, and what a convolutional
+network learned (its filters, and the feature maps of one image).
 
 matplotlib is optional (``pip install numnet[plot]``) and imported only when a function
 here is called. Figures are built with :class:`matplotlib.figure.Figure` on the Agg
@@ -10,6 +11,7 @@ writes, e.g. ``.svg`` or ``.pdf``) atomically: a temporary file renamed into pla
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,11 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from numnet._files import PathLike, atomic_write
+from numnet.layers.conv import Conv2D
 
 if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure, SubFigure
 
-__all__ = ["plot_confusion_matrix", "plot_history", "plot_images"]
+    from numnet.model import Sequential
+
+__all__ = ["feature_maps", "filters", "plot_confusion_matrix", "plot_history", "plot_images"]
 
 _WRONG = "tab:red"
 _RIGHT = "black"
@@ -331,3 +336,223 @@ def _annotate(ax: Any, values: np.ndarray, normalize: bool) -> None:
         text = f"{v:.2f}" if normalize else f"{v:.0f}"
         colour = "white" if v > threshold else "black"
         ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=8)
+
+
+# ------------------------------------------------------------ convolutional networks
+
+#: a diverging colour map: weights and activations around 0 show as white, positive red
+_DIVERGING = "RdBu_r"
+
+
+def _symmetric_limit(values: np.ndarray) -> float:
+    """``max |values|`` (1 for all zeros): a colour scale ``[-m, m]`` puts 0 in its middle."""
+    limit = float(np.abs(values).max(initial=0.0))
+    return limit if limit > 0 else 1.0
+
+
+def _kernels(layer: Any) -> tuple[np.ndarray, str]:
+    """A Conv2D layer's weights (out, in, kh, kw) as float64, and a name for titles."""
+    weight = getattr(layer, "params", {}).get("W") if hasattr(layer, "params") else None
+    if weight is None or np.ndim(weight) != 4:
+        raise TypeError(f"filters: expected a Conv2D layer (weights of shape (out, in, kh, "
+                        f"kw)), got {layer!r}")
+    return np.asarray(weight, dtype=np.float64), repr(layer)
+
+
+def _grid(n: int, ncols: int) -> tuple[int, int]:
+    """Rows and columns of a grid of ``n`` tiles, at most ``ncols`` wide."""
+    cols = max(1, min(ncols, n))
+    return math.ceil(n / cols), cols
+
+
+def _tiles(parent: Figure | SubFigure, n: int, ncols: int) -> list[Any]:
+    """``n`` axes in a grid (the unused cells of the last row removed), without ticks."""
+    rows, cols = _grid(n, ncols)
+    axes = list(parent.subplots(rows, cols, squeeze=False).flat)
+    for ax in axes[n:]:
+        ax.remove()
+    for ax in axes[:n]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return axes[:n]
+
+
+def _mosaic(kernels: np.ndarray) -> np.ndarray:
+    """``(out, in, kh, kw)`` kernels as one image: row ``o``, column ``c`` holds kernel
+    ``(o, c)``, with a NaN (blank) line between neighbours."""
+    out, inp, kh, kw = kernels.shape
+    padded = np.full((out, kh + 1, inp, kw + 1), np.nan)
+    padded[:, :kh, :, :kw] = kernels.transpose(0, 2, 1, 3)
+    return padded.reshape(out * (kh + 1), inp * (kw + 1))[:-1, :-1]
+
+
+def filters(layer: Any, path: PathLike | None = None, ncols: int = 8) -> Figure:
+    """The kernels of a :class:`~numnet.layers.Conv2D` layer, as a grid of small images.
+
+    The colour scale is symmetric around 0 and shared by every kernel (white is 0, red
+    positive, blue negative), so kernels compare with each other and a sign is visible.
+
+    * One input channel (a first layer on grey images): one tile per output channel, its
+      ``kh x kw`` kernel, in a grid ``ncols`` wide, with a colour bar.
+    * Three input channels (a first layer on RGB images): one colour tile per output
+      channel, each colour channel mapped from ``[-m, m]`` to ``[0, 1]`` (grey is 0).
+    * Otherwise: one tile per ``(output, input)`` kernel, drawn as a single mosaic whose
+      row ``o`` and column ``c`` hold the kernel from input channel ``c`` to output channel
+      ``o`` (a 32 -> 64 layer has 2,048 kernels: one image draws them at once).
+
+    Parameters
+    ----------
+    layer : Conv2D
+        Any layer with a 4-D weight ``params["W"]`` of shape ``(out, in, kh, kw)``.
+    path : str or os.PathLike, optional
+        Save the figure there (PNG unless the suffix says otherwise), atomically.
+    ncols : int, default 8
+        Tiles per row of the grid (one or three input channels).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    kernels, name = _kernels(layer)
+    if ncols < 1:
+        raise ValueError(f"filters: ncols must be >= 1, got {ncols}")
+    out, inp, kh, kw = kernels.shape
+    limit = _symmetric_limit(kernels)
+    if inp in (1, 3):
+        rows, cols = _grid(out, ncols)
+        figure = _new_figure((1.0 * cols + (1.0 if inp == 1 else 0.2), 1.0 * rows + 0.6))
+        image = None
+        for o, ax in enumerate(_tiles(figure, out, ncols)):
+            if inp == 1:
+                image = ax.imshow(kernels[o, 0], cmap=_DIVERGING, vmin=-limit, vmax=limit,
+                                  interpolation="nearest")
+            else:  # (3, kh, kw) -> (kh, kw, 3) in [0, 1], 0.5 for a zero weight
+                ax.imshow(0.5 + kernels[o].transpose(1, 2, 0) / (2 * limit),
+                          interpolation="nearest")
+            ax.set_title(str(o), fontsize=7)
+        if image is not None:
+            figure.colorbar(image, ax=figure.axes, shrink=0.8)
+        figure.suptitle(f"{name}: {out} filters {kh}x{kw}", fontsize=9)
+        return _finish(figure, path)
+    mosaic = _mosaic(kernels)
+    height = min(12.0, max(3.0, 0.12 * mosaic.shape[0]))
+    width = min(16.0, max(3.0, height * mosaic.shape[1] / mosaic.shape[0] + 1.5))
+    figure = _new_figure((width, height))
+    ax = figure.subplots()
+    image = ax.imshow(mosaic, cmap=_DIVERGING, vmin=-limit, vmax=limit,
+                      interpolation="nearest")
+    step_h, step_w = kh + 1, kw + 1
+    ax.set_xticks(_tick_positions(inp, step_w, kw), [str(c) for c in _tick_labels(inp)])
+    ax.set_yticks(_tick_positions(out, step_h, kh), [str(o) for o in _tick_labels(out)])
+    ax.tick_params(labelsize=7, length=0)
+    ax.set_xlabel("input channel")
+    ax.set_ylabel("output channel")
+    ax.set_title(f"{name}: {out} x {inp} kernels {kh}x{kw}", fontsize=9)
+    figure.colorbar(image, ax=ax, shrink=0.8)
+    return _finish(figure, path)
+
+
+def _tick_labels(n: int) -> list[int]:
+    """At most about 16 channel numbers to label: every one, or every k-th."""
+    step = max(1, math.ceil(n / 16))
+    return list(range(0, n, step))
+
+
+def _tick_positions(n: int, step: int, size: int) -> list[float]:
+    """Centre of each labelled tile along an axis of the mosaic."""
+    return [i * step + (size - 1) / 2 for i in _tick_labels(n)]
+
+
+def feature_maps(model: Sequential, x: Any, path: PathLike | None = None,
+                 ncols: int = 8, max_channels: int | None = None) -> Figure:
+    """What each :class:`~numnet.layers.Conv2D` layer of ``model`` outputs for one image.
+
+    The image runs through the model in evaluation mode (the model is not changed); the
+    figure shows the image, then one grid per convolution layer: a tile per output channel,
+    on a colour scale symmetric around 0 shared within the layer (white is 0, red positive:
+    what a ReLU after it passes on).
+
+    Parameters
+    ----------
+    model : Sequential
+        A model with at least one Conv2D layer.
+    x : array_like
+        One sample, in the model's per-sample input shape (e.g. ``(1, 28, 28)``, or
+        ``(784,)`` for a model that starts with ``Reshape``), or a batch of one sample.
+    path : str or os.PathLike, optional
+        Save the figure there (PNG unless the suffix says otherwise), atomically.
+    ncols : int, default 8
+        Tiles per row of each layer's grid.
+    max_channels : int, optional
+        Show at most this many channels of each layer (default: all).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if ncols < 1 or (max_channels is not None and max_channels < 1):
+        raise ValueError(f"feature_maps: ncols and max_channels must be >= 1, got {ncols} "
+                         f"and {max_channels}")
+    image, maps = _conv_outputs(model, x)
+    shown = [(name, out[:max_channels]) for name, out in maps]
+    heights = [1.6] + [1.0 * _grid(out.shape[0], ncols)[0] + 0.5 for _, out in shown]
+    width = 1.0 * max(_grid(out.shape[0], ncols)[1] for _, out in shown) + 1.2
+    figure = _new_figure((max(width, 3.0), sum(heights)))
+    parts = figure.subfigures(len(shown) + 1, 1, height_ratios=heights, squeeze=False)[:, 0]
+    ax = parts[0].subplots()
+    ax.imshow(image, cmap="gray", interpolation="nearest")
+    ax.set_axis_off()
+    parts[0].suptitle("input", fontsize=9)
+    for part, (name, out) in zip(parts[1:], shown, strict=True):
+        limit = _symmetric_limit(out)
+        picture = None
+        for c, tile in enumerate(_tiles(part, out.shape[0], ncols)):
+            picture = tile.imshow(out[c], cmap=_DIVERGING, vmin=-limit, vmax=limit,
+                                  interpolation="nearest")
+            tile.set_title(str(c), fontsize=7)
+        part.colorbar(picture, ax=part.axes, shrink=0.8)
+        part.suptitle(name, fontsize=9)
+    return _finish(figure, path)
+
+
+def _conv_outputs(model: Sequential, x: Any) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+    """The image the first convolution sees (for display) and each convolution's output
+    ``(C, H, W)`` for the one sample ``x``, computed on a copy of the model in evaluation
+    mode."""
+    sample = np.asarray(x)
+    expected = model.input_shape
+    rank = 3 if expected is None else len(expected)
+    if sample.ndim == rank + 1 and sample.shape[0] != 1:
+        raise ValueError(f"feature_maps: x must be one sample (per-sample shape "
+                         f"{'(C, H, W)' if expected is None else tuple(expected)}) or a batch "
+                         f"of one, got shape {sample.shape}")
+    # anything else that is not a batch of one is taken as one sample: the model's boundary
+    # check then says what is wrong with it (a missing channel axis, say)
+    batch = sample if sample.ndim == rank + 1 else sample[np.newaxis]
+    if not any(isinstance(layer, Conv2D) for layer in model.layers):
+        raise ValueError("feature_maps: the model has no Conv2D layer")
+    copy_ = copy.deepcopy(model)
+    out = copy_._input(batch)  # checked and converted at the model's boundary
+    image: np.ndarray | None = None
+    maps = []
+    for index, layer in enumerate(copy_.layers):
+        if isinstance(layer, Conv2D) and image is None:
+            image = _display_image(out[0])
+        out = layer.forward(out, training=False)
+        if isinstance(layer, Conv2D):
+            c, h, w = out.shape[1:]
+            maps.append((f"layer {index} Conv2D: {c} channels {h}x{w}",
+                         np.asarray(out[0], dtype=np.float64)))
+    assert image is not None
+    return image, maps
+
+
+def _display_image(x: np.ndarray) -> np.ndarray:
+    """A ``(C, H, W)`` input as something ``imshow`` draws: grey, or RGB scaled to [0, 1]."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[0] == 3:
+        low, high = float(x.min()), float(x.max())
+        rgb: np.ndarray = (x.transpose(1, 2, 0) - low) / (high - low if high > low else 1.0)
+        return rgb
+    grey: np.ndarray = x.mean(axis=0)
+    return grey

@@ -34,7 +34,7 @@ def quick_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "quick.json"
     proc = run([str(SUITE), "--quick", "--synthetic", "512", "--frameworks", "numnet",
                 "--tasks", "mlp,mlp_bn,inference,cnn", "--floor-repeats", "1",
-                "--infer-repeats", "1", "--json", str(out)])
+                "--cnn-floor-batches", "2", "--infer-repeats", "1", "--json", str(out)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Targets (reported, never asserted)" in proc.stdout
     return json.loads(out.read_text(encoding="utf-8"))
@@ -79,32 +79,53 @@ def test_other_tasks(quick_report: dict) -> None:
     tasks = quick_report["tasks"]
     inference = tasks["inference"]["summary"]["numnet"]
     assert inference["epoch_s"] is None and inference["infer_batch_1000_ips"]["median"] > 0
-    assert "convolution" in tasks["cnn"]["skipped"]["numnet"]
     bn = tasks["mlp_bn"]
     assert bn["summary"].get("numnet", {}).get("runs_ok") == 1 or "numnet" in bn["skipped"]
 
 
+def test_cnn_task(quick_report: dict) -> None:
+    cnn = quick_report["tasks"]["cnn"]
+    (run_,) = cnn["runs"]["numnet"]
+    assert run_["status"] == "ok", run_.get("error")
+    assert run_["n_train"] == 512 and len(run_["epoch_seconds"]) == 1
+    assert quick_report["settings"]["cnn_epochs"] == 1
+    summary = cnn["summary"]["numnet"]
+    assert 0.0 <= summary["accuracy"]["mean"] <= 1.0
+    assert summary["infer_batch_1000_ips"]["median"] > 0 and summary["peak_rss_mb"]["median"] > 0
+    floor = cnn["gemm_floor"]
+    assert set(floor["floors"]) == {"floor", "floor_fwd_wgrad", "with_dx"}
+    f8, f11, f12 = (floor["floors"][k]["median"] for k in ("floor_fwd_wgrad", "floor", "with_dx"))
+    assert 0 < f8 < f11 < f12
+    assert floor["settings"]["sample_batches"] == 2 and floor["settings"]["n"] == 512
+    assert len(floor["products_s"]) == 16  # 2 convs x 2 layouts x 2, 2 col grads, 2 x 3 dense
+    assert cnn["ratios"]["numnet"]["vs_floor"] > 0
+    assert cnn["paired"]["numnet_vs_floor"]["n"] == 1
+    assert "CNN GEMM floor" in quick_report["table"]
+
+
 def test_targets_are_reported_not_asserted(quick_report: dict) -> None:
     targets = quick_report["targets"]
-    assert len(targets) == 3
+    assert len(targets) == 5  # three for the MLP, two for the CNN
     assert all(t["status"] in {"PASS", "MISS", "n/a"} for t in targets)
     # no torch in this run, and 1 epoch: the peer targets cannot be judged
-    assert targets[1]["status"] == "n/a" and targets[2]["status"] == "n/a"
+    assert [t["status"] for t in targets[1:]] == ["n/a"] * 4
     assert targets[0]["status"] in {"PASS", "MISS"}
 
 
 def test_peers_reports_a_missing_layer_or_framework_as_skipped() -> None:
-    proc = run([str(PEERS), "--framework", "sklearn", "--task", "mlp_bn", "--synthetic", "64"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.splitlines()[-1])
-    assert result["status"] == "skipped" and result["reason"]
+    for task in ("mlp_bn", "cnn"):
+        proc = run([str(PEERS), "--framework", "sklearn", "--task", task, "--synthetic", "64"])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        result = json.loads(proc.stdout.splitlines()[-1])
+        assert result["status"] == "skipped" and result["reason"].startswith("n/a")
 
 
-@pytest.mark.parametrize("framework", ["torch", "sklearn"])
-def test_peer_runs_when_installed(framework: str) -> None:
+@pytest.mark.parametrize(("framework", "task"), [("torch", "mlp"), ("sklearn", "mlp"),
+                                                 ("torch", "cnn")])
+def test_peer_runs_when_installed(framework: str, task: str) -> None:
     if importlib.util.find_spec(framework) is None:  # no import: it is only checked for
         pytest.skip(f"{framework} is not installed (pip install -e '.[bench]')")
-    proc = run([str(PEERS), "--framework", framework, "--task", "mlp", "--synthetic", "256",
+    proc = run([str(PEERS), "--framework", framework, "--task", task, "--synthetic", "256",
                 "--infer-repeats", "1"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.splitlines()[-1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import numpy as np
 import pytest
@@ -237,6 +238,25 @@ def test_scheduler_accepts_schedules_and_both_function_forms():
     history = model().fit(X, y, epochs=2, optimizer=SGD(0.02), verbose=0,
                           callbacks=[LearningRateScheduler(cosine)])
     assert history.history["lr"] == pytest.approx([0.01, 0.02])  # the new optimiser's rate
+
+
+def test_a_per_batch_cosine_sets_the_rate_before_every_batch():
+    X, y = data()  # 40 samples, batches of 10: 4 steps per epoch, 8 in 2 epochs
+    rates = []
+    record = LambdaCallback(on_batch_end=lambda batch, logs: rates.append(opt.lr))
+    opt = SGD(0.2)
+    cosine = CosineDecay(total_epochs=2, per_batch=True)
+    history = model().fit(X, y, epochs=2, batch_size=10, optimizer=opt, verbose=0,
+                          callbacks=[record], lr_schedule=cosine)
+    expected = [0.1 * (1 + math.cos(math.pi * k / 8)) for k in range(8)]
+    assert rates == pytest.approx(expected)
+    assert history.history["lr"] == pytest.approx([0.2, 0.1])  # each epoch's first rate
+    # the same schedule per epoch keeps the rate through the epoch
+    rates.clear()
+    opt = SGD(0.2)
+    model().fit(X, y, epochs=2, batch_size=10, optimizer=opt, verbose=0, callbacks=[record],
+                lr_schedule=CosineDecay(total_epochs=2))
+    assert rates == pytest.approx([0.2] * 4 + [0.1] * 4)
 
 
 def test_scheduler_rejects_a_bad_rate(capsys):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from numnet import gradcheck
-from numnet.layers import BatchNorm1d, Dense, LayerNorm, ReLU
+from numnet.layers import BatchNorm1d, Conv2D, Dense, Flatten, LayerNorm, MaxPool2D, ReLU
 from numnet.losses import MeanSquaredError
 from numnet.model import Sequential
 
@@ -98,6 +98,20 @@ def test_a_bias_before_batch_norm_has_a_zero_gradient_and_passes():
 def test_the_zero_gradient_floor_still_catches_a_wrong_tiny_gradient():
     assert gradcheck.relative_error(np.array([1e-7]), np.array([0.0]), floor=1e-4) > 1e-6
     assert gradcheck.relative_error(np.array([1e-12]), np.array([3e-12]), floor=1e-4) < 1e-6
+
+
+def test_channels_last_inputs_are_checked_on_a_contiguous_copy():
+    # a convolution's output is channels-last in memory; the layers after it, and a model
+    # given such an array, must be checkable on it (the checker perturbs a private copy)
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((2, 3, 5, 4)).transpose(0, 3, 1, 2)  # (2, 4, 3, 5)
+    assert not images.flags.c_contiguous
+    for layer in (ReLU(), MaxPool2D(2, stride=1), Flatten()):
+        assert max(gradcheck.check_layer(layer, images).values()) < 1e-6
+    model = Sequential([Conv2D(4, 2, 2), ReLU(), Flatten(), Dense(2 * 2 * 4, 3)],
+                       loss="cross_entropy", dtype="float64", seed=0)
+    errors = gradcheck.check_model(model, images, np.array([0, 2]))
+    assert max(errors.values()) < 1e-6
 
 
 def test_the_worst_element_is_reported_with_both_values():

@@ -26,6 +26,7 @@ from onnx_helpers import (
 
 import numnet
 from numnet import gradcheck
+from numnet.cli.train import build_model
 from numnet.layers import (
     AvgPool2D,
     BatchNorm2d,
@@ -151,6 +152,18 @@ def mnist_cnn(dtype: str, flat: bool = False) -> numnet.Sequential:
                Flatten(), Dense(1600, 128), ReLU(), Dense(128, 10)]
     return numnet.Sequential(layers, input_shape=(784,) if flat else (1, 28, 28),
                              loss="cross_entropy", dtype=dtype, seed=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("spec", "image"), [("cnn", (28, 28)), ("cnn:8,16,32", (8, 8))],
+                         ids=["mnist", "digits"])
+def test_the_command_lines_cnn_preset_itself_matches_onnx_runtime(dtype, spec, image):
+    # the model `numnet train --model SPEC` builds, not a copy of it ('same' padding on 8x8)
+    model = he_scaled(build_model(spec, image[0] * image[1], 10, dtype=dtype,
+                                  image_shape=image), seed=3)
+    proto = to_onnx(model, metadata={"classes": list(range(10))})
+    assert_same(model, proto, (1, *image), batches=(1, 7))
+    assert_round_trip(model, proto, (1, *image))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

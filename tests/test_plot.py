@@ -16,7 +16,7 @@ pytest.importorskip("matplotlib")
 from matplotlib import _pylab_helpers  # noqa: E402  (after the importorskip)
 from matplotlib.figure import Figure  # noqa: E402
 
-from numnet import plot  # noqa: E402
+from numnet import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, plot  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -198,3 +198,86 @@ def test_missing_matplotlib_message(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(sys.modules, name, None)  # every import of it now fails
     with pytest.raises(ImportError, match=r"pip install 'numnet\[plot\]'"):
         plot.plot_history({"loss": [1.0]})
+
+
+# ------------------------------------------------------------ convolutional networks
+
+
+def conv_model():
+    return Sequential([Conv2D(1, 6, 3), ReLU(), MaxPool2D(2), Conv2D(6, 4, 3, padding=1),
+                       ReLU(), Flatten(), Dense(4 * 3 * 3, 3)],
+                      loss="cross_entropy", input_shape=(1, 8, 8), seed=0)
+
+
+def test_filters_of_a_first_layer_one_tile_per_output_channel(tmp_path: Path) -> None:
+    layer = conv_model().layers[0]
+    figure = plot.filters(layer, path=tmp_path / "filters.png", ncols=4)
+    check_png(tmp_path / "filters.png", min_bytes=2000)
+    tiles = [ax for ax in figure.axes if ax.images and ax.get_title()]
+    assert [ax.get_title() for ax in tiles] == [str(o) for o in range(6)]
+    assert len(figure.axes) == 6 + 1  # six tiles (the empty cells of the grid removed), a bar
+    weights = layer.params["W"]
+    limit = float(np.abs(weights).max())
+    for o, ax in enumerate(tiles):
+        np.testing.assert_allclose(ax.images[0].get_array(), weights[o, 0], rtol=1e-6)
+        assert ax.images[0].get_clim() == pytest.approx((-limit, limit))  # 0 in the middle
+
+
+def test_filters_of_a_deeper_layer_are_one_mosaic_of_every_kernel() -> None:
+    layer = conv_model().layers[3]  # 6 -> 4 channels, 3x3
+    figure = plot.filters(layer)
+    (image_ax,) = [ax for ax in figure.axes if ax.images]
+    mosaic = np.asarray(image_ax.images[0].get_array())
+    assert mosaic.shape == (4 * 4 - 1, 6 * 4 - 1)  # a blank line between kernels
+    weights = layer.params["W"]
+    for o in range(4):
+        for c in range(6):
+            np.testing.assert_allclose(mosaic[4 * o:4 * o + 3, 4 * c:4 * c + 3],
+                                       weights[o, c], rtol=1e-6)
+    assert np.isnan(mosaic[3]).all() and np.isnan(mosaic[:, 3]).all()
+    limit = float(np.abs(weights).max())
+    assert image_ax.images[0].get_clim() == pytest.approx((-limit, limit))
+    assert image_ax.get_xlabel() == "input channel" and image_ax.get_ylabel() == "output channel"
+    assert len(figure.axes) == 2  # the mosaic and its colour bar
+
+
+def test_filters_of_an_rgb_layer_are_colour_tiles_around_grey() -> None:
+    layer = Conv2D(3, 5, 2, seed=0)
+    figure = plot.filters(layer)
+    assert len(figure.axes) == 5  # colour tiles, no colour bar
+    weights = layer.params["W"]
+    limit = float(np.abs(weights).max())
+    shown = np.asarray(figure.axes[2].images[0].get_array())
+    np.testing.assert_allclose(shown, 0.5 + weights[2].transpose(1, 2, 0) / (2 * limit),
+                               rtol=1e-6)
+    assert shown.min() >= 0 and shown.max() <= 1
+
+
+def test_feature_maps_show_each_conv_output_for_one_image(tmp_path: Path) -> None:
+    model = conv_model()
+    image = np.random.default_rng(0).random((1, 8, 8))
+    figure = plot.feature_maps(model, image, path=tmp_path / "maps.png")
+    check_png(tmp_path / "maps.png", min_bytes=2000)
+    parts = figure.subfigs
+    assert [part._suptitle.get_text() for part in parts] == [
+        "input", "layer 0 Conv2D: 6 channels 6x6", "layer 3 Conv2D: 4 channels 3x3"]
+    assert len(parts[1].axes) == 6 + 1 and len(parts[2].axes) == 4 + 1  # tiles + bar
+    first = model.layers[0].forward(image[None].astype(np.float32))[0]
+    np.testing.assert_allclose(parts[1].axes[2].images[0].get_array(), first[2], rtol=1e-5)
+    # a batch of one is the same; the model is left as it was (same predictions)
+    before = model.predict_logits(image[None])
+    again = plot.feature_maps(model, image[None], max_channels=2)
+    assert len(again.subfigs[1].axes) == 2 + 1
+    np.testing.assert_array_equal(model.predict_logits(image[None]), before)
+
+
+def test_cnn_plot_errors() -> None:
+    model = conv_model()
+    with pytest.raises(TypeError, match="expected a Conv2D layer"):
+        plot.filters(Dense(2, 3))
+    with pytest.raises(ValueError, match=r"one sample .*\(1, 8, 8\).*got shape \(2, 1, 8, 8\)"):
+        plot.feature_maps(model, np.zeros((2, 1, 8, 8)))
+    with pytest.raises(ValueError, match="add it with x\\[:, None\\]"):
+        plot.feature_maps(model, np.zeros((8, 8)))
+    with pytest.raises(ValueError, match="no Conv2D layer"):
+        plot.feature_maps(Sequential([Dense(4, 2)]), np.zeros(4))

@@ -9,6 +9,7 @@ fractions, the scaling chosen per dataset, and errors that name options and file
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -218,7 +219,7 @@ def apply_preprocessing(X: np.ndarray, preprocessing: dict[str, Any] | None,
         raise CLIError(f"{exc}, recorded in the model file") from None
     if isinstance(scaling, data.Rescale):
         return scaling.transform(X)
-    flat = X.reshape(X.shape[0], -1)
+    flat = X.reshape(X.shape[0], math.prod(X.shape[1:]))  # also for an empty split
     if flat.shape[1] != scaling.n_features_in_:
         raise CLIError(f"{what} has {flat.shape[1]} features per sample, the model was "
                        f"trained on {scaling.n_features_in_}")

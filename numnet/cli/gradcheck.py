@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from numnet import gradcheck
+from numnet import gradcheck, inspection
 from numnet._memory import check_batch
 from numnet.cli._common import (
     CLIError,
@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     Each layer is checked in training mode on the output of the layers before it, and in
     evaluation mode as well when its output differs between the modes (dropout, batch
     normalisation); the table shows the worst relative error of each tensor, the element
-    where it is worst and the analytic and numerical gradients there.
+    where it is worst and the analytic and numerical gradients there. Each layer's input is
+    the previous layer's output nudged off exact ties (:func:`_off_ties`).
     """
     if (args.model is None) == (args.layer is None):
         raise CLIError("give a MODEL file or architecture, or --layer MODULE:CLASS (one of "
@@ -122,8 +123,10 @@ def check_model(args: argparse.Namespace, table: Table) -> int:
     model, _ = open_model(args.model, args.input_shape)
     input_shape = model.input_shape
     if input_shape is None:
+        channels = inspection.image_channels(model)
+        example = "" if channels is None else f", e.g. --input-shape {channels or 1},28,28"
         raise CLIError(f"{args.model}: the model does not fix its input shape; pass "
-                       "--input-shape")
+                       f"--input-shape{example}")
     check_batch(model.layers, input_shape, args.batch_size, np.float64,
                 f"--batch-size {args.batch_size}: a float64 batch of {args.batch_size} samples")
     model = copy.deepcopy(model).astype(np.float64)
@@ -132,7 +135,7 @@ def check_model(args: argparse.Namespace, table: Table) -> int:
     for index, layer in enumerate(model.layers):
         modes, worst, out_train = _check_modes(layer, x, args.seed)
         table.add(f"{index} {type(layer).__name__}", modes, worst)
-        x = out_train
+        x = _off_ties(out_train, rng)
     if model.loss is not None:
         try:
             report = gradcheck.check_loss(model.loss, x, _random_target(model.loss, x, rng),
@@ -142,6 +145,19 @@ def check_model(args: argparse.Namespace, table: Table) -> int:
             checks = {"prediction": FAILED}
         table.add(f"loss {type(model.loss).__name__}", "-", checks)
     return int(args.batch_size)
+
+
+def _off_ties(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` plus noise of 1% of its spread.
+
+    A layer's output can hold exact ties, such as the zeros a ReLU leaves: a max pool after
+    it then meets windows of equal values, a kink of the function where no gradient exists
+    (the central difference gives 1/2, the pool routes 1 to one input), and its check would
+    fail for a correct backward pass. The noise moves the point off such kinks.
+    """
+    scale = 0.01 * (float(np.std(x)) or 1.0)
+    nudged: np.ndarray = x + scale * rng.standard_normal(x.shape)
+    return nudged
 
 
 def check_own_layer(args: argparse.Namespace, table: Table) -> int:

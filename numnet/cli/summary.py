@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from numnet import io
+from numnet import inspection, io
 from numnet.cli._common import (
     CLIError,
     Files,
@@ -38,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
     """``numnet summary``."""
     model, metadata = open_model(args.model, args.input_shape)
     if model.input_shape is None and args.input_shape is None:
+        channels = inspection.image_channels(model)
+        example = "8,8" if channels is None else f"{channels or 1},28,28"
         raise CLIError(f"{args.model}: the model does not fix its input shape; pass "
-                       "--input-shape, e.g. --input-shape 8,8")
+                       f"--input-shape, e.g. --input-shape {example}")
     print(model.summary(args.input_shape))
     if not is_architecture(args.model):
         header = io.file_info(args.model)

@@ -8,7 +8,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import numpy as np
 
 from numnet import callbacks, distributed, io, losses, optim, plot
 from numnet._files import output_kind
+from numnet.cli import _cnn
 from numnet.cli._common import (
     PROG,
     CLIError,
@@ -37,14 +38,16 @@ from numnet.cli._common import (
 )
 from numnet.cli._data import data_inputs, data_kind, load_data
 from numnet.cli._warnings import one_line_warnings
-from numnet.layers import Dense, Dropout, Layer
+from numnet.layers import Conv2D, Dense, Dropout, Layer
 from numnet.model import Sequential
 from numnet.training import History
 
 DEFAULT_MODEL_FILE = "numnet-model.npz"
 DEFAULT_PLOT_FILE = "numnet-history.png"
 DEFAULT_MLP = (128,)
+DEFAULT_BATCH_SIZE = 32
 OPTIMIZERS = tuple(optim.ALIASES)  # sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw
+LR_SCHEDULES = ("auto", "constant", "cosine")
 
 EXAMPLES = ("  numnet train\n  numnet train --data mnist --model mlp:256,128 --epochs 5\n"
             "  numnet train --data iris.csv --label-column -1 --model arch.json\n"
@@ -88,12 +91,14 @@ def add_parser(commands: Subparsers[Parser]) -> None:
     add_data_options(sub, "digits")
     sub.add_argument("--model", default="mlp", metavar="SPEC",
                      help="'mlp' (one hidden layer of 128), 'mlp:256,128' (hidden sizes), "
-                          "'mlp:' (no hidden layer), or a JSON architecture file")
+                          f"'mlp:' (no hidden layer), {_cnn.HELP}, or a JSON architecture "
+                          "file")
     sub.add_argument("--activation", default="relu", choices=sorted(activations()),
-                     help="hidden activation of the mlp preset (default: relu)")
+                     help="hidden activation of the mlp and cnn presets (default: relu)")
     sub.add_argument("--dropout", type=fraction(True), default=0.0, metavar="P",
-                     help="dropout probability after each hidden layer of the mlp preset "
-                          "(default: 0, no dropout)")
+                     help="dropout probability after each hidden layer of the mlp preset, "
+                          "after the hidden Dense layer of the cnn preset (default: 0, no "
+                          "dropout)")
     sub.add_argument("--optimizer", default="adam", type=str.lower, choices=OPTIMIZERS,
                      help="(default: adam)")
     sub.add_argument("--lr", type=positive_float, default=None,
@@ -102,7 +107,14 @@ def add_parser(commands: Subparsers[Parser]) -> None:
                      help="clip the global gradient norm to MAX before each step (e.g. 1.0; "
                           "default: no clipping)")
     sub.add_argument("--epochs", type=positive_int, default=20, help="(default: 20)")
-    sub.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
+    sub.add_argument("--batch-size", type=positive_int, default=None,
+                     help=f"(default: 32; {_cnn.BATCH_SIZE} for the cnn preset)")
+    sub.add_argument("--lr-schedule", default="auto", choices=LR_SCHEDULES,
+                     help="the learning rate over the run: 'constant', or 'cosine' (from "
+                          "--lr down a half cosine to 0, set before every batch: "
+                          "lr * (1 + cos(pi * t / epochs)) / 2 at t = epoch + batch / "
+                          "batches); 'auto' is cosine for "
+                          "the cnn preset and constant otherwise (default: auto)")
     sub.add_argument("--seed", type=seed, default=None,
                      help="seed of the data split, the initial weights and the shuffling "
                           "(default: 0; the initial weights of an architecture file use its "
@@ -124,7 +136,9 @@ def add_parser(commands: Subparsers[Parser]) -> None:
     sub.add_argument("--plot", default="auto", metavar="PATH|on|off",
                      help=f"training-curve PNG: 'auto' writes {DEFAULT_PLOT_FILE} next to "
                           "the model when matplotlib is installed, 'on' requires it, 'off' "
-                          "skips it, or a path (default: auto)")
+                          "skips it, or a path (default: auto); a model with convolutions "
+                          "also gets the first one's filters beside it, in "
+                          "<plot name>-filters.png")
     sub.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sub.add_argument("--distributed", action="store_true",
                      help="data-parallel training over the processes of an MPI job: run "
@@ -174,8 +188,9 @@ def run(args: argparse.Namespace) -> int:
     n_features = int(np.prod(X_train.shape[1:]))
     model = build_model(args.model, n_features, prepared.num_classes,
                         activation=args.activation, dropout=args.dropout, dtype=args.dtype,
-                        seed=args.seed)
+                        seed=args.seed, image_shape=prepared.image_shape)
     check_output(model, prepared.num_classes, f"--model {args.model}")
+    filters_path = _filters_target(model, plot_path, args.plot, out, args.data)
     X_train = fit_input(X_train, model, f"--data {args.data}")
     X_val = fit_input(X_val, model, f"--data {args.data}")
     X_test = fit_input(X_test, model, f"--data {args.data}")
@@ -185,13 +200,14 @@ def run(args: argparse.Namespace) -> int:
     say(model.summary())
     opt_kwargs = {} if args.lr is None else {"lr": args.lr}
     optimizer = optim.get_optimizer(args.optimizer, **opt_kwargs)
+    batch_size, schedule = _cnn_recipe(args)
     clipping = "" if args.clip_norm is None else f", gradients clipped to norm {args.clip_norm:g}"
-    say(f"optimizer: {optimizer!r}; {args.epochs} epochs, batch size {args.batch_size}"
-        f"{clipping}")
+    say(f"optimizer: {optimizer!r}; {args.epochs} epochs, batch size {batch_size}"
+        + (f", {schedule!r}" if schedule is not None else "") + clipping)
     started = time.perf_counter()
     with one_line_warnings():
-        history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                            optimizer=optimizer, clip_norm=args.clip_norm,
+        history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=batch_size,
+                            optimizer=optimizer, lr_schedule=schedule, clip_norm=args.clip_norm,
                             validation_data=(X_val, y_val) if len(y_val) else None,
                             callbacks=_train_callbacks(args, has_val=len(y_val) > 0),
                             verbose=0 if args.quiet else 1, distributed=args.distributed,
@@ -212,6 +228,11 @@ def run(args: argparse.Namespace) -> int:
     }
     if history.interrupted:
         return _save_interrupted(model, out, optimizer, metadata)
+    if schedule is not None:
+        # a finished decay leaves the rate near 0: the model file keeps the run's --lr, so
+        # `numnet trace` measures updates at the rate training used and further training
+        # with the saved optimiser does not stand still
+        optimizer.lr = optimizer.initial_lr
     # a model that diverged raised TrainingDiverged above, and one whose test loss is not
     # finite raises here: neither replaces an existing --out (io.save also refuses NaN
     # weights)
@@ -225,23 +246,29 @@ def run(args: argparse.Namespace) -> int:
         show("no epoch finished: no training-curve plot")
     elif plot_path is not None:
         _write_history_plot(history, plot_path, show)
+        if filters_path is not None and have_matplotlib():
+            plot.filters(_first_conv(model), path=filters_path)
+            show(f"saved the first convolution's filters to {filters_path}")
     return 0
 
 
 def build_model(spec: str, n_features: int, n_classes: int, *, activation: str = "relu",
-                dropout: float = 0.0, dtype: str | None = None, seed: int | None = None
-                ) -> Sequential:
-    """A model from ``--model``: an ``mlp`` preset or a JSON architecture file.
+                dropout: float = 0.0, dtype: str | None = None, seed: int | None = None,
+                image_shape: Sequence[int] | None = None) -> Sequential:
+    """A model from ``--model``: an ``mlp`` or ``cnn`` preset or a JSON architecture file.
 
-    ``dtype`` and ``seed`` given as ``None`` mean float32 and 0 for the preset, and the
-    file's own ``"dtype"`` and ``"seed"`` for an architecture file.
+    ``dtype`` and ``seed`` given as ``None`` mean float32 and 0 for the presets, and the
+    file's own ``"dtype"`` and ``"seed"`` for an architecture file. ``image_shape``
+    (height, width) is the dataset's, for the cnn preset (see :mod:`numnet.cli._cnn`).
     """
     text = spec.strip()
     head, colon, rest = text.partition(":")
-    if head.lower() == "cnn":
-        raise CLIError("--model cnn: the cnn preset is not available yet (convolution layers "
-                       "have not landed in numnet); use --model mlp:SIZES or a JSON "
-                       "architecture file")
+    if _cnn.is_cnn(text):
+        shape = _cnn.image_input(spec, n_features, image_shape)
+        return Sequential(_cnn.layers(text, shape, n_classes, activations()[activation],
+                                      dropout),
+                          loss="cross_entropy", input_shape=shape, dtype=dtype or "float32",
+                          seed=0 if seed is None else seed)
     if head.lower() == "mlp":
         hidden = _hidden_sizes(spec, rest) if colon else DEFAULT_MLP
         layers: list[Layer] = []
@@ -258,7 +285,7 @@ def build_model(spec: str, n_features: int, n_classes: int, *, activation: str =
     path = _architecture_path(text)
     if path is not None:
         if dropout > 0:
-            raise CLIError("--dropout applies to the mlp preset; put Dropout layers in the "
+            raise CLIError("--dropout applies to the presets; put Dropout layers in the "
                            "architecture file instead")
         model = io.load_architecture(path, seed=seed, dtype=dtype)
         if model.loss is None:
@@ -356,7 +383,35 @@ def _check_plotting(option: str, target: Path) -> None:
     check_plot_file(option, target)
 
 
+def _cnn_recipe(args: argparse.Namespace) -> tuple[int, optim.CosineDecay | None]:
+    """The batch size and learning-rate schedule: the options, or the cnn preset's recipe
+    (batch 128, cosine decay) where they are left to their defaults."""
+    cnn = _cnn.is_cnn(args.model)
+    batch_size = args.batch_size or (_cnn.BATCH_SIZE if cnn else DEFAULT_BATCH_SIZE)
+    cosine = args.lr_schedule == "cosine" or (args.lr_schedule == "auto" and cnn)
+    return batch_size, (optim.CosineDecay(total_epochs=args.epochs, per_batch=True)
+                        if cosine else None)
 
+
+def _first_conv(model: Sequential) -> Conv2D | None:
+    return next((layer for layer in model.layers if isinstance(layer, Conv2D)), None)
+
+
+def _filters_target(model: Sequential, plot_path: Path | None, option: str, out: Path,
+                    data: str) -> Path | None:
+    """Where the filter grid of a CNN goes: ``<plot stem>-filters<suffix>`` beside the
+    training curves (None without a plot or a convolution). It is never the model file,
+    the training-curve plot (its name differs) or the data: that is an error before
+    training."""
+    if plot_path is None or _first_conv(model) is None:
+        return None
+    target = plot_path.with_name(f"{plot_path.stem}-filters{plot_path.suffix or '.png'}")
+    for name, other in (("--out", out), ("--data", Path(data))):
+        if target.resolve() == other.resolve():
+            raise CLIError(f"--plot {option}: the filter grid would be written to "
+                           f"{target}, which is the {name} file; choose another --plot "
+                           "name")
+    return target
 
 
 def _write_history_plot(history: History, path: Path, show: Callable[..., None]) -> None:

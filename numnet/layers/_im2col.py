@@ -125,18 +125,26 @@ def im2col(xp: np.ndarray, col: np.ndarray, kernel: Pair, stride: Pair, dilation
 
 def col2im(block: Callable[[int], np.ndarray], in_shape: tuple[int, int, int, int],
            out_hw: Pair, kernel: Pair, stride: Pair, padding: Padding, dilation: Pair,
-           dtype: Any) -> np.ndarray:
+           dtype: Any, kernels: Any = None) -> np.ndarray:
     """Scatter the column gradient back onto the input, one kernel offset at a time.
 
     ``block(offset)`` returns the ``(M, C)`` column gradient of kernel offset ``offset``
     (``i * kw + j``), rows in ``(N, H_out, W_out)`` order. Returns the input gradient
     ``(N, C, H, W)``, channels-last in memory (a fresh array: a view into it when there is
-    padding to cut off).
+    padding to cut off). ``kernels``, when given, is :mod:`numnet.layers._spatial_numba`:
+    each offset's add then runs as one compiled loop (same sums, same order).
     """
     n, c, h, w = in_shape
     top, bottom, left, right = padding
     oh, ow = out_hw
     dxp = empty_images((n, c, h + top + bottom, w + left + right), dtype, last=True)
+    if kernels is not None:
+        rows = dxp.transpose(0, 2, 3, 1)
+        for offset in range(kernel[0] * kernel[1]):
+            i, j = divmod(offset, kernel[1])
+            kernels.col2im_add(rows, block(offset).reshape(n, oh, ow, c), i, j, *stride,
+                               *dilation, offset == 0)
+        return dxp if not any(padding) else dxp[:, :, top:top + h, left:left + w]
     # offset (0, 0) of a stride-1 convolution covers the block [:oh, :ow] alone: it is
     # copied there, and only the rest of the gradient needs zeros
     first_copies = stride == (1, 1)

@@ -16,6 +16,15 @@ accumulates. Both give the same numbers (tested against each other).
 
 Arrays keep their memory order: a channels-last input (as a :class:`~numnet.layers.Conv2D`
 writes its output) gives a channels-last output and input gradient.
+
+Max pooling of channels-last images also has a compiled path (numba, optional:
+:mod:`numnet.layers._spatial_numba`, chosen by :mod:`numnet.layers._fastpath`): one pass over
+the input each way, window by window, samples split over the cores, with the NumPy path's
+numbers bit for bit (tested against it). In the issue's CNN the NumPy max pools take more
+than a quarter of a training step (each kernel offset is an operation whose inner loop runs
+over only ``C`` contiguous values); the compiled loops take a fifth of that on one core
+(``bench/cnn_speed.md``). In training, side-by-side windows record their winners in the
+forward pass, so the input is not kept for backward.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from numnet.layers._fastpath import loaded_kernels, spatial_kernels
 from numnet.layers._im2col import Workspace, padded
 from numnet.layers._spatial import (
     Padding,
@@ -76,6 +86,7 @@ class _Pool2D(Layer):
         #: kernel == stride without padding: windows side by side, each pixel in one at most
         self._disjoint = self.kernel_size == self.stride and not any(self._pad)
         self._use_fast_path = True  # tests switch it off to compare with the general path
+        self._use_compiled = True  # tests switch the compiled path (numba) off likewise
         self._work = Workspace()
         self._x: np.ndarray | None = None
         self._xp: np.ndarray | None = None
@@ -186,7 +197,10 @@ class MaxPool2D(_Pool2D):
     left to right) when several values tie, as PyTorch's CPU kernel does. A pixel in
     several overlapping windows collects the gradient of each window it wins. The winners
     are found in backward (inference never pays for them) by comparing the window's
-    values with ``y``. NaN propagates to ``y`` and then routes no gradient.
+    values with ``y``. NaN propagates to ``y`` and then routes no gradient. On the
+    compiled path (numba installed, channels-last input; see the module notes) a training
+    forward over side-by-side windows records the winners instead (one byte per output)
+    and keeps no reference to ``x``.
 
     Parameters
     ----------
@@ -207,14 +221,50 @@ class MaxPool2D(_Pool2D):
                  None = None, padding: int | tuple[int, int] = 0, dtype: Any = None) -> None:
         super().__init__(kernel_size, stride, padding, dtype)
         self._y: np.ndarray | None = None
+        self._arg: np.ndarray | None = None  # winners recorded by a compiled forward
+        self._in_shape: tuple[int, ...] | None = None  # x's shape, when x is not kept
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self._y = self._reduce(x)
-        return self._y
+        kernels = self._kernels(x)
+        if kernels is None:
+            self._arg = None
+            self._y = self._reduce(x)
+            return self._y
+        self._x, self._xp, self._arg = x, None, None
+        n, c = x.shape[:2]
+        y = empty_images((n, c, *self._out_hw(x.shape)), self.dtype, last=True)
+        x_rows, y_rows = x.transpose(0, 2, 3, 1), y.transpose(0, 2, 3, 1)
+        if training and self._disjoint and self.kernel_size[0] * self.kernel_size[1] < 255:
+            # the winners are found on the way (almost free) and spare backward a pass
+            # over x, which is then not kept: its memory (in the issue's CNN the largest
+            # activation) is freed as soon as nothing else holds it. In evaluation
+            # backward finds the winners itself, if it is ever called.
+            self._arg = np.empty(y_rows.shape, dtype=np.uint8)
+            kernels.max_pool_forward_disjoint(x_rows, y_rows, self._arg, *self.kernel_size)
+            self._x, self._in_shape = None, x.shape
+        else:
+            kernels.max_pool_forward(x_rows, y_rows, *self.kernel_size, *self.stride,
+                                     *self.padding)
+        self._y = y
+        return y
+
+    def _kernels(self, x: np.ndarray) -> Any:
+        """The compiled kernels (:mod:`numnet.layers._spatial_numba`) when they take ``x``:
+        channels-last memory (``(N, H, W, C)`` contiguous), the fast path enabled
+        (:mod:`numnet.layers._fastpath`) and large enough work; else None."""
+        if not (self._use_compiled and x.dtype == self.dtype
+                and x.transpose(0, 2, 3, 1).flags.c_contiguous):
+            return None
+        return spatial_kernels(x.size)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         y = self._need_cache("_y")
         g = same_layout(grad_out, y)
+        if self._arg is not None:  # the winners the compiled forward pass recorded
+            return self._backward_index(g)
+        kernels = self._kernels(self._need_cache("_x"))
+        if kernels is not None:
+            return self._backward_compiled(kernels, g, y)
         if self._fast():
             return self._backward_blocks(g, y)
         x, xp = self._need_cache("_x"), self._padded_x()
@@ -235,6 +285,25 @@ class MaxPool2D(_Pool2D):
             target = self._view(dxp, offset, out_hw)
             np.add(target, share, out=target)
         return self._crop(dxp)
+
+    def _backward_index(self, g: np.ndarray) -> np.ndarray:
+        dx = empty_images(self._need_cache("_in_shape"), self.dtype, last=True)
+        # the compiled kernels were loaded when the winners were recorded
+        loaded_kernels().max_pool_backward_index(
+            self._arg, np.ascontiguousarray(g.transpose(0, 2, 3, 1)), dx.transpose(0, 2, 3, 1),
+            *self.kernel_size)
+        return dx
+
+    def _backward_compiled(self, kernels: Any, g: np.ndarray, y: np.ndarray) -> np.ndarray:
+        x = self._need_cache("_x")
+        dx = empty_images(x.shape, self.dtype, last=True)
+        rows = (x.transpose(0, 2, 3, 1), np.ascontiguousarray(y.transpose(0, 2, 3, 1)),
+                np.ascontiguousarray(g.transpose(0, 2, 3, 1)), dx.transpose(0, 2, 3, 1))
+        if self._disjoint:  # each pixel written once, no zeros first
+            kernels.max_pool_backward_disjoint(*rows, *self.kernel_size)
+        else:
+            kernels.max_pool_backward(*rows, *self.kernel_size, *self.stride, *self.padding)
+        return dx
 
     def _backward_blocks(self, g: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Side-by-side windows: each window row written once, by contiguous runs."""

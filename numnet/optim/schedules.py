@@ -77,11 +77,18 @@ class CosineDecay(LRSchedule):
 
     The warm-up climbs in equal steps and reaches ``initial_lr`` at epoch ``w``; the cosine
     part is ``torch.optim.lr_scheduler.CosineAnnealingLR`` with ``T_max = T - w``.
+
+    ``per_batch=True`` sets the rate before every batch instead, at the fractional epoch
+    ``epoch + batch / steps`` (``steps`` batches per epoch): the rate then glides down
+    to ``min_lr`` within the last epoch, as ``CosineAnnealingLR`` stepped after every batch
+    with ``T_max`` counted in batches (Loshchilov & Hutter, SGDR, 2017), instead of staying
+    at the last epoch's value (for 3 epochs: 1, 0.75, 0.25 times ``initial_lr``).
     """
 
     def __init__(self, total_epochs: int, warmup_epochs: int = 0, min_lr: float = 0.0,
-                 initial_lr: float | None = None) -> None:
+                 initial_lr: float | None = None, per_batch: bool = False) -> None:
         super().__init__(initial_lr)
+        self.per_batch = bool(per_batch)
         self.total_epochs = positive_int(total_epochs, "CosineDecay total_epochs")
         if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, (int, np.integer)) \
                 or not 0 <= warmup_epochs < self.total_epochs:
@@ -90,7 +97,8 @@ class CosineDecay(LRSchedule):
         self.warmup_epochs = int(warmup_epochs)
         self.min_lr = real_number(min_lr, "CosineDecay min_lr", low=0.0)
 
-    def lr_at(self, epoch: int, initial_lr: float) -> float:
+    def lr_at(self, epoch: float, initial_lr: float) -> float:
+        """The rate at ``epoch``, which may be fractional (``per_batch``)."""
         w, total = self.warmup_epochs, self.total_epochs
         if epoch < w:
             return initial_lr * (epoch + 1) / (w + 1)

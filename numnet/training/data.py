@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from numnet._checks import check_finite, first_bad_index
+from numnet._checks import check_finite, first_bad_index, reshape_hint
 from numnet.errors import ShapeError
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def features(model: Sequential, X: Any, what: str) -> np.ndarray:
             raise ShapeError(f"{what}: X has {X.shape[1]} features per sample, but the model "
                              f"expects {expected[0]}")
         raise ShapeError(f"{what}: X has samples of shape {X.shape[1:]}, but the model expects "
-                         f"{tuple(expected)}")
+                         f"{tuple(expected)}{reshape_hint(X.shape[1:], expected)}")
     array: np.ndarray = np.ascontiguousarray(X, dtype=model.dtype)
     # one float64 sum (no temporary the size of X) clears the common case; only a
     # non-finite sum pays for the element-wise search that names the first bad entry

@@ -40,3 +40,12 @@ def csv_data(tmp_path_factory: pytest.TempPathFactory) -> dict:
                  cwd=workdir)
     return {"dir": workdir, "path": path, "features": features, "X": X, "y": y,
             "result": result, "model": workdir / "blobs.npz"}
+
+
+@pytest.fixture(scope="session")
+def cnn_trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``numnet train --model cnn:4,8,16`` on the digits (8x8: padding 'same'), with plots."""
+    workdir = tmp_path_factory.mktemp("cnn")
+    result = run("train", "--model", "cnn:4,8,16", "--epochs", "6", "--batch-size", "32",
+                 "--lr", "0.01", "--plot", "on", "--out", "cnn.npz", cwd=workdir)
+    return {"dir": workdir, "result": result, "model": workdir / "cnn.npz"}

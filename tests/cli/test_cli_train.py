@@ -248,7 +248,7 @@ def test_text_class_labels(tmp_path: Path) -> None:
     (["--lr", "-1"], ["--lr"]),
     (["--dtype", "float16"], ["--dtype"]),
     (["--no-such-option"], ["unrecognized arguments"]),
-    (["--model", "cnn"], ["cnn", "not available yet"]),
+    (["--model", "cnn:32,x"], ["cnn:32,x", "positive integers"]),
     (["--model", "mlp:12,x"], ["mlp:12,x", "positive integers"]),
     (["--model", "mlp:0"], ["positive integers"]),
     (["--model", "resnet"], ["unknown --model 'resnet'"]),
@@ -350,3 +350,10 @@ def test_train_csv_hostile_inputs(tmp_path: Path) -> None:
     assert_error(run("predict", out, nan, "--label-column", "label", cwd=tmp_path),
                  "nan.csv: line 42, column 2 ('a'): 'nan' is not a finite number")
 
+
+
+def test_train_on_csv_without_a_validation_split(csv_data: dict, tmp_path: Path) -> None:
+    """--val-split 0 leaves an empty validation split, which is scaled like the others."""
+    out = ok(run("train", "--data", csv_data["path"], "--label-column", "-1", "--val-split",
+                 "0", "--epochs", "1", "--plot", "off", "-q", cwd=tmp_path))
+    assert "test accuracy" in out and (tmp_path / "numnet-model.npz").exists()

@@ -23,6 +23,11 @@ def test_cosine_decay_with_warmup():
                 0.15 * (1 + math.cos(3 * math.pi / 4)), 0.0, 0.0]
     assert [cosine(e) for e in range(8)] == pytest.approx(expected, abs=1e-15)
     assert CosineDecay(4, min_lr=0.01, initial_lr=0.1)(0) == 0.1
+    # per batch: fractional epochs on the same curve
+    per_batch = CosineDecay(3, initial_lr=1.0, per_batch=True)
+    assert per_batch.lr_at(1.5, 1.0) == pytest.approx(0.5)
+    assert per_batch.lr_at(2.75, 1.0) == pytest.approx((1 + math.cos(math.pi * 2.75 / 3)) / 2)
+    assert "per_batch=True" in repr(per_batch)
 
 
 def test_schedule_errors():
