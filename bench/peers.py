@@ -249,6 +249,20 @@ def run_numnet(args: argparse.Namespace, data: tuple, result: dict[str, Any]) ->
     result["pred_digest"] = digest(pred)
     result["infer"] = time_inference(lambda x, b: predict(x, batch_size=b), x_te,
                                      args.infer_repeats)
+    result["kernel_path"] = kernel_path()
+
+
+def kernel_path() -> str:
+    """Which path numnet's element-wise kernels ran: compiled (numba) once any kernel has
+    run compiled in this process, else NumPy."""
+    from numnet import _kernels
+
+    compiled = _kernels._State.compiled
+    if compiled is None:
+        return "NumPy"
+    import numba
+
+    return f"compiled (numba {numba.__version__})"
 
 
 def run_torch(args: argparse.Namespace, data: tuple, result: dict[str, Any]) -> None:

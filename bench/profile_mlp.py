@@ -14,9 +14,11 @@ floor and the epochs see the same drift of the machine's speed.
 
 * the batch gather (``numnet.training.data.Batches``: the shuffle and one ``np.take`` per
   batch);
-* each layer's ``forward`` and ``backward``;
+* each layer's ``forward`` and ``backward`` (a Dense layer followed by a ReLU runs the
+  pair: its rows include the activation, and the ReLU has none);
 * the loss's ``forward`` and ``backward``;
-* the optimiser's ``step``;
+* the optimiser's ``step`` (in ``fit``, ``checked_step``: the update with the weight
+  backup and the finiteness check);
 * what is left of the guarded step (``numnet.training.guard.Guard.run`` around
   ``train_step``: finiteness checks, the weight backup, the model's input conversion) and
   of the epoch (the Python loop, callbacks, logs, the accuracy count).
@@ -140,12 +142,20 @@ def instrument(model: Any, optimizer: Any, timers: Timers) -> Callable[[], None]
         if index == first:
             patch(layer, "backward_params", timers.wrap(f"{name} backward",
                                                         layer.backward_params))
+        if hasattr(layer, "forward_activated"):  # a Dense run with the activation after it
+            patch(layer, "forward_activated", timers.wrap(f"{name} forward",
+                                                          layer.forward_activated))
+            patch(layer, "backward_activated", timers.wrap(f"{name} backward",
+                                                           layer.backward_activated))
     loss = type(model.loss).__name__
     patch(model.loss, "forward", timers.wrap(f"loss {loss} forward", model.loss.forward))
     patch(model.loss, "backward", timers.wrap(f"loss {loss} backward", model.loss.backward))
     patch(model, "loss_and_grad", timers.wrap("[loss_and_grad total]", model.loss_and_grad))
     patch(optimizer, "step", timers.wrap(f"optimizer {type(optimizer).__name__} step",
                                          optimizer.step))
+    if hasattr(optimizer, "checked_step"):  # fit's step: the update with backup and check
+        patch(optimizer, "checked_step", timers.wrap(
+            f"optimizer {type(optimizer).__name__} step", optimizer.checked_step))
     patch(Batches, "__iter__", timers.wrap_generator("batch gather (shuffle + np.take)",
                                                      Batches.__iter__))
     patch(Guard, "run", timers.wrap("[trainer step total]", Guard.run))

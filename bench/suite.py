@@ -67,10 +67,16 @@ QUICK_LIMIT = 10000
 # ----------------------------------------------------------------------------------------
 
 
+#: --numnet-path: the value of NUMNET_FAST in every child (numnet's kernel path)
+NUMNET_PATHS = {"auto": "auto", "numpy": "0", "compiled": "1"}
+_NUMNET_FAST = {"value": "auto"}  # set by main from --numnet-path
+
+
 def child_env(threads: int) -> dict[str, str]:
     env = dict(os.environ)
     for var in _common.THREAD_VARS:
         env[var] = str(threads)
+    env["NUMNET_FAST"] = _NUMNET_FAST["value"]
     return env
 
 
@@ -459,6 +465,11 @@ def render(report: dict[str, Any]) -> str:
     machine = report["meta"]["machine"]
     lines.append(f"machine: {machine['cpu']} ({machine['cpu_count']} CPUs); "
                  f"{report['meta']['started']}")
+    paths = sorted({r.get("kernel_path", "unknown") for e in report["tasks"].values()
+                    for r in e.get("runs", {}).get("numnet", []) if r.get("status") == "ok"})
+    lines.append(f"numnet's element-wise path: {', '.join(paths) or 'not run'} "
+                 f"(--numnet-path {s.get('numnet_path', 'auto')}; NUMNET_FAST="
+                 f"{NUMNET_PATHS[s.get('numnet_path', 'auto')]})")
     header = ["task", "framework", "s/epoch med", "min", "max", "vs numnet", "vs torch",
               "vs sklearn", "vs floor", "test acc %", "peak RSS MB", "+run MB",
               "infer img/s b1000", "whole", "other CPUs"]
@@ -663,6 +674,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
                         help="before each run, wait up to S seconds until other processes "
                              "use < 0.3 CPUs (for shared machines; 0 = don't wait)")
+    parser.add_argument("--numnet-path", choices=sorted(NUMNET_PATHS), default="auto",
+                        help="numnet's kernel path: auto (compiled when numba is installed "
+                             "and the model is large), numpy (NUMNET_FAST=0) or compiled "
+                             "(NUMNET_FAST=1)")
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="seconds before a single run is abandoned")
     args = parser.parse_args(argv)
@@ -702,6 +717,7 @@ def data_description(args: argparse.Namespace) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    _NUMNET_FAST["value"] = NUMNET_PATHS[args.numnet_path]
     what, n_train = data_description(args)
     started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     load = _common.load_avg()
@@ -727,7 +743,8 @@ def main(argv: list[str] | None = None) -> int:
                      "betas": list(_common.BETAS), "eps": _common.EPS, "data": what,
                      "n_train": n_train, "limit": args.limit, "synthetic": args.synthetic,
                      "sizes": list(_common.SIZES), "dropout": _common.DROPOUT,
-                     "floor_repeats": args.floor_repeats, "infer_repeats": args.infer_repeats},
+                     "floor_repeats": args.floor_repeats, "infer_repeats": args.infer_repeats,
+                     "numnet_path": args.numnet_path},
         "gemm_floor": floor,
         "gemm_floor_runs": floor_runs,
         "tasks": results,

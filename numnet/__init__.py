@@ -15,6 +15,7 @@ from numnet import (
     reference,
     training,
 )
+from numnet._kernels import fast_path, set_fast_path
 from numnet._version import __version__
 from numnet.callbacks import (
     Callback,
@@ -66,6 +67,7 @@ __all__ = [
     "clip_grad_norm",
     "diagnosis",
     "distributed",
+    "fast_path",
     "get_optimizer",
     "gradcheck",
     "health",
@@ -76,6 +78,7 @@ __all__ = [
     "metrics",
     "optim",
     "reference",
+    "set_fast_path",
     "training",
 ]
 __all__ += layers.__all__  # every layer, from the one list in numnet/layers/__init__.py

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from numnet import _kernels
 from numnet._checks import check_finite, first_bad_index
 from numnet.errors import ShapeError
 from numnet.layers.activations import sigmoid
@@ -233,6 +234,10 @@ class CrossEntropy(Loss):
 
     Integer targets must be whole numbers in ``[0, C)``; probability rows must be
     non-negative and sum to 1.
+
+    With integer targets ``forward`` computes the gradient too, in the same pass over the
+    logits (:func:`numnet._kernels.softmax_cross_entropy`: per row the maximum, the
+    exponentials kept as the gradient's softmax, their sum), and ``backward`` returns it.
     """
 
     name = "cross_entropy"
@@ -240,24 +245,26 @@ class CrossEntropy(Loss):
 
     def forward(self, prediction: np.ndarray, target: np.ndarray,
                 sample_weight: np.ndarray | None = None) -> float:
-        n = prediction.shape[0]
-        log_p = log_softmax(prediction)
-        if target.ndim == 1:  # integer labels
-            per_sample = -log_p[np.arange(n), target]
-        else:  # probability rows
-            per_sample = -(target * log_p).sum(axis=1)
+        if target.ndim == 1:  # integer labels: the loss and its gradient in one pass
+            grad = np.empty_like(prediction)
+            loss, _ = _kernels.softmax_cross_entropy(prediction, target, sample_weight, grad,
+                                                     count=False)
+            self._grad_args = (grad,)
+            return loss
+        log_p = log_softmax(prediction)  # probability rows
+        per_sample = -(target * log_p).sum(axis=1)
         self._grad_args = (log_p, target, sample_weight)
         return self._reduce(per_sample, sample_weight)
 
     def backward(self) -> np.ndarray:
-        log_p, target, w = self._cached()
-        n = log_p.shape[0]
+        cached = self._cached()
+        if len(cached) == 1:  # computed with the loss
+            grad: np.ndarray = cached[0]
+            return grad
+        log_p, target, w = cached
         grad = np.exp(log_p)
-        if target.ndim == 1:
-            grad[np.arange(n), target] -= 1
-        else:
-            grad -= target
-        grad *= _row_scale(w, n, 2, grad.dtype)
+        grad -= target
+        grad *= _row_scale(w, log_p.shape[0], 2, grad.dtype)
         return grad
 
     def check_target(self, prediction: np.ndarray, target: Any) -> np.ndarray:

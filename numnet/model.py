@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from numnet import inspection, io
+from numnet import _kernels, inspection, io
 from numnet._checks import (
     all_finite,
     check_finite,
@@ -271,8 +271,17 @@ class Sequential:
     __call__ = forward
 
     def _forward_layers(self, x: np.ndarray, training: bool) -> np.ndarray:
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
+        """Every layer in turn; a Dense layer and the ReLU/LeakyReLU after it as one pair."""
+        layers, i = self.layers, 0
+        while i < len(layers):
+            layer = layers[i]
+            after = layers[i + 1] if i + 1 < len(layers) else None
+            if isinstance(layer, Dense) and after is not None and layer.fuses_with(after):
+                x = layer.forward_activated(x, after)  # Dense + ReLU: one pass after x W
+                i += 2
+            else:
+                x = layer.forward(x, training=training)
+                i += 1
         return x
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
@@ -285,16 +294,32 @@ class Sequential:
         layer with parameters, which computes its parameter gradients only
         (:meth:`Layer.backward_params`), and returns None: for an MLP that saves the largest
         matrix product of the backward pass.
+
+        A Dense layer and the ReLU or LeakyReLU after it, run as one pair in the forward
+        pass (:meth:`Dense.forward_activated`), go back as one too
+        (:meth:`Dense.backward_activated`); ``grad_out`` itself is never written to.
         """
         stop = 0 if input_grad else self._first_trainable
-        grad = grad_out
-        for layer in reversed(self.layers[stop + 1:]):
-            grad = layer.backward(grad)
-        first = self.layers[stop]
-        if input_grad:
-            return first.backward(grad)
-        first.backward_params(grad)
-        return None
+        layers, grad, i = self.layers, grad_out, len(self.layers) - 1
+        while i >= stop:
+            below = layers[i - 1] if i - 1 >= stop else None
+            if isinstance(below, Dense) and below.activated is not None \
+                    and below.fuses_with(layers[i]):
+                # the pair ran as one (forward_activated): the mask and the bias sum take
+                # one pass, in place unless the gradient is the caller's grad_out
+                below_grad = below.backward_activated(
+                    grad, input_grad or i - 1 > stop,
+                    in_place=not np.may_share_memory(grad, grad_out))
+                if below_grad is None:  # the first trainable layer: no input gradient
+                    return None
+                grad, i = below_grad, i - 2
+            elif i == stop and not input_grad:
+                layers[i].backward_params(grad)
+                return None
+            else:
+                grad = layers[i].backward(grad)
+                i -= 1
+        return grad if input_grad else None
 
     def loss_and_grad(self, x: Any, y: Any, sample_weight: Any = None,
                       training: bool = True, return_output: bool = False
@@ -357,12 +382,15 @@ class Sequential:
         batch_size = positive_int(batch_size, "batch_size")
         x = self._input(x)
         check_finite(x, "predict input")
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+        with _kernels.model_scope(self.num_params), \
+                np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
             parts = [self._forward_layers(x[i:i + batch_size], training=False)
                      for i in range(0, x.shape[0], batch_size)]
         if not parts:
             return np.empty((0,) + self.output_shape(x.shape[1:]), dtype=self.dtype)
-        logits = np.concatenate(parts, axis=0)
+        # one fresh block is returned as it is (no copy)
+        logits = parts[0] if len(parts) == 1 and not np.may_share_memory(parts[0], x) \
+            else np.concatenate(parts, axis=0)
         if not all_finite(logits.reshape(-1)):  # one BLAS pass: never a silent NaN
             raise NonFiniteError(nonfinite_output(self.layers, "predict"))
         return logits

@@ -30,4 +30,4 @@ def test_readme_commands_are_the_ci_ones() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     test_command = 'pip install -e ".[test]" && python -m pytest'
     assert test_command in text and test_command in ci
-    assert 'pip install ".[plot,progress]" && numnet train' in text
+    assert 'pip install ".[plot,progress,fast]" && numnet train' in text

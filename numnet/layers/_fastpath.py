@@ -25,11 +25,10 @@ import os
 import warnings
 from types import ModuleType
 
+from numnet import _kernels
+
 ENV_VAR = "NUMNET_FAST"
 THREADS_ENV_VAR = "NUMNET_KERNEL_THREADS"
-_OFF = ("0", "false", "no", "off", "numpy")
-_ON = ("1", "true", "yes", "on", "numba")
-_AUTO = ("", "auto")
 #: in automatic mode, the fewest input values for which a pool takes the compiled path
 #: (a 2x2 max pool over 32 channels of 26x26 images, batch 128, has 2.8 million)
 AUTO_MIN_SIZE = 1 << 16
@@ -43,16 +42,9 @@ class _State:
 
 
 def _wanted() -> bool | None:
-    """True/False when the environment asks for / refuses the compiled path, else None."""
-    value = os.environ.get(ENV_VAR, "").strip().lower()
-    if value in _AUTO:
-        return None
-    if value in _OFF:
-        return False
-    if value in _ON:
-        return True
-    raise ValueError(f"{ENV_VAR}={os.environ[ENV_VAR]!r} is not understood: expected 0 (NumPy "
-                     "path), 1 (compiled fast path) or auto")
+    """True/False when the compiled path is asked for / refused, else None (automatic):
+    ``numnet.set_fast_path`` first, then ``$NUMNET_FAST``, one switch for every kernel."""
+    return _kernels._wanted()
 
 
 def kernel_threads() -> int:

@@ -6,9 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from numnet import _kernels
 from numnet._checks import positive_int
 from numnet.errors import ShapeError
 from numnet.init import InitSpec
+from numnet.layers.activations import LeakyReLU, ReLU
 from numnet.layers.base import GradCheckCase, Layer
 
 
@@ -23,6 +25,13 @@ class Dense(Layer):
         dL/dx = g W^T            (N, in_features)
         dL/dW = x^T g            (in_features, out_features)
         dL/db = sum_n g[n, :]    (out_features,)
+
+    Followed by a :class:`~numnet.layers.ReLU` or :class:`~numnet.layers.LeakyReLU` in a
+    model, the layer runs the pair as one (:meth:`forward_activated`,
+    :meth:`backward_activated`): the bias and the activation are applied in one pass over
+    the product, and in backward the activation's mask and the bias gradient's sum take
+    one pass too (:mod:`numnet._kernels`); the values are those of the two layers run one
+    after the other.
 
     Parameters
     ----------
@@ -43,6 +52,9 @@ class Dense(Layer):
 
     decay_keys = ("W",)
     weight_key = "W"
+    #: set by :meth:`forward_activated` (class defaults for layers pickled before it existed)
+    activated: np.ndarray | None = None
+    activation_alpha = 0.0
 
     def __init__(self, in_features: int, out_features: int, init: InitSpec = None,
                  bias: bool = True, dtype: Any = None, seed: int | None = None) -> None:
@@ -55,6 +67,7 @@ class Dense(Layer):
         if self.bias:
             self._add_param("b", (self.out_features,))
         self.x: np.ndarray | None = None
+        self.activated = None  # the output of forward_activated; None after forward
         self.initialize(np.random.default_rng(seed))
 
     def initialize(self, rng: np.random.Generator) -> None:
@@ -76,11 +89,42 @@ class Dense(Layer):
         return (self.out_features,)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.x = x
+        self.x, self.activated = x, None
         y = x @ self.params["W"]
         if self.bias:
             y += self.params["b"]
         return y
+
+    def forward_activated(self, x: np.ndarray, activation: Layer) -> np.ndarray:
+        """``activation(x W + b)`` for the ReLU or LeakyReLU that follows this layer
+        (:func:`fuses_with`): the bias and the activation in one pass over the product.
+
+        The output is kept for :meth:`backward_activated` (it has the sign of the
+        activation's input, which is all the mask needs).
+        """
+        self.x = x
+        y = x @ self.params["W"]
+        kind, alpha = _ACTIVATIONS[type(activation)](activation)
+        self.activated = _kernels.bias_act(y, self.params["b"] if self.bias else None,
+                                           kind, alpha)
+        self.activation_alpha = alpha
+        return self.activated
+
+    def backward_activated(self, grad_out: np.ndarray, input_grad: bool = True,
+                           in_place: bool = False) -> np.ndarray | None:
+        """Backward through the activation and this layer, after :meth:`forward_activated`.
+
+        ``g = grad_out * [y > 0]`` (``alpha * grad_out`` where ``y <= 0`` for LeakyReLU)
+        and ``dL/db = sum_n g[n, :]`` in one pass, then ``dL/dW = x^T g`` and, with
+        ``input_grad``, ``dL/dx = g W^T`` (else None). ``in_place``: ``grad_out`` is the
+        caller's scratch and may hold ``g``.
+        """
+        y = self._need_cache("activated")
+        g = _kernels.relu_backward(grad_out, y, self.activation_alpha,
+                                   out=grad_out if in_place else None,
+                                   bias_grad=self.grads["b"] if self.bias else None)
+        np.matmul(self._need_cache("x").T, g, out=self.grads["W"])
+        return g @ self.params["W"].T if input_grad else None
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         self.backward_params(grad_out)
@@ -102,9 +146,21 @@ class Dense(Layer):
             "dtype": self.dtype.name,
         }
 
+    @staticmethod
+    def fuses_with(layer: Layer) -> bool:
+        """Whether :meth:`forward_activated` takes ``layer`` (a ReLU or LeakyReLU)."""
+        return type(layer) in _ACTIVATIONS
+
     @classmethod
     def gradcheck_cases(cls) -> list[GradCheckCase]:
         rng = np.random.default_rng(0)
         return [GradCheckCase(cls(5, 3, seed=1), rng.standard_normal((batch, 5)))
                 for batch in (1, 4)] + [
             GradCheckCase(cls(3, 4, bias=False, seed=2), rng.standard_normal((5, 3)))]
+
+
+#: the activations a Dense layer applies itself, as ``numnet._kernels.bias_act`` names them
+_ACTIVATIONS: dict[type[Layer], Any] = {
+    ReLU: lambda layer: ("relu", 0.0),
+    LeakyReLU: lambda layer: ("leaky_relu", layer.alpha),
+}

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from numnet._checks import real_number
+from numnet._checks import all_finite, real_number
 
 
 class ParameterVectors(Protocol):
@@ -53,7 +53,8 @@ class Optimizer:
     registry: ClassVar[dict[str, type[Optimizer]]] = {}
     #: names of the flat state arrays saved by :meth:`state_dict` (set per instance)
     state_names: tuple[str, ...] = ()
-    #: how many flat scratch buffers ``_update`` needs
+    #: how many flat scratch buffers ``_update`` needs (0 for the optimisers whose update is
+    #: a kernel of numnet._kernels, which keeps its own)
     n_scratch: ClassVar[int] = 1
     #: True when weight decay shrinks the weights directly (AdamW) instead of the gradient
     _decoupled: ClassVar[bool] = False
@@ -80,15 +81,33 @@ class Optimizer:
         self._scratch: list[np.ndarray] = []
         self._decayed_grad: np.ndarray | None = None
         self._decay: np.ndarray | float = 0.0
+        self._buffers_for: tuple[int, np.dtype[Any]] | None = None  # size, dtype of the above
 
     # -- the public interface -----------------------------------------------------------
     def step(self, model: ParameterVectors) -> None:
         """Update ``model.flat_params`` in place from ``model.flat_grads``."""
+        self._step(model, None, check=False)
+
+    def checked_step(self, model: ParameterVectors, backup: np.ndarray) -> bool:
+        """:meth:`step`, copying the parameters from before it into ``backup`` (a vector
+        of ``flat_params``'s size and dtype) and returning whether every updated parameter
+        is finite (a NaN or infinite gradient makes its parameter so too).
+
+        The training guard's rollback and divergence check: Adam, AdamW, SGD and RMSProp do
+        all three in the update's own pass (see :mod:`numnet._kernels`), other optimisers
+        copy, update, then check.
+        """
+        if type(self).step is not Optimizer.step:  # a subclass's own step() is what runs
+            np.copyto(backup, model.flat_params)
+            self.step(model)
+            return all_finite(model.flat_params)
+        return self._step(model, backup, check=True)
+
+    def _step(self, model: ParameterVectors, backup: np.ndarray | None, check: bool) -> bool:
         params, grads = model.flat_params, model.flat_grads
         self._prepare(params, model.decay_mask)
         self.steps += 1
-        dtype = params.dtype.type
-        self._update(params, grads, dtype)
+        return self._checked_update(params, grads, params.dtype.type, backup, check)
 
     def get_config(self) -> dict[str, Any]:
         """Hyper-parameters, JSON-serialisable, with ``"name"``; see :func:`from_config`."""
@@ -146,6 +165,19 @@ class Optimizer:
     def _update(self, params: np.ndarray, grads: np.ndarray, dtype: type) -> None:
         raise NotImplementedError
 
+    def _checked_update(self, params: np.ndarray, grads: np.ndarray, dtype: type,
+                        backup: np.ndarray | None, check: bool) -> bool:
+        """``_update`` with the backup before it and the finiteness check after it; an
+        optimiser whose kernel does the three in one pass overrides this instead."""
+        if backup is not None:
+            np.copyto(backup, params)
+        self._update(params, grads, dtype)
+        return not check or all_finite(params)
+
+    def _decay_mask(self) -> np.ndarray | None:
+        """The 0/1 decay vector for the kernels, None when every entry decays."""
+        return None if isinstance(self._decay, float) else self._decay
+
     def _initial_value(self, key: str) -> float:
         """What the state array ``key`` holds before the first step (0 unless overridden)."""
         return 0.0
@@ -170,16 +202,14 @@ class Optimizer:
         else:
             self.state = {key: np.full(size, self._initial_value(key), dtype=dtype)
                           for key in self.state_names}
-        if self._buffers_fit(size, dtype):
+        if self._buffers_for == (size, dtype):
             return
+        self._buffers_for = (size, dtype)
+        # the kernels' NumPy path appends the scratch vectors it needs to this list (the
+        # compiled path needs none); other optimisers get their n_scratch here
         self._scratch = [np.empty(size, dtype=dtype) for _ in range(self.n_scratch)]
-        coupled = self.weight_decay > 0 and not self._decoupled
-        self._decayed_grad = np.empty(size, dtype=dtype) if coupled else None
+        self._decayed_grad = None
         self._decay = self._decay_vector(decay_mask, dtype)
-
-    def _buffers_fit(self, size: int, dtype: np.dtype) -> bool:
-        return bool(self._scratch) and self._scratch[0].shape == (size,) \
-            and self._scratch[0].dtype == dtype
 
     def _decay_vector(self, mask: np.ndarray, dtype: np.dtype) -> np.ndarray | float:
         """1.0 where decay applies, 0.0 elsewhere; the plain float 1.0 when it applies to all."""
@@ -190,8 +220,10 @@ class Optimizer:
 
     def _coupled_decay(self, params: np.ndarray, grads: np.ndarray, dtype: type) -> np.ndarray:
         """``g + wd * p`` on the decayed entries, into a scratch buffer (grads stay untouched)."""
-        if self._decayed_grad is None:
+        if self.weight_decay == 0 or self._decoupled:
             return grads
+        if self._decayed_grad is None:
+            self._decayed_grad = np.empty_like(params)
         out = self._decayed_grad
         np.multiply(params, dtype(self.weight_decay), out=out)
         if not isinstance(self._decay, float):

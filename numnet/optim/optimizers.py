@@ -20,6 +20,14 @@ shrinks the weights directly, ``p <- p * (1 - lr * wd)``, outside the adaptive u
 
 In every case only the entries where ``model.decay_mask`` is True are decayed (weights, not
 biases or normalisation parameters); pass ``decay_all=True`` to decay everything.
+
+Where the passes run
+--------------------
+SGD, RMSProp, Adam and AdamW hand their update to :mod:`numnet._kernels`: a few in-place
+NumPy passes (:mod:`numnet._kernels.numpy_kernels`, the reference, in the order of
+operations shown in each class), or one compiled pass when numba is installed (the fast
+path, equal to it bit for bit), which also takes the training guard's weight backup and
+finiteness check with it (:meth:`~numnet.optim.Optimizer.checked_step`).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from numnet import _kernels
 from numnet._checks import real_number
 from numnet.optim.base import Optimizer
 
@@ -63,6 +72,7 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
+    n_scratch = 0
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, decay_all: bool = False) -> None:
@@ -73,27 +83,13 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov=True needs momentum > 0")
         self.state_names = ("momentum_buffer",) if self.momentum else ()
 
-    def _update(self, params: np.ndarray, grads: np.ndarray, dtype: type) -> None:
-        g = self._coupled_decay(params, grads, dtype)
-        if self.momentum:
-            buf = self.state["momentum_buffer"]
-            mu = dtype(self.momentum)
-            if self.steps == 1:
-                np.copyto(buf, g)
-            else:
-                buf *= mu
-                buf += g
-            if self.nesterov:
-                direction = self._scratch[0]
-                np.multiply(buf, mu, out=direction)
-                direction += g
-                g = direction
-            else:
-                g = buf
-        # p - lr * d: multiply into scratch so the (possibly shared) gradient is not touched
-        step = self._scratch[0]
-        np.multiply(g, dtype(self.lr), out=step)
-        params -= step
+    def _checked_update(self, params: np.ndarray, grads: np.ndarray, dtype: type,
+                        backup: np.ndarray | None, check: bool) -> bool:
+        buf = self.state["momentum_buffer"] if self.momentum else None
+        return _kernels.sgd_step(
+            params, grads, buf, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
+            first_step=self.steps == 1, weight_decay=self.weight_decay,
+            decay=self._decay_mask(), backup=backup, check=check, work=self._scratch)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -199,7 +195,7 @@ class RMSProp(Optimizer):
     """
 
     name = "rmsprop"
-    n_scratch = 2
+    n_scratch = 0
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  momentum: float = 0.0, centered: bool = False, weight_decay: float = 0.0,
@@ -217,38 +213,13 @@ class RMSProp(Optimizer):
             names.append("momentum_buffer")
         self.state_names = tuple(names)
 
-    def _update(self, params: np.ndarray, grads: np.ndarray, dtype: type) -> None:
-        g = self._coupled_decay(params, grads, dtype)
-        v = self.state["square_avg"]
-        den = self._scratch[0]
-        # v*alpha + ((1-alpha)*g)*g, in PyTorch's order of operations
-        np.multiply(g, dtype(1 - self.alpha), out=den)
-        den *= g
-        v *= dtype(self.alpha)
-        v += den
-        if self.centered:
-            gm = self.state["grad_avg"]
-            np.subtract(g, gm, out=den)
-            den *= dtype(1 - self.alpha)
-            gm += den
-            np.multiply(gm, gm, out=den)
-            np.subtract(v, den, out=den)
-            np.sqrt(den, out=den)
-        else:
-            np.sqrt(v, out=den)
-        den += dtype(self.eps)
-        if self.momentum:
-            buf = self.state["momentum_buffer"]
-            buf *= dtype(self.momentum)
-            np.divide(g, den, out=den)
-            buf += den
-            np.multiply(buf, dtype(self.lr), out=den)
-        else:
-            # (-lr * g) / den, as torch's addcdiv computes it
-            step = self._scratch[1]
-            np.multiply(g, dtype(self.lr), out=step)
-            np.divide(step, den, out=den)
-        params -= den
+    def _checked_update(self, params: np.ndarray, grads: np.ndarray, dtype: type,
+                        backup: np.ndarray | None, check: bool) -> bool:
+        return _kernels.rmsprop_step(
+            params, grads, self.state["square_avg"], self.state.get("grad_avg"),
+            self.state.get("momentum_buffer"), lr=self.lr, alpha=self.alpha, eps=self.eps,
+            momentum=self.momentum, weight_decay=self.weight_decay, decay=self._decay_mask(),
+            backup=backup, check=check, work=self._scratch)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "alpha": self.alpha, "eps": self.eps,
@@ -269,9 +240,10 @@ class Adam(Optimizer):
     ``m`` and ``v`` start at 0; the two ``1 - beta^t`` factors correct their bias towards 0.
     This is ``torch.optim.Adam(lr, betas, eps, weight_decay)`` (amsgrad off), to float64
     rounding. Its weight decay is an L2 penalty that goes through the adaptive scaling;
-    :class:`AdamW` decouples it. The code below folds the two corrections into one
-    constant to save a pass over the parameters; :func:`numnet.reference.adam_step` is the
-    formula as written above, line by line.
+    :class:`AdamW` decouples it. The update (:func:`numnet._kernels.numpy_kernels.adam`,
+    the NumPy reference of the kernel) folds the two corrections into one constant to save
+    a pass over the parameters; :func:`numnet.reference.adam_step` is the formula as
+    written above, line by line.
 
     Parameters
     ----------
@@ -287,7 +259,7 @@ class Adam(Optimizer):
 
     name = "adam"
     state_names = ("exp_avg", "exp_avg_sq")
-    n_scratch = 2
+    n_scratch = 0
 
     def __init__(self, lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, decay_all: bool = False) -> None:
@@ -299,45 +271,15 @@ class Adam(Optimizer):
                                        high=1.0, high_open=True) for i, b in enumerate(betas))
         self.eps = real_number(eps, f"{type(self).__name__} eps", low=0.0)
 
-    def _update(self, params: np.ndarray, grads: np.ndarray, dtype: type) -> None:
-        beta1, beta2 = self.betas
-        if self._decoupled:
-            self._decoupled_decay(params, dtype)
-            g = grads
-        else:
-            g = self._coupled_decay(params, grads, dtype)
-        m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
-        a, b = self._scratch[0], self._scratch[1]
-        np.subtract(g, m, out=a)                 # m.lerp_(g, 1 - beta1)
-        a *= dtype(1 - beta1)
-        m += a
-        np.multiply(g, dtype(1 - beta2), out=a)  # v*beta2 + ((1-beta2)*g)*g
-        a *= g
-        v *= dtype(beta2)
-        v += a
-        t = self.steps
-        step_size = self.lr / (1 - beta1 ** t)
-        root_bc2 = (1 - beta2 ** t) ** 0.5
+    def _checked_update(self, params: np.ndarray, grads: np.ndarray, dtype: type,
+                        backup: np.ndarray | None, check: bool) -> bool:
         # step_size * m / (sqrt(v) / root_bc2 + eps)
         #   = (step_size * root_bc2) * m / (sqrt(v) + eps * root_bc2): one pass fewer
-        np.sqrt(v, out=a)
-        a += dtype(self.eps * root_bc2)
-        np.divide(m, a, out=b)
-        b *= dtype(step_size * root_bc2)
-        params -= b
-
-    def _decoupled_decay(self, params: np.ndarray, dtype: type) -> None:
-        """``p <- p * (1 - lr * wd)`` on the decayed entries."""
-        if self.weight_decay == 0:
-            return
-        shrink = 1 - self.lr * self.weight_decay
-        if isinstance(self._decay, float):
-            params *= dtype(shrink)
-            return
-        factor = self._scratch[2]
-        np.multiply(self._decay, dtype(-self.lr * self.weight_decay), out=factor)
-        factor += dtype(1)  # 1 - lr*wd where decayed, exactly 1 elsewhere
-        params *= factor
+        return _kernels.adam_step(
+            params, grads, self.state["exp_avg"], self.state["exp_avg_sq"], lr=self.lr,
+            betas=self.betas, eps=self.eps, step=self.steps, weight_decay=self.weight_decay,
+            decoupled=self._decoupled, decay=self._decay_mask(), backup=backup, check=check,
+            work=self._scratch)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "betas": list(self.betas), "eps": self.eps}
@@ -360,7 +302,6 @@ class AdamW(Adam):
     """
 
     name = "adamw"
-    n_scratch = 3
     _decoupled = True
 
     def __init__(self, lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999),

@@ -2,13 +2,15 @@
 
 :meth:`Guard.run` wraps one call of :func:`numnet.training.loop.train_step`:
 
-1. before it, the guard copies the weights and the running statistics (the buffers that
-   change in the forward pass);
+1. before it, the guard copies the running statistics (the buffers that change in the
+   forward pass); the weights are copied by the optimiser's update itself
+   (:meth:`~numnet.optim.Optimizer.checked_step`), in the same pass where it can;
 2. the step runs, with NumPy's overflow warnings silenced (overflow is reported below);
    the optimiser it is given updates the weights inside an *atomic* block that no
    Ctrl-C splits;
-3. after it, the guard checks that the loss, the buffers and the weights are finite (a
-   NaN or infinite gradient makes the updated weights so too). If one is not, it puts
+3. after it, the guard checks that the loss and the buffers are finite, and the update
+   reports whether the weights are (a NaN or infinite gradient makes the updated weights
+   so too; the fused kernels check in the update's pass). If one is not, it puts
    the weights and statistics from before the batch back, resets the optimiser's state
    (its moments saw the bad step) and raises :class:`~numnet.errors.TrainingDiverged`
    naming the epoch, the batch and where the numbers went bad: the layer whose output,
@@ -129,15 +131,19 @@ def catch_ctrl_c(interrupt: Interrupt) -> Iterator[Interrupt]:
 
 
 class AtomicUpdate:
-    """The optimiser as the guard hands it to the step: its update opens the atomic block."""
+    """The optimiser as the guard hands it to the step: its update opens the atomic block,
+    copies the weights from before it into ``backup`` and says whether the new ones are
+    finite (``finite``)."""
 
-    def __init__(self, optimizer: Updater, interrupt: Interrupt) -> None:
-        self.optimizer, self.interrupt = optimizer, interrupt
+    def __init__(self, optimizer: Optimizer, interrupt: Interrupt,
+                 backup: np.ndarray) -> None:
+        self.optimizer, self.interrupt, self.backup = optimizer, interrupt, backup
         self.done = False
+        self.finite = True
 
     def step(self, model: Sequential) -> None:
         self.interrupt.atomic = True  # closed by the guard once it has checked the update
-        self.optimizer.step(model)
+        self.finite = self.optimizer.checked_step(model, self.backup)
         self.done = True
 
 
@@ -156,8 +162,8 @@ class Guard:
         self.running = 0.0
         self.first_epoch: int | None = None
         self.interrupt = Interrupt()
-        self.update = AtomicUpdate(optimizer, self.interrupt)
-        self.backup = np.empty_like(model.flat_params)  # last finite weights
+        self.backup = np.empty_like(model.flat_params)  # the weights before the update
+        self.update = AtomicUpdate(optimizer, self.interrupt, self.backup)
         # running statistics change in the forward pass: kept, and restored, with the weights
         self.buffers = [(i, name, value) for i, layer in enumerate(model.layers)
                         for name, value in layer.buffers.items()]
@@ -182,10 +188,9 @@ class Guard:
             **options: Any) -> tuple[float, np.ndarray]:
         """``step(model, optimizer, xb, yb, wb, **options)``, undone if its numbers turn
         NaN or infinite; ``epoch`` and ``batch`` say where, for the message."""
-        np.copyto(self.backup, self.model.flat_params)
         for (_, _, value), saved in zip(self.buffers, self.buffer_backup, strict=True):
             np.copyto(saved, value)
-        self.update.done = False
+        self.update.done, self.update.finite = False, True
         try:
             # overflow is found below and reported as TrainingDiverged: NumPy's warnings
             # about it would only be noise
@@ -250,19 +255,20 @@ class Guard:
         if bad_buffer is not None:
             self._undo()
             raise self._diverged(self._buffer_culprit(*bad_buffer))
-        if not all_finite(self.model.flat_params):
+        if not self.update.finite:
             culprit = (self._param_culprit() if all_finite(self.model.flat_grads)
                        else self._grad_culprit())
             self._undo()
             raise self._diverged(culprit)
 
     def _undo(self) -> None:
-        """Put back the weights and statistics from before the batch; forget the optimiser's
-        state when the update ran (its moments took in the bad gradients)."""
-        np.copyto(self.model.flat_params, self.backup)
-        self._restore_buffers()
+        """Put back the weights and statistics from before the batch; when the update ran,
+        the weights come from its backup and the optimiser forgets its state (its moments
+        took in the bad gradients). Before the update the weights are as they were."""
         if self.update.done:
+            np.copyto(self.model.flat_params, self.backup)
             self.optimizer.zero_state()
+        self._restore_buffers()
 
     def _restore_buffers(self) -> None:
         for (_, _, value), saved in zip(self.buffers, self.buffer_backup, strict=True):

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from numnet import metrics
+from numnet import _kernels, metrics
 from numnet._checks import nonfinite_output, positive_int
 from numnet._memory import check_batch
 from numnet.callbacks import Callback
@@ -242,7 +242,9 @@ def fit(model: Sequential, X: Any, y: Any, epochs: int = 1, batch_size: int = 32
     guard.uninformed = uninformed_loss(model, train.y, targets.out_shape, targets.classifier)
     was_training = model.training
     try:
-        with replicas.training(model, opts, train, val, batches):
+        # a large model's element-wise work runs compiled however small each call
+        with replicas.training(model, opts, train, val, batches), \
+                _kernels.model_scope(model.num_params):
             _train(model, opts, batches, val, targets, guard, history)
     finally:
         model.training = was_training
@@ -432,7 +434,8 @@ def evaluate(model: Sequential, X: Any, y: Any, batch_size: int = EVAL_BATCH,
     was_training = model.training
     model.eval()
     try:
-        scores = _scores(model, targets, data, batch_size)
+        with _kernels.model_scope(model.num_params):
+            scores = _scores(model, targets, data, batch_size)
     finally:
         model.training = was_training
     if not math.isfinite(scores["loss"]):

@@ -192,7 +192,7 @@ class ReplicaGuard(Guard):
         self.shards = replicas.shards
         self.agreed = AgreedInterrupt(self.world)
         self.interrupt = self.agreed
-        self.update = AtomicUpdate(optimizer, self.interrupt)
+        self.update = AtomicUpdate(optimizer, self.interrupt, self.backup)
         self.step_sum = StepSum(self.world, model)
         #: this batch's loss sum, rows, correct and counted, over every rank
         self.totals: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
