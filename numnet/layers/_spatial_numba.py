@@ -38,7 +38,8 @@ from numba import njit, prange
 
 def max_threads() -> int:
     """The most threads numba can give a loop (``NUMBA_NUM_THREADS``)."""
-    return int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+    # numba.config is typed only where numba is installed (CI may lack it: unused-ignore)
+    return int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined, unused-ignore]
 
 
 def set_threads(n: int) -> None:
