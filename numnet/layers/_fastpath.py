@@ -10,7 +10,8 @@ digits model) never pays numba's import (tenths of a second) or its first compil
 The choice depends on the environment and the call alone, and both paths give the same
 numbers bit for bit (tested), so a run is reproducible whichever path it takes.
 
-The compiled loops run on the calling thread unless ``NUMNET_KERNEL_THREADS`` (default 1)
+The compiled loops run on the calling thread unless ``numnet.set_kernel_threads`` or
+``NUMNET_KERNEL_THREADS`` (default 1)
 allows more: they then split the batch over that many threads. One is the default, as for
 numnet's other compiled kernels: on a 2-core machine the OpenBLAS worker that a matrix
 product leaves spinning holds the second core, and on a busy machine a kernel that waits
@@ -21,14 +22,12 @@ col2im under a load of 17 on 2 cores).
 from __future__ import annotations
 
 import importlib.util
-import os
 import warnings
 from types import ModuleType
 
 from numnet import _kernels
 
-ENV_VAR = "NUMNET_FAST"
-THREADS_ENV_VAR = "NUMNET_KERNEL_THREADS"
+ENV_VAR = _kernels.ENV_VAR
 #: in automatic mode, the fewest input values for which a pool takes the compiled path
 #: (a 2x2 max pool over 32 channels of 26x26 images, batch 128, has 2.8 million)
 AUTO_MIN_SIZE = 1 << 16
@@ -48,14 +47,9 @@ def _wanted() -> bool | None:
 
 
 def kernel_threads() -> int:
-    """The threads a compiled loop may use: ``$NUMNET_KERNEL_THREADS``, default 1."""
-    value = os.environ.get(THREADS_ENV_VAR, "").strip()
-    if not value:
-        return 1
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{THREADS_ENV_VAR}={value!r} is not understood: expected a whole "
-                         "number of threads >= 1")
-    return int(value)
+    """The threads a compiled loop may use: ``numnet.set_kernel_threads`` first, then
+    ``$NUMNET_KERNEL_THREADS``, default 1 (the same setting as every compiled kernel's)."""
+    return _kernels.kernel_threads()
 
 
 def _load() -> ModuleType | None:
