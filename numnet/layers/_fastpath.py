@@ -10,7 +10,7 @@ digits model) never pays numba's import (tenths of a second) or its first compil
 The choice depends on the environment and the call alone, and both paths give the same
 numbers bit for bit (tested), so a run is reproducible whichever path it takes.
 
-The compiled loops run on the calling thread unless ``numnet.set_kernel_threads`` or
+The compiled loops run on the calling thread unless ``numnet._kernels.set_kernel_threads`` or
 ``NUMNET_KERNEL_THREADS`` (default 1)
 allows more: they then split the batch over that many threads. One is the default, as for
 numnet's other compiled kernels: on a 2-core machine the OpenBLAS worker that a matrix
@@ -47,7 +47,7 @@ def _wanted() -> bool | None:
 
 
 def kernel_threads() -> int:
-    """The threads a compiled loop may use: ``numnet.set_kernel_threads`` first, then
+    """The threads a compiled loop may use: ``numnet._kernels.set_kernel_threads`` first, then
     ``$NUMNET_KERNEL_THREADS``, default 1 (the same setting as every compiled kernel's)."""
     return _kernels.kernel_threads()
 
