@@ -2,20 +2,22 @@
 from the same initial weights, epoch by epoch interleaved, each in its own process.
 
     python bench/train_mnist_cnn.py [--epochs 3] [--seed 0] [--threads 2] [--compare]
-                                    [--schedule cosine|constant] [--data PATH] [--limit N]
+                                    [--no-averaging] [--data PATH] [--limit N]
                                     [--json PATH]
 
 The network (``bench/_cnn.py``): conv(1->32, 3x3)-ReLU-maxpool2-conv(32->64, 3x3)-ReLU-
 maxpool2-Flatten-Dense(1600, 128)-ReLU-Dense(128, 10); Adam (lr 1e-3, betas 0.9/0.999,
-eps 1e-8) with the recipe's per-batch cosine decay of the rate (``_cnn.step_lr``;
-``--schedule constant`` keeps 1e-3 throughout), batch 128 reshuffled every epoch, float32,
-the full MNIST (60,000 / 10,000)
+eps 1e-8), batch 128 reshuffled every epoch, float32, and the recipe's moving average of
+the weights after every step (``numnet.WeightAveraging``, ``_cnn.TorchAverage``), with
+which test accuracy is measured (``--no-averaging``: the plain weights), the full MNIST
+(60,000 / 10,000)
 from ``--data``, ``$NUMNET_MNIST_DIR`` or ``../shared/data/mnist`` (never downloaded).
 
 Each framework runs in a worker process of its own (so its peak memory is its own) that
 loads the data, builds the model and then trains one epoch each time the parent says
 so: numnet, PyTorch, numnet, PyTorch, ... so drift of a shared machine hits both alike.
-After each epoch the worker measures test accuracy (not timed). numnet's epoch time is
+After each epoch the worker measures test accuracy (not timed; the average's update after
+each step is timed). numnet's epoch time is
 ``History['seconds']`` of ``model.fit`` (one call for all epochs: a callback waits for
 the parent between epochs, outside the timed part); PyTorch's is its plain training loop
 (``randperm``, ``index_select`` batches, ``CrossEntropyLoss``, ``Adam``, ``.item()`` per
@@ -40,6 +42,7 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from contextlib import nullcontext  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -47,6 +50,7 @@ import _cnn  # noqa: E402
 import numpy as np  # noqa: E402
 from _cnn import mnist_images, numnet_cnn, torch_cnn  # noqa: E402
 
+from numnet import WeightAveraging  # noqa: E402
 from numnet.callbacks import Callback  # noqa: E402
 from numnet.optim import Adam  # noqa: E402
 
@@ -87,9 +91,11 @@ def memory() -> dict[str, float | None]:
 class EpochReporter(Callback):
     """Reports each epoch (with test accuracy) and waits for the parent before the next."""
 
-    def __init__(self, x_test: np.ndarray, y_test: np.ndarray, worker: bool) -> None:
+    def __init__(self, x_test: np.ndarray, y_test: np.ndarray, worker: bool,
+                 averaging: WeightAveraging | None) -> None:
         super().__init__()
         self.x_test, self.y_test, self.worker = x_test, y_test, worker
+        self.averaging = averaging
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self.worker:
@@ -97,7 +103,8 @@ class EpochReporter(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
-        accuracy = float(np.mean(self.model.predict(self.x_test) == self.y_test))
+        with self.averaging.applied() if self.averaging is not None else nullcontext():
+            accuracy = float(np.mean(self.model.predict(self.x_test) == self.y_test))
         if self.worker:
             emit({"framework": "numnet", "epoch": epoch + 1, "seconds": logs["seconds"],
                   "loss": logs["loss"], "test_accuracy": accuracy, **memory()})
@@ -117,10 +124,11 @@ def run_numnet(args: argparse.Namespace, worker: bool) -> None:
     optimizer = Adam(lr=_common.LR, betas=_common.BETAS, eps=_common.EPS)
     if worker:
         emit({"framework": "numnet", "ready": True, "params": model.num_params})
-    schedule = _cnn.lr_schedule(args.epochs) if args.schedule == "cosine" else None
+    averaging = None if args.no_averaging else _cnn.averaging()
+    callbacks = [EpochReporter(x_te, y_te, worker, averaging)]
     model.fit(x_tr, y_tr, epochs=args.epochs, batch_size=_common.BATCH_SIZE,
               optimizer=optimizer, shuffle=True, verbose=0, seed=args.seed,
-              lr_schedule=schedule, callbacks=[EpochReporter(x_te, y_te, worker)])
+              callbacks=callbacks if averaging is None else [averaging, *callbacks])
 
 
 def run_torch(args: argparse.Namespace) -> None:
@@ -138,6 +146,7 @@ def run_torch(args: argparse.Namespace) -> None:
     xt, yt, x_test = torch.from_numpy(x_tr), torch.from_numpy(y_tr), torch.from_numpy(x_te)
     emit({"framework": "torch", "ready": True, "threads": torch.get_num_threads()})
     n, bs = xt.shape[0], _common.BATCH_SIZE
+    average = None if args.no_averaging else _cnn.TorchAverage(net)
     for epoch in range(args.epochs):
         if not wait_for_go():
             return
@@ -146,21 +155,24 @@ def run_torch(args: argparse.Namespace) -> None:
         order = torch.randperm(n, generator=generator)
         loss_sum = 0.0
         for i in range(0, n, bs):
-            if args.schedule == "cosine":
-                for group in optimizer.param_groups:
-                    group["lr"] = _cnn.step_lr(epoch, i // bs, -(-n // bs), args.epochs)
             index = order[i:i + bs]
             xb, yb = xt.index_select(0, index), yt.index_select(0, index)
             optimizer.zero_grad(set_to_none=True)
             loss = criterion(net(xb), yb)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update()
             loss_sum += loss.item() * index.shape[0]
         seconds = time.perf_counter() - start
         net.eval()
+        if average is not None:
+            average.swap()
         with torch.inference_mode():
             pred = torch.cat([net(x_test[i:i + 1000]).argmax(dim=1)
                               for i in range(0, x_test.shape[0], 1000)]).numpy()
+        if average is not None:
+            average.swap()
         emit({"framework": "torch", "epoch": epoch + 1, "seconds": seconds,
               "loss": loss_sum / n, "test_accuracy": float(np.mean(pred == y_te)), **memory()})
 
@@ -171,7 +183,7 @@ class Worker:
     def __init__(self, framework: str, args: argparse.Namespace) -> None:
         command = [sys.executable, __file__, "--worker", framework, "--epochs",
                    str(args.epochs), "--seed", str(args.seed), "--threads", str(args.threads),
-                   "--data", data_dir(args), "--schedule", args.schedule]
+                   "--data", data_dir(args)] + (["--no-averaging"] if args.no_averaging else [])
         if args.limit:
             command += ["--limit", str(args.limit)]
         self.framework = framework
@@ -236,9 +248,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS)
     parser.add_argument("--data", default=None, help="MNIST directory")
     parser.add_argument("--limit", type=int, default=None, help="first N training images")
-    parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
-                        help="the learning rate over the epochs (default: the recipe's "
-                             "cosine decay)")
+    parser.add_argument("--no-averaging", action="store_true",
+                        help="measure test accuracy with the plain weights, without the "
+                             "recipe's weight average")
     parser.add_argument("--compare", action="store_true",
                         help="also train PyTorch from the same weights, interleaved")
     parser.add_argument("--worker", choices=["numnet", "torch"], help=argparse.SUPPRESS)

@@ -1,10 +1,10 @@
-"""The issue's convolutional network on MNIST: 98.95% test accuracy after three epochs.
+"""The issue's convolutional network on MNIST: 99.05% test accuracy after three epochs.
 
 conv(1->32, 3x3)-ReLU-maxpool2-conv(32->64, 3x3)-ReLU-maxpool2-Flatten-Dense(1600, 128)-
-ReLU-Dense(128, 10), Adam from a learning rate of 1e-3 decayed along a half cosine to 0
-over the run (set before every batch), batch 128, float32, pixels scaled to [0, 1], the
-60,000 training and 10,000 test images. Test accuracy after each epoch: 97.68%, 98.92%,
-98.95% (seed 0).
+ReLU-Dense(128, 10), Adam at a learning rate of 1e-3, batch 128, float32, pixels scaled to
+[0, 1], the 60,000 training and 10,000 test images, and a moving average of the weights
+over the steps (numnet.WeightAveraging), which is scored after each epoch and which the
+model keeps. Test accuracy after each epoch: 98.55%, 98.96%, 99.05% (seed 0).
 
     python examples/cnn_mnist.py [--epochs 3] [--limit N] [--data DIR]
 
@@ -20,9 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from numnet import Adam, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, plot
+from numnet import (
+    Adam,
+    Conv2D,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    WeightAveraging,
+    plot,
+)
 from numnet.data import load_mnist
-from numnet.optim import CosineDecay
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -58,9 +67,10 @@ def main() -> None:
     ], loss="cross_entropy", input_shape=(1, 28, 28), seed=0)
     print(model.summary())
 
-    # the test set as validation data: the progress bar shows its accuracy after each epoch
+    # the test set as validation data: the progress bar shows its accuracy after each epoch,
+    # scored with the moving average of the weights, which the model keeps at the end
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=128, optimizer=Adam(lr=1e-3),
-              lr_schedule=CosineDecay(total_epochs=args.epochs, per_batch=True), seed=0,
+              callbacks=[WeightAveraging(decay=0.999)], seed=0,
               validation_data=(x_test, y_test))
     accuracy = np.mean(model.predict(x_test) == y_test)
     print(f"test accuracy {accuracy:.4f}")

@@ -1,6 +1,7 @@
 """numnet: a neural-network library written from scratch on NumPy."""
 
 from numnet import (
+    averaging,
     callbacks,
     diagnosis,
     distributed,
@@ -17,6 +18,7 @@ from numnet import (
 )
 from numnet._kernels import fast_path, set_fast_path
 from numnet._version import __version__
+from numnet.averaging import WeightAveraging
 from numnet.callbacks import (
     Callback,
     CSVLogger,
@@ -62,7 +64,9 @@ __all__ = [
     "ShapeError",
     "TrainingDiverged",
     "TrainingWarning",
+    "WeightAveraging",
     "__version__",
+    "averaging",
     "callbacks",
     "clip_grad_norm",
     "diagnosis",

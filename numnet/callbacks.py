@@ -5,6 +5,7 @@ A callback subclasses :class:`Callback` and overrides any of its hooks::
     on_train_begin(logs)            on_train_end(logs)
     on_epoch_begin(epoch, logs)     on_epoch_end(epoch, logs)
     on_batch_begin(batch, logs)     on_batch_end(batch, logs)
+    on_test_begin(logs)             on_test_end(logs)
 
 ``epoch`` and ``batch`` count from 0. Before training starts ``fit`` sets three attributes:
 ``model`` (the :class:`~numnet.model.Sequential`), ``optimizer`` and ``params`` (a dict with
@@ -15,7 +16,8 @@ ends training after the current batch.
 The logs of ``on_epoch_end`` hold that epoch's ``loss``, ``accuracy`` (classifiers),
 ``val_loss``/``val_accuracy`` (with validation data), ``lr`` and ``seconds``; the logs of
 ``on_batch_end`` hold ``batch``, ``size`` and the epoch's running mean ``loss`` (and
-``accuracy``) so far.
+``accuracy``) so far. ``on_test_begin`` and ``on_test_end`` surround the scoring of the
+validation data at each epoch's end, as in Keras (their logs are empty, then the scores).
 
 In a distributed run (``fit(..., distributed=True)`` under MPI) every process runs the
 callbacks with the same logs, so they decide alike (early stopping, learning-rate
@@ -92,6 +94,12 @@ class Callback:
         pass
 
     def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
     # -- shared by the monitoring callbacks ---------------------------------------------

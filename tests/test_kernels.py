@@ -406,6 +406,61 @@ def test_strided_arrays(path: str) -> None:
     assert not K.all_finite(base[:, ::2])
 
 
+def channels_last(shape: tuple[int, int, int, int], dtype: type, seed: int) -> np.ndarray:
+    """Normal values as ``(N, C, H, W)`` stored ``(N, H, W, C)``, as a Conv2D's output."""
+    n, c, h, w = shape
+    rng = np.random.default_rng(seed)
+    x: np.ndarray = rng.standard_normal((n, h, w, c)).astype(dtype)
+    x.flat[::5] = 0
+    return x.transpose(0, 3, 1, 2)
+
+
+def test_memory_order() -> None:
+    x = channels_last((2, 3, 4, 5), np.float32, 0)
+    views = K.memory_order(x, np.empty_like(x))
+    assert views is not None
+    assert all(v.flags.c_contiguous and v.shape == (2, 4, 5, 3) for v in views)
+    assert np.shares_memory(views[0], x)
+    plain = np.zeros((2, 3))
+    assert K.memory_order(plain, plain)[0] is plain  # type: ignore[index]
+    assert K.memory_order(x, np.ascontiguousarray(x)) is None  # two layouts
+    assert K.memory_order(x[:, :, ::2]) is None  # not dense
+    assert K.memory_order(plain, plain.T.copy()) is None  # two shapes
+    ones = np.ones((4, 1, 3, 1), np.float32)[:, :, ::-1]  # a negative stride
+    assert K.memory_order(ones) is None
+
+
+@pytest.mark.parametrize("activation,alpha", [("linear", 0.0), ("relu", 0.0),
+                                              ("leaky_relu", 0.1)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 5, 4, 7), (128, 32, 26, 26)])
+def test_activate_keeps_the_layout(path: str, activation: str, alpha: float, dtype: type,
+                                   shape: tuple[int, int, int, int]) -> None:
+    x = channels_last(shape, dtype, 1)
+    x.flat[3::11] = np.nan  # type: ignore[misc]
+    expected = {"linear": x.copy(), "relu": np.maximum(x, 0),
+                "leaky_relu": np.where(x > 0, x, x * dtype(alpha))}[activation]
+    out = K.activate(x, activation, alpha)
+    assert out.strides == x.strides  # channels-last, as the input
+    assert_close(out, expected, ulps=0)
+    strided = x[:, :, ::2]  # no dense layout: the NumPy path, same values
+    assert_close(K.activate(strided, activation, alpha), expected[:, :, ::2], ulps=0)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 5, 4, 7), (128, 32, 26, 26)])
+def test_relu_backward_keeps_the_layout(path: str, alpha: float, dtype: type,
+                                        shape: tuple[int, int, int, int]) -> None:
+    x, g = channels_last(shape, dtype, 2), channels_last(shape, dtype, 3)
+    expected = np.where(x > 0, g, g * dtype(alpha))
+    out = K.relu_backward(g, x, alpha)
+    assert out.strides == g.strides
+    assert_close(out, expected, ulps=0)
+    mixed = np.ascontiguousarray(g)  # another layout than x: the NumPy path
+    assert_close(K.relu_backward(mixed, x, alpha), expected, ulps=0)
+
+
 # -- the switch ------------------------------------------------------------------------------
 
 

@@ -282,6 +282,28 @@ def rmsprop_step(params: np.ndarray, grads: np.ndarray, square_avg: np.ndarray,
 # -- layers and loss ------------------------------------------------------------------------
 
 
+def memory_order(*arrays: np.ndarray) -> tuple[np.ndarray, ...] | None:
+    """C-contiguous views of ``arrays`` in the order their values lie in memory, when they
+    share one shape and one dense layout (C-contiguous, or a transpose of it: channels-last
+    images seen as ``(N, C, H, W)`` are ``x.transpose(0, 2, 3, 1)``); else None.
+
+    An element-wise kernel may then run over the views, whose rows are long runs of
+    memory, and leave its result in the original arrays' shape and layout.
+    """
+    first = arrays[0]
+    if any(a.shape != first.shape for a in arrays):
+        return None
+    if all(a.flags.c_contiguous for a in arrays):
+        return arrays
+    # the axes from the largest stride to the smallest (stable: size-1 axes keep their place)
+    order = sorted(range(first.ndim), key=lambda axis: -first.strides[axis])
+    views = tuple(a.transpose(order) for a in arrays)
+    if all(v.flags.c_contiguous and a.strides == first.strides
+           for v, a in zip(views, arrays, strict=True)):
+        return views
+    return None
+
+
 def bias_act(y: np.ndarray, bias: np.ndarray | None, activation: str = "linear",
              alpha: float = 0.0) -> np.ndarray:
     """``y <- activation(y + bias)`` in place and return ``y``, shape ``(N, C)``.
@@ -293,6 +315,19 @@ def bias_act(y: np.ndarray, bias: np.ndarray | None, activation: str = "linear",
     return kernels.bias_act(y, bias, ACTIVATIONS[activation], alpha)  # type: ignore[no-any-return]
 
 
+def activate(x: np.ndarray, activation: str = "relu", alpha: float = 0.0) -> np.ndarray:
+    """``activation(x)`` (as :func:`bias_act` names them) into a new array of ``x``'s shape
+    and memory layout, in one pass over ``x`` in the order of its memory."""
+    out = np.empty_like(x)  # keeps x's layout (channels-last images stay so)
+    views = memory_order(x, out)
+    if views is None:  # a strided view: the NumPy path, in any layout
+        return numpy_kernels.bias_act(out, None, ACTIVATIONS[activation], alpha, x)
+    x_mem, out_mem = views
+    _backend(x.size, x_mem, out_mem).bias_act(out_mem, None, ACTIVATIONS[activation], alpha,
+                                              x_mem)
+    return out
+
+
 def relu_backward(grad_out: np.ndarray, y: np.ndarray, alpha: float = 0.0,
                   out: np.ndarray | None = None,
                   bias_grad: np.ndarray | None = None) -> np.ndarray:
@@ -300,12 +335,19 @@ def relu_backward(grad_out: np.ndarray, y: np.ndarray, alpha: float = 0.0,
 
     ``y`` may be the activation's input or its output (same sign for ``alpha >= 0``);
     arrays have the batch first. ``out`` may be ``grad_out`` itself when the caller owns
-    it. ``bias_grad`` (optional, shape ``grad_out.shape[1:]`` flattened)
-    receives ``out.sum(axis=0)`` from the same pass: the bias gradient of a Dense layer
-    just before the activation.
+    it; when not given it takes ``grad_out``'s memory layout. ``bias_grad`` (optional,
+    shape ``grad_out.shape[1:]`` flattened, C-contiguous arrays only) receives
+    ``out.sum(axis=0)`` from the same pass: the bias gradient of a Dense layer just before
+    the activation.
     """
     if out is None:
         out = np.empty_like(grad_out)
+    views = memory_order(grad_out, y, out) if bias_grad is None else None
+    if views is not None and views[0] is not grad_out:  # same layout, in memory order
+        g_mem, y_mem, out_mem = views
+        _backend(grad_out.size, g_mem, y_mem, out_mem).relu_backward(
+            g_mem, y_mem, alpha, out_mem, None)
+        return out
     return _backend(grad_out.size, grad_out, y, out).relu_backward(  # type: ignore[no-any-return]
         grad_out, y, alpha, out, bias_grad)
 

@@ -275,30 +275,33 @@ def rmsprop(params: np.ndarray, grads: np.ndarray, square_avg: np.ndarray,
 
 
 @_serial
-def bias_act_rows(lo, hi, y, b, has_bias, act, alpha):
-    y = y[lo:hi]
+def bias_act_rows(lo, hi, x, y, b, has_bias, act, alpha):
+    x, y = x[lo:hi], y[lo:hi]
     zero = y.dtype.type(0)
     for r in range(y.shape[0]):
-        row = y[r]
-        for j in range(row.shape[0]):
-            t = row[j] + b[j] if has_bias else row[j]
+        x_row, y_row = x[r], y[r]
+        for j in range(y_row.shape[0]):
+            t = x_row[j] + b[j] if has_bias else x_row[j]
             if act == 1:
                 t = zero if t < zero else t  # NaN stays NaN, as np.maximum
             elif act == 2 and t <= zero:
                 t = t * alpha
-            row[j] = t
+            y_row[j] = t
 
 
 @_parallel
-def bias_act_par(chunks, y, b, has_bias, act, alpha):
+def bias_act_par(chunks, x, y, b, has_bias, act, alpha):
     for c in prange(chunks):
-        bias_act_rows(_bound(c, chunks, y.shape[0]), _bound(c + 1, chunks, y.shape[0]), y, b,
-                      has_bias, act, alpha)
+        bias_act_rows(_bound(c, chunks, y.shape[0]), _bound(c + 1, chunks, y.shape[0]), x, y,
+                      b, has_bias, act, alpha)
 
 
-def bias_act(y: np.ndarray, bias: np.ndarray | None, act: int, alpha: float) -> np.ndarray:
-    y2 = y.reshape(y.shape[0], int(np.prod(y.shape[1:])))  # rows may be 0
-    args = (y2, _dummy(y.dtype) if bias is None else bias, bias is not None, act,
+def bias_act(y: np.ndarray, bias: np.ndarray | None, act: int, alpha: float,
+             x: np.ndarray | None = None) -> np.ndarray:
+    cols = int(np.prod(y.shape[1:]))
+    y2 = y.reshape(y.shape[0], cols)  # rows may be 0
+    x2 = y2 if x is None else x.reshape(y2.shape)
+    args = (x2, y2, _dummy(y.dtype) if bias is None else bias, bias is not None, act,
             y.dtype.type(alpha))
     chunks = min(_chunks(y.size), max(1, y.shape[0] // 16))
     if chunks == 1:

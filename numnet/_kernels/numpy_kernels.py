@@ -176,15 +176,23 @@ def rmsprop(params: np.ndarray, grads: np.ndarray, square_avg: np.ndarray,
 # -- layers and loss ------------------------------------------------------------------------
 
 
-def bias_act(y: np.ndarray, bias: np.ndarray | None, act: int, alpha: float) -> np.ndarray:
-    """``y <- act(y + bias)`` in place (act 0 linear, 1 ReLU, 2 leaky ReLU)."""
+def bias_act(y: np.ndarray, bias: np.ndarray | None, act: int, alpha: float,
+             x: np.ndarray | None = None) -> np.ndarray:
+    """``y <- act(x + bias)`` (act 0 linear, 1 ReLU, 2 leaky ReLU); ``x`` is ``y`` (in
+    place) when not given, else an array of ``y``'s shape."""
+    source = y if x is None else x
     if bias is not None:
-        y += bias
+        np.add(source, bias, out=y)
+        source = y
     if act == 1:
         # against a row of zeros NumPy runs its vectorised loop (twice the speed of scalar 0)
-        np.maximum(y, np.zeros(y.shape[-1:], dtype=y.dtype), out=y)
+        np.maximum(source, np.zeros(y.shape[-1:], dtype=y.dtype), out=y)
     elif act == 2:
+        if source is not y:
+            np.copyto(y, source)
         np.multiply(y, y.dtype.type(alpha), out=y, where=y <= 0)
+    elif source is not y:
+        np.copyto(y, source)
     return y
 
 

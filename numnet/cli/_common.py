@@ -182,6 +182,13 @@ def fraction(low_closed: bool) -> Callable[[str], float]:
     return parse
 
 
+def averaging_decay(text: str) -> float:
+    """``--weight-averaging``: a decay in (0, 1), or ``off`` (0.0: no averaging)."""
+    if text.strip().lower() in ("off", "none", "no", "0"):
+        return 0.0
+    return fraction(False)(text)
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)

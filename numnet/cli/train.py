@@ -17,6 +17,7 @@ import numpy as np
 
 from numnet import callbacks, distributed, io, losses, optim, plot
 from numnet._files import output_kind
+from numnet.averaging import WeightAveraging
 from numnet.cli import _cnn
 from numnet.cli._common import (
     PROG,
@@ -26,6 +27,7 @@ from numnet.cli._common import (
     Subparsers,
     add_command,
     add_data_options,
+    averaging_decay,
     check_output,
     check_plot_file,
     fit_input,
@@ -113,8 +115,13 @@ def add_parser(commands: Subparsers[Parser]) -> None:
                      help="the learning rate over the run: 'constant', or 'cosine' (from "
                           "--lr down a half cosine to 0, set before every batch: "
                           "lr * (1 + cos(pi * t / epochs)) / 2 at t = epoch + batch / "
-                          "batches); 'auto' is cosine for "
-                          "the cnn preset and constant otherwise (default: auto)")
+                          "batches); 'auto' is constant (default: auto)")
+    sub.add_argument("--weight-averaging", type=averaging_decay, default=None,
+                     metavar="DECAY|off",
+                     help="keep an exponential moving average of the weights with this "
+                          "decay per step (e.g. 0.999), validate with it and save it "
+                          "(numnet.WeightAveraging); default: "
+                          f"{_cnn.WEIGHT_AVERAGING} for the cnn preset, off otherwise")
     sub.add_argument("--seed", type=seed, default=None,
                      help="seed of the data split, the initial weights and the shuffling "
                           "(default: 0; the initial weights of an architecture file use its "
@@ -200,16 +207,17 @@ def run(args: argparse.Namespace) -> int:
     say(model.summary())
     opt_kwargs = {} if args.lr is None else {"lr": args.lr}
     optimizer = optim.get_optimizer(args.optimizer, **opt_kwargs)
-    batch_size, schedule = _cnn_recipe(args)
+    batch_size, schedule, decay = _cnn_recipe(args)
     clipping = "" if args.clip_norm is None else f", gradients clipped to norm {args.clip_norm:g}"
+    averaging = "" if decay is None else f", weights averaged (decay {decay:g})"
     say(f"optimizer: {optimizer!r}; {args.epochs} epochs, batch size {batch_size}"
-        + (f", {schedule!r}" if schedule is not None else "") + clipping)
+        + (f", {schedule!r}" if schedule is not None else "") + clipping + averaging)
     started = time.perf_counter()
     with one_line_warnings():
         history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=batch_size,
                             optimizer=optimizer, lr_schedule=schedule, clip_norm=args.clip_norm,
                             validation_data=(X_val, y_val) if len(y_val) else None,
-                            callbacks=_train_callbacks(args, has_val=len(y_val) > 0),
+                            callbacks=_train_callbacks(args, len(y_val) > 0, decay),
                             verbose=0 if args.quiet else 1, distributed=args.distributed,
                             sync_batchnorm=args.sync_batchnorm)
     if not main:  # rank 0 evaluates, saves and plots the model every rank holds
@@ -342,13 +350,18 @@ def _check_splits(args: argparse.Namespace) -> None:
                        "none for training: together they must be below 1")
 
 
-def _train_callbacks(args: argparse.Namespace, has_val: bool) -> list[callbacks.Callback]:
-    """The callbacks ``numnet train`` adds to ``fit`` (early stopping, when asked)."""
-    if args.early_stopping is None:
-        return []
-    return [callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss",
-                                    patience=args.early_stopping, restore_best_weights=True,
-                                    verbose=0 if args.quiet else 1)]
+def _train_callbacks(args: argparse.Namespace, has_val: bool,
+                     decay: float | None) -> list[callbacks.Callback]:
+    """The callbacks ``numnet train`` adds to ``fit``: weight averaging and early stopping,
+    when asked."""
+    chosen: list[callbacks.Callback] = []
+    if decay is not None:
+        chosen.append(WeightAveraging(decay))
+    if args.early_stopping is not None:
+        chosen.append(callbacks.EarlyStopping(
+            monitor="val_loss" if has_val else "loss", patience=args.early_stopping,
+            restore_best_weights=True, verbose=0 if args.quiet else 1))
+    return chosen
 
 
 def _save_interrupted(model: Sequential, out: Path, optimizer: optim.Optimizer,
@@ -383,14 +396,19 @@ def _check_plotting(option: str, target: Path) -> None:
     check_plot_file(option, target)
 
 
-def _cnn_recipe(args: argparse.Namespace) -> tuple[int, optim.CosineDecay | None]:
-    """The batch size and learning-rate schedule: the options, or the cnn preset's recipe
-    (batch 128, cosine decay) where they are left to their defaults."""
+def _cnn_recipe(args: argparse.Namespace) -> tuple[int, optim.CosineDecay | None,
+                                                  float | None]:
+    """The batch size, learning-rate schedule and weight-averaging decay: the options, or
+    the cnn preset's recipe (batch 128, weights averaged) where they are left to their
+    defaults."""
     cnn = _cnn.is_cnn(args.model)
     batch_size = args.batch_size or (_cnn.BATCH_SIZE if cnn else DEFAULT_BATCH_SIZE)
-    cosine = args.lr_schedule == "cosine" or (args.lr_schedule == "auto" and cnn)
-    return batch_size, (optim.CosineDecay(total_epochs=args.epochs, per_batch=True)
-                        if cosine else None)
+    schedule = (optim.CosineDecay(total_epochs=args.epochs, per_batch=True)
+                if args.lr_schedule == "cosine" else None)
+    decay = args.weight_averaging
+    if decay is None:
+        decay = _cnn.WEIGHT_AVERAGING if cnn else 0.0
+    return batch_size, schedule, decay or None
 
 
 def _first_conv(model: Sequential) -> Conv2D | None:

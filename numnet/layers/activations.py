@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from numnet import _kernels
 from numnet._checks import real_number
 from numnet.layers.base import GradCheckCase, Layer
 
@@ -31,8 +32,10 @@ class ReLU(_Activation):
     r"""Rectified linear unit.
 
     Forward: ``y = max(x, 0)``. Backward: ``dx = g * [x > 0]`` (the subgradient at 0 is 0).
-    Forward keeps a reference to ``x`` (no copy); the mask ``x > 0`` is made once, in
-    backward, so inference never pays for it.
+    Forward keeps a reference to ``x`` (no copy); the mask ``x > 0`` is never stored, but
+    read from ``x`` in backward's single pass, so inference never pays for it. Both passes
+    run over memory in order (:func:`numnet._kernels.activate`): ``y`` and ``dx`` keep the
+    memory layout of ``x`` and ``g`` (channels-last images after a Conv2D stay so).
     """
 
     init_family = "he_normal"
@@ -44,19 +47,18 @@ class ReLU(_Activation):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.x = x
-        # against a row of zeros NumPy runs its vectorised loop; against the scalar 0 it
-        # takes about twice as long (measured: 98 vs 55 us for 1000 x 256 float32)
-        return np.maximum(self.x, np.zeros(self.x.shape[-1:], dtype=self.dtype))
+        return _kernels.activate(x, "relu")
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        return np.multiply(grad_out, self._need_cache("x") > 0)
+        return _kernels.relu_backward(grad_out, self._need_cache("x"))
 
 
 class LeakyReLU(_Activation):
     r"""Leaky ReLU with slope ``alpha`` for negative inputs.
 
     Forward: ``y = x`` if ``x > 0`` else ``alpha * x``.
-    Backward: ``dx = g`` where ``x > 0``, ``alpha * g`` elsewhere.
+    Backward: ``dx = g`` where ``x > 0``, ``alpha * g`` elsewhere. Forward keeps a reference
+    to ``x``; both passes run as :class:`ReLU`'s do.
     """
 
     init_family = "he_normal"
@@ -64,15 +66,14 @@ class LeakyReLU(_Activation):
     def __init__(self, alpha: float = 0.01, dtype: Any = None) -> None:
         super().__init__(dtype)
         self.alpha = real_number(alpha, "LeakyReLU alpha", low=0.0)
-        self.mask: np.ndarray | None = None
+        self.x: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.mask = x > 0
-        return np.where(self.mask, x, x * self.dtype.type(self.alpha))
+        self.x = x
+        return _kernels.activate(x, "leaky_relu", self.alpha)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        mask = self._need_cache("mask")
-        return np.where(mask, grad_out, grad_out * self.dtype.type(self.alpha))
+        return _kernels.relu_backward(grad_out, self._need_cache("x"), self.alpha)
 
     def get_config(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "dtype": self.dtype.name}

@@ -7,7 +7,7 @@ Read top to bottom, ``fit`` is::
         for xb, yb, wb in batches:                   # reshuffled every epoch
             loss, output = train_step(model, optimizer, xb, yb, wb)
             callbacks.on_batch_end(batch, logs)      # running loss and accuracy
-        score the validation data
+        score the validation data                    # between on_test_begin/_end
         callbacks.on_epoch_end(epoch, logs)          # early stopping, checkpoints, ...
 
 and :func:`train_step` is one step of gradient descent: forward, loss, backward, step.
@@ -312,8 +312,11 @@ def _epoch(model: Sequential, opts: FitOptions, epoch: int, batches: Batches,
     opts.replicas.sync_buffers(model)  # distributed: the same running statistics everywhere
     logs = meter.logs(final=True)
     if val is not None:
-        logs.update(_validate(model, targets, val, max(opts.batch_size, EVAL_BATCH), guard,
-                              opts.replicas))
+        callbacks.call("on_test_begin", {})
+        scores = _validate(model, targets, val, max(opts.batch_size, EVAL_BATCH), guard,
+                           opts.replicas)
+        callbacks.call("on_test_end", scores)
+        logs.update(scores)
     logs["lr"] = lr
     logs["seconds"] = opts.replicas.maximum(time.perf_counter() - start)  # the slowest rank's
     return logs

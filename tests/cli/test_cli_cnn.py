@@ -67,7 +67,8 @@ def test_train_cnn_on_digits_with_plots(cnn_trained: dict) -> None:
     assert ("Conv2D(in_channels=1, out_channels=4, kernel_size=3, padding='same', "
             "init='he_normal')") in out
     assert "(N, 4, 8, 8)" in out and "(N, 8, 2, 2)" in out
-    assert "batch size 32, CosineDecay(" in out  # --batch-size given; the cosine recipe
+    # --batch-size given; the rest of the recipe: a constant rate, the weights averaged
+    assert "batch size 32, weights averaged (decay 0.999)" in out and "CosineDecay" not in out
     assert float(re.search(r"test accuracy: ([\d.]+)%", out).group(1)) > 80
     folder = cnn_trained["dir"]
     for name in ("numnet-history.png", "numnet-history-filters.png"):
@@ -170,9 +171,9 @@ def test_issue_network_on_an_mnist_subset_csv(tmp_path: Path, mnist_dir: Path) -
     mnist_subset_csv(mnist_dir, tmp_path / "mnist.csv", 1500)
     out = ok(run("train", "--data", "mnist.csv", "--model", "cnn", "--epochs", "2",
                  "--val-split", "0", "--plot", "off", cwd=tmp_path, timeout=300))
-    assert "batch size 128, CosineDecay(" in out and "total_epochs=2" in out  # the recipe
+    assert "batch size 128, weights averaged (decay 0.999)" in out  # the recipe
     accuracy = float(re.search(r"test accuracy: ([\d.]+)%", out).group(1))
-    assert accuracy > 50  # chance is 10%: 1,200 images, 2 x 10 steps, the rate decaying to 0
+    assert accuracy > 50  # chance is 10%: 1,200 images, 2 x 10 steps
     model = io.load(tmp_path / "numnet-model.npz")
     assert model.input_shape == (1, 28, 28) and model.num_params == 225034
     assert f"accuracy: {accuracy:.2f}%" in ok(run("evaluate", "numnet-model.npz",
@@ -190,6 +191,23 @@ def test_lr_schedule_option(tmp_path: Path) -> None:
     # the decay ends near 0; the model file keeps the run's rate (Adam's 1e-3)
     assert io.load_optimizer(tmp_path / "numnet-model.npz").lr == pytest.approx(1e-3)
     out = ok(run("train", "--model", "cnn:2,4", "--epochs", "1", "--lr-schedule", "constant",
-                 "--plot", "off", cwd=tmp_path))
+                 "--weight-averaging", "off", "--plot", "off", cwd=tmp_path))
     assert "batch size 128\n" in out and "CosineDecay" not in out
     assert_error(run("train", "--lr-schedule", "linear", cwd=tmp_path), "--lr-schedule")
+
+
+def test_weight_averaging_option(tmp_path: Path) -> None:
+    """Off by default for an MLP; asked for, the saved model holds the average."""
+    args = ("train", "--model", "mlp:16", "--epochs", "4", "--lr", "0.01", "--plot", "off")
+    out = ok(run(*args, cwd=tmp_path))
+    assert "averaged" not in out
+    plain = io.load(tmp_path / "numnet-model.npz").flat_params.copy()
+    out = ok(run(*args, "--weight-averaging", "0.9", cwd=tmp_path))
+    assert "batch size 32, weights averaged (decay 0.9)" in out
+    averaged = io.load(tmp_path / "numnet-model.npz").flat_params
+    assert not np.array_equal(plain, averaged)
+    accuracy = float(re.search(r"test accuracy: ([\d.]+)%", out).group(1))
+    assert accuracy > 80
+    for bad in ("1", "0.0.1", "-0.5", "fast"):
+        assert_error(run("train", "--weight-averaging", bad, cwd=tmp_path),
+                     "--weight-averaging")

@@ -1,0 +1,119 @@
+"""Weight averaging: an exponential moving average of the weights over training steps.
+
+Polyak averaging (Polyak & Juditsky, 1992) in its exponential form: the average of the
+weights the optimiser visits lies nearer the bottom of the valley than the last of them,
+which a constant learning rate keeps bouncing from wall to wall. It is the same moving
+average as the seeds' momentum and Adam's moments, applied to the weights themselves:
+Keras's ``use_ema`` optimiser option, ``torch.optim.swa_utils.AveragedModel`` with an EMA,
+Lightning's ``EMAWeightAveraging``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from numnet._checks import real_number
+from numnet.callbacks import Callback
+
+
+class WeightAveraging(Callback):
+    r"""Keep an exponential moving average of the weights; validate with it and end with it.
+
+    After every training step ``t`` (from 1)::
+
+        d_t = min(decay, (1 + t) / (10 + t))
+        average <- d_t * average + (1 - d_t) * weights
+
+    starting from the weights before the first step. The warm-up of ``d_t`` (as
+    TensorFlow's ``ExponentialMovingAverage`` with ``num_updates``) keeps the random
+    initial weights from lingering in the average: with a constant ``decay = 0.999`` they
+    would still weigh ``0.999 ** 1000 = 37%`` after 1,000 steps. The average covers every
+    parameter (BatchNorm's running statistics, which are not parameters, are left as
+    training leaves them).
+
+    ``fit``'s validation at the end of each epoch scores the averaged weights (swapped in
+    for it, then out: training goes on from the optimiser's own weights), and when training
+    ends the model keeps the averaged weights, as Keras's ``use_ema`` does; not after a
+    divergence, where the guard's rolled-back weights stay. Between epochs the model holds
+    the optimiser's weights: :meth:`applied` swaps the average in for other evaluations.
+    Each ``fit`` starts a new average.
+
+    Parameters
+    ----------
+    decay : float
+        In (0, 1): the weight of the old average at each step; ``1 / (1 - decay)`` steps
+        is roughly the span averaged over (0.999: the last thousand or so).
+
+    Examples
+    --------
+    >>> averaging = WeightAveraging(decay=0.999)                      # doctest: +SKIP
+    >>> model.fit(x, y, epochs=3, callbacks=[averaging])              # doctest: +SKIP
+    """
+
+    def __init__(self, decay: float = 0.999) -> None:
+        super().__init__()
+        self.decay = real_number(decay, "WeightAveraging decay", low=0.0, high=1.0,
+                                 low_open=True, high_open=True)
+        self.steps = 0
+        self.average: np.ndarray | None = None
+        self._scratch: np.ndarray | None = None
+        self._swapped = False
+
+    def decay_at(self, step: int) -> float:
+        """``d_t`` of step ``t`` (from 1)."""
+        return min(self.decay, (1 + step) / (10 + step))
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.steps = 0
+        self.average = self.model.flat_params.copy()
+        self._scratch = np.empty_like(self.average)
+        self._swapped = False
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        average, scratch = self._state()
+        self.steps += 1
+        # average += (1 - d) * (weights - average): the same update as d*a + (1-d)*w, in place
+        np.subtract(self.model.flat_params, average, out=scratch)
+        scratch *= average.dtype.type(1 - self.decay_at(self.steps))
+        average += scratch
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._swap()
+
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._swap()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._swapped:  # a validation that raised: give the optimiser's weights back first
+            self._swap()
+        if self.average is not None and self.steps and not (logs or {}).get("diverged"):
+            np.copyto(self.model.flat_params, self.average)
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """Inside the ``with`` block the model holds the averaged weights (during training,
+        for instance in another callback's ``on_epoch_end``); after it, its own again."""
+        self._swap()
+        try:
+            yield
+        finally:
+            self._swap()
+
+    def _swap(self) -> None:
+        """Exchange the model's weights and the average (twice: back as they were)."""
+        average, scratch = self._state()
+        params = self.model.flat_params
+        np.copyto(scratch, params)
+        np.copyto(params, average)
+        np.copyto(average, scratch)
+        self._swapped = not self._swapped
+
+    def _state(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.average is None or self._scratch is None:
+            raise RuntimeError("WeightAveraging has no average yet: it starts when fit "
+                               "starts training (pass it in fit's callbacks)")
+        return self.average, self._scratch
