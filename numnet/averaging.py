@@ -35,18 +35,25 @@ class WeightAveraging(Callback):
     parameter (BatchNorm's running statistics, which are not parameters, are left as
     training leaves them).
 
-    ``fit``'s validation at the end of each epoch scores the averaged weights (swapped in
-    for it, then out: training goes on from the optimiser's own weights), and when training
-    ends the model keeps the averaged weights, as Keras's ``use_ema`` does; not after a
-    divergence, where the guard's rolled-back weights stay. Between epochs the model holds
-    the optimiser's weights: :meth:`applied` swaps the average in for other evaluations.
-    Each ``fit`` starts a new average.
+    From the end of each epoch's training to the start of the next, the model holds the
+    averaged weights: ``fit``'s validation scores them (swapped in at ``on_test_begin``),
+    and so do the ``on_epoch_end`` of the callbacks after this one in the list (put it
+    first: early stopping, checkpoints and your own callbacks then see the weights that
+    were validated), as Keras's ``SwapEMAWeights(swap_on_epoch=True)``. Each epoch trains
+    on from the optimiser's own weights, swapped back at ``on_epoch_begin``. When training
+    ends the model keeps the average (that of its last epoch, or restored by
+    :class:`~numnet.callbacks.EarlyStopping`), as Keras's ``use_ema`` does; after Ctrl-C or
+    a divergence it keeps the weights ``fit`` says it keeps (the last finished batch's, the
+    guard's rolled-back ones). :meth:`applied` swaps the average in anywhere else. Each
+    ``fit`` starts a new average from the model's weights.
 
     Parameters
     ----------
     decay : float
         In (0, 1): the weight of the old average at each step; ``1 / (1 - decay)`` steps
-        is roughly the span averaged over (0.999: the last thousand or so).
+        is roughly the span averaged over (0.999: the last thousand or so). The warm-up
+        bound is the smaller one for the first ``9 / (1 - decay) - 10`` steps (8,990 for
+        0.999): a shorter run averages over roughly its last ninth.
 
     Examples
     --------
@@ -81,22 +88,33 @@ class WeightAveraging(Callback):
         scratch *= average.dtype.type(1 - self.decay_at(self.steps))
         average += scratch
 
-    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._swap()
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._swapped:  # train on from the optimiser's weights
+            self._swap()
 
-    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
-        self._swap()
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if not self._swapped:
+            self._swap()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self._swapped:  # no validation data: the average all the same
+            self._swap()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        if self._swapped:  # a validation that raised: give the optimiser's weights back first
-            self._swap()
-        if self.average is not None and self.steps and not (logs or {}).get("diverged"):
-            np.copyto(self.model.flat_params, self.average)
+        logs = logs or {}
+        if logs.get("interrupted") or logs.get("diverged"):
+            if self._swapped:  # the weights fit's message names, not the average
+                self._swap()
+        elif not self._swapped and self.steps:  # stopped inside an epoch
+            np.copyto(self.model.flat_params, self._state()[0])
 
     @contextmanager
     def applied(self) -> Iterator[None]:
-        """Inside the ``with`` block the model holds the averaged weights (during training,
-        for instance in another callback's ``on_epoch_end``); after it, its own again."""
+        """Inside the ``with`` block the model holds the averaged weights (during an epoch,
+        for instance in another callback's ``on_batch_end``); after it, what it held."""
+        if self._swapped:
+            yield
+            return
         self._swap()
         try:
             yield

@@ -405,7 +405,7 @@ class LambdaCallback(Callback):
     """
 
     HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
-             "on_batch_begin", "on_batch_end")
+             "on_batch_begin", "on_batch_end", "on_test_begin", "on_test_end")
 
     def __init__(self, **hooks: Callable[..., Any] | None) -> None:
         super().__init__()

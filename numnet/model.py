@@ -271,13 +271,15 @@ class Sequential:
     __call__ = forward
 
     def _forward_layers(self, x: np.ndarray, training: bool) -> np.ndarray:
-        """Every layer in turn; a Dense layer and the ReLU/LeakyReLU after it as one pair."""
+        """Every layer in turn; a Dense or Conv2D layer and the ReLU/LeakyReLU after it as
+        one pair (:meth:`Layer.fuses_with`)."""
         layers, i = self.layers, 0
         while i < len(layers):
             layer = layers[i]
             after = layers[i + 1] if i + 1 < len(layers) else None
-            if isinstance(layer, Dense) and after is not None and layer.fuses_with(after):
-                x = layer.forward_activated(x, after)  # Dense + ReLU: one pass after x W
+            if after is not None and layer.fuses_with(after):
+                # Dense/Conv2D + ReLU: the activation in one pass over the product's output
+                x = layer.forward_activated(x, after, training)
                 i += 2
             else:
                 x = layer.forward(x, training=training)
@@ -295,15 +297,15 @@ class Sequential:
         (:meth:`Layer.backward_params`), and returns None: for an MLP that saves the largest
         matrix product of the backward pass.
 
-        A Dense layer and the ReLU or LeakyReLU after it, run as one pair in the forward
-        pass (:meth:`Dense.forward_activated`), go back as one too
-        (:meth:`Dense.backward_activated`); ``grad_out`` itself is never written to.
+        A Dense or Conv2D layer and the ReLU or LeakyReLU after it, run as one pair in the
+        forward pass (:meth:`Layer.forward_activated`), go back as one too
+        (:meth:`Layer.backward_activated`); ``grad_out`` itself is never written to.
         """
         stop = 0 if input_grad else self._first_trainable
         layers, grad, i = self.layers, grad_out, len(self.layers) - 1
         while i >= stop:
             below = layers[i - 1] if i - 1 >= stop else None
-            if isinstance(below, Dense) and below.activated is not None \
+            if below is not None and below.activated is not None \
                     and below.fuses_with(layers[i]):
                 # the pair ran as one (forward_activated): the mask and the bias sum take
                 # one pass, in place unless the gradient is the caller's grad_out

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from numnet import Callback, Sequential, WeightAveraging
+from numnet import Callback, EarlyStopping, Sequential, WeightAveraging
 from numnet.layers import Dense, ReLU
 from numnet.optim import SGD
 
@@ -25,14 +25,12 @@ def model(seed: int = 0) -> Sequential:
 
 
 class Recorder(Callback):
-    """The model's weights at the end of each batch and each epoch (as the optimiser
-    leaves them, when it runs before a WeightAveraging that swaps at epoch ends)."""
+    """The model's weights after each step, as the optimiser leaves them."""
 
     def __init__(self) -> None:
         super().__init__()
         self.initial: np.ndarray | None = None
         self.batches: list[np.ndarray] = []
-        self.epochs: list[np.ndarray] = []
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.initial = self.model.flat_params.copy()
@@ -40,21 +38,20 @@ class Recorder(Callback):
     def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.batches.append(self.model.flat_params.copy())
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.epochs.append(self.model.flat_params.copy())
 
-
-def fit(net: Sequential, callbacks: list[Callback], **kwargs: Any) -> Any:
+def fit(net: Sequential, callbacks: list[Callback], epochs: int = 3, validate: bool = True,
+        lr: float = 0.5) -> Any:
     x, y, xv, yv = small_problem()
-    return net.fit(x, y, epochs=3, batch_size=16, optimizer=SGD(lr=0.5), seed=1, verbose=0,
-                   callbacks=callbacks, validation_data=(xv, yv), health=False, **kwargs)
+    return net.fit(x, y, epochs=epochs, batch_size=16, optimizer=SGD(lr=lr), seed=1,
+                   verbose=0, callbacks=callbacks, health=False,
+                   validation_data=(xv, yv) if validate else None)
 
 
 def test_the_average_follows_its_formula() -> None:
     """A worked example: the average after each step, from the recorded weights."""
     recorder, averaging = Recorder(), WeightAveraging(decay=0.6)
     net = model()
-    fit(net, [recorder, averaging])
+    fit(net, [averaging, recorder])
     assert recorder.initial is not None
     expected = recorder.initial.copy()
     for t, weights in enumerate(recorder.batches, start=1):
@@ -67,39 +64,131 @@ def test_the_average_follows_its_formula() -> None:
     assert not np.allclose(net.flat_params, recorder.batches[-1])
 
 
-def test_validation_scores_the_average_and_training_goes_on_from_its_own_weights() -> None:
+@pytest.mark.parametrize("validate", [True, False])
+def test_epochs_end_with_the_average_and_training_goes_on_from_its_own_weights(
+        validate: bool) -> None:
     plain = Recorder()
-    history_plain = fit(model(), [plain])
+    history_plain = fit(model(), [plain], validate=validate)
     recorder, averaging = Recorder(), WeightAveraging(decay=0.9)
+    seen: list[np.ndarray] = []
+
+    class Probe(Callback):  # after the averaging: sees what the epoch ends with
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            seen.append(self.model.flat_params.copy())
+            assert averaging.average is not None
+            # the optimiser's weights are held aside, to train on from
+            np.testing.assert_array_equal(averaging.average, recorder.batches[-1])
+
     net = model()
-    history = fit(net, [recorder, averaging])
-    # the optimiser's weights are those of a run without averaging, epoch after epoch
-    for mine, theirs in zip(recorder.epochs, plain.epochs, strict=True):
+    history = fit(net, [averaging, recorder, Probe()], validate=validate)
+    # the optimiser's steps are those of a run without averaging
+    for mine, theirs in zip(recorder.batches, plain.batches, strict=True):
         np.testing.assert_array_equal(mine, theirs)
     assert history.history["loss"] == history_plain.history["loss"]
-    # the last validation scored the weights the model ends with: the average
-    _, _, xv, yv = small_problem()
-    val_loss = net.evaluate(xv, yv)["loss"]
-    assert history.history["val_loss"][-1] == pytest.approx(val_loss, rel=1e-12)
-    assert history.history["val_loss"][-1] != pytest.approx(history_plain.history["val_loss"][-1])
+    np.testing.assert_array_equal(net.flat_params, seen[-1])
+    if validate:  # each validation scored the weights the epoch ended with
+        _, _, xv, yv = small_problem()
+        assert history.history["val_loss"][-1] == pytest.approx(
+            net.evaluate(xv, yv)["loss"], rel=1e-12)
+        assert history.history["val_loss"][-1] != pytest.approx(
+            history_plain.history["val_loss"][-1])
 
 
-def test_applied_swaps_the_average_in_and_out() -> None:
-    seen: list[np.ndarray] = []
+class EndsReversed(Callback):
+    """Runs its callbacks' hooks in list order, but on_train_end in reverse order."""
+
+    def __init__(self, *callbacks: Callback) -> None:
+        super().__init__()
+        self.callbacks = callbacks
+
+    def set_context(self, *args: Any) -> None:
+        for callback in self.callbacks:
+            callback.set_context(*args)
+
+    def _all(self, hook: str, *args: Any, reverse: bool = False) -> None:
+        for callback in reversed(self.callbacks) if reverse else self.callbacks:
+            getattr(callback, hook)(*args)
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._all("on_train_begin", logs)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._all("on_epoch_begin", epoch, logs)
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._all("on_batch_end", batch, logs)
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._all("on_test_begin", logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._all("on_epoch_end", epoch, logs)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._all("on_train_end", logs, reverse=True)
+
+
+@pytest.mark.parametrize("reverse_end", [False, True])
+def test_early_stopping_restores_the_best_validated_weights(reverse_end: bool) -> None:
+    """Early stopping after the averaging sees the validated weights: the ones it restores
+    score the best val_loss it recorded, whichever on_train_end runs first."""
     averaging = WeightAveraging(decay=0.9)
+    stopping = EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    callbacks: list[Callback] = [averaging, stopping]
+    net = model(seed=3)
+    history = fit(net, [EndsReversed(*callbacks)] if reverse_end else callbacks, epochs=8,
+                  lr=2.0)
+    val_loss = history.history["val_loss"]
+    assert val_loss.index(min(val_loss)) < len(val_loss) - 1  # the best was not the last
+    _, _, xv, yv = small_problem()
+    assert net.evaluate(xv, yv)["loss"] == pytest.approx(min(val_loss), rel=1e-12)
+
+
+def test_applied_swaps_the_average_in_and_out_during_an_epoch() -> None:
+    averaging = WeightAveraging(decay=0.9)
+    checked: list[int] = []
 
     class Probe(Callback):
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             before = self.model.flat_params.copy()
+            assert averaging.average is not None
+            expected = averaging.average.copy()
             with averaging.applied():
-                assert averaging.average is not None
-                np.testing.assert_array_equal(averaging.average, before)  # held aside
-                seen.append(self.model.flat_params.copy())
+                np.testing.assert_array_equal(self.model.flat_params, expected)
             np.testing.assert_array_equal(self.model.flat_params, before)
+            checked.append(batch)
 
+    fit(model(), [averaging, Probe()])
+    assert len(checked) == 9
+
+
+@pytest.mark.parametrize("how", ["interrupted", "diverged"])
+def test_a_stopped_run_keeps_the_weights_fit_names(how: str) -> None:
+    """After Ctrl-C or a divergence the model keeps its own weights (those fit's message
+    names), not the average, even when the average was swapped in at the time."""
+    averaging = WeightAveraging(decay=0.5)
     net = model()
-    fit(net, [averaging, Probe()])
-    np.testing.assert_array_equal(net.flat_params, seen[-1])
+    averaging.set_context(net, SGD(lr=0.1), {})
+    averaging.on_train_begin({})
+    net.flat_params[...] += 1.0
+    averaging.on_batch_end(0, {})
+    weights = net.flat_params.copy()
+    averaging.on_test_begin({})
+    assert not np.array_equal(net.flat_params, weights)
+    averaging.on_train_end({how: True})
+    np.testing.assert_array_equal(net.flat_params, weights)
+
+
+def test_a_stop_inside_an_epoch_ends_with_the_average() -> None:
+    averaging = WeightAveraging(decay=0.5)
+    net = model()
+    averaging.set_context(net, SGD(lr=0.1), {})
+    averaging.on_train_begin({})
+    start = net.flat_params.copy()
+    net.flat_params[...] += 1.0
+    averaging.on_batch_end(0, {})
+    averaging.on_train_end({})
+    np.testing.assert_allclose(net.flat_params, start + 1.0 * (1 - 2 / 11))
 
 
 def test_no_steps_leave_the_weights_alone_and_a_new_fit_starts_afresh() -> None:
@@ -114,18 +203,6 @@ def test_no_steps_leave_the_weights_alone_and_a_new_fit_starts_afresh() -> None:
     assert averaging.steps == 9
     fit(net, [averaging])
     assert averaging.steps == 9
-
-
-def test_diverged_training_keeps_the_rolled_back_weights() -> None:
-    averaging = WeightAveraging(decay=0.5)
-    net = model()
-    averaging.set_context(net, SGD(lr=0.1), {})
-    averaging.on_train_begin({})
-    net.flat_params[...] += 1.0
-    averaging.on_batch_end(0, {})
-    weights = net.flat_params.copy()
-    averaging.on_train_end({"diverged": True})
-    np.testing.assert_array_equal(net.flat_params, weights)
 
 
 @pytest.mark.parametrize("decay", [0, 1, 1.5, -0.1, float("nan"), "0.9", True])

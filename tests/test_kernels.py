@@ -27,7 +27,7 @@ import numnet
 from numnet import _kernels as K
 from numnet import reference
 from numnet.gradcheck import check_model
-from numnet.layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Tanh
+from numnet.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU, Tanh
 from numnet.losses import CrossEntropy
 from numnet.model import Sequential
 from numnet.optim import SGD, Adam, AdamW, Optimizer, RMSProp
@@ -461,6 +461,19 @@ def test_relu_backward_keeps_the_layout(path: str, alpha: float, dtype: type,
     assert_close(K.relu_backward(mixed, x, alpha), expected, ulps=0)
 
 
+@pytest.mark.parametrize("x", [np.array(-1.5, np.float32), np.array([[-1.0, 2.0]], ">f4"),
+                               np.array([[-1.0, 2.0]], ">f8").T],
+                         ids=["0-d", "big-endian", "big-endian-transposed"])
+def test_activations_of_arrays_numba_cannot_view_as_rows(path: str, x: np.ndarray) -> None:
+    """What the compiled kernels cannot take (no rows, foreign byte order) runs in NumPy,
+    as ReLU's np.maximum did, on either path."""
+    expected = np.where(x > 0, x, x * x.dtype.type(0.1))
+    np.testing.assert_array_equal(K.activate(x, "leaky_relu", 0.1), expected)
+    g = np.ones_like(x)
+    np.testing.assert_array_equal(K.relu_backward(g, x, 0.1),
+                                  np.where(x > 0, g, g * x.dtype.type(0.1)))
+
+
 # -- the switch ------------------------------------------------------------------------------
 
 
@@ -704,6 +717,55 @@ def test_fused_pairs_equal_the_layers_one_by_one(path: str) -> None:
 def test_gradients_of_the_fused_model(path: str, training: bool) -> None:
     X, y = data(n=7)
     check_model(mlp(hidden=6), X, y, training=training)
+
+
+def cnn(dtype: Any = "float64") -> Sequential:
+    """The pairs a CNN runs as one (Conv2D + ReLU, Conv2D + LeakyReLU) between pools."""
+    return Sequential([Conv2D(2, 3, 3, padding=1), ReLU(), MaxPool2D(2), Conv2D(3, 4, 2),
+                       LeakyReLU(0.1), Flatten(), Dense(36, 5)], loss="cross_entropy",
+                      seed=2, dtype=dtype, input_shape=(2, 8, 8))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_conv_pairs_equal_the_layers_one_by_one(path: str, training: bool) -> None:
+    model = cnn()
+    rng = np.random.default_rng(5)
+    x, g_out = rng.standard_normal((3, 2, 8, 8)), rng.standard_normal((3, 5))
+    out = model.forward(x, training=training)
+    assert all(model.layers[i].activated is not None for i in (0, 3))
+    g_copy = g_out.copy()
+    dx = model.backward(g_out)
+    assert dx is not None
+    fused_grads = model.flat_grads.copy()
+    np.testing.assert_array_equal(g_out, g_copy)
+    h = x
+    for layer in model.layers:
+        h = layer.forward(h, training=training)
+    assert all(layer.activated is None for layer in model.layers)
+    np.testing.assert_array_equal(out, h)
+    grad = g_out
+    for layer in reversed(model.layers):
+        grad = layer.backward(grad)
+    np.testing.assert_allclose(dx, grad, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(fused_grads, model.flat_grads, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_gradients_of_the_fused_cnn(path: str, training: bool) -> None:
+    rng = np.random.default_rng(6)
+    check_model(cnn(), rng.standard_normal((3, 2, 8, 8)), rng.integers(0, 5, 3),
+                training=training)
+
+
+def test_the_first_conv_fused_skips_the_input_gradient(path: str) -> None:
+    model = cnn()
+    x = np.random.default_rng(7).standard_normal((4, 2, 8, 8))
+    model.forward(x, training=True)
+    model.backward(np.ones((4, 5)), input_grad=False)
+    partial = model.flat_grads.copy()
+    model.forward(x, training=True)
+    model.backward(np.ones((4, 5)))
+    np.testing.assert_array_equal(partial, model.flat_grads)
 
 
 def test_the_first_layer_fused_skips_the_input_gradient(path: str) -> None:

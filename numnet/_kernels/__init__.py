@@ -185,12 +185,13 @@ def model_scope(num_params: int) -> Iterator[None]:
 
 
 def _backend(size: int, *arrays: np.ndarray) -> ModuleType:
-    """The kernels for a call on ``size`` entries; ``arrays`` must be C-contiguous for the
-    compiled path (which views them as rows), else the NumPy path takes any layout."""
+    """The kernels for a call on ``size`` entries; ``arrays`` must be C-contiguous, at
+    least 1-d and in native byte order for the compiled path (which views them as rows and
+    types them once), else the NumPy path takes any array."""
     mode = _State.mode or _mode()
     small = (_MODEL_SIZE.get() or size) < AUTO_MIN_SIZE
     if mode == "numpy" or (mode == "auto" and small) \
-            or not all(a.flags.c_contiguous for a in arrays):
+            or not all(a.flags.c_contiguous and a.ndim and a.dtype.isnative for a in arrays):
         return numpy_kernels
     compiled = _State.compiled or load_numba()
     if compiled is None:  # installed, but it does not import

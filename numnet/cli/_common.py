@@ -183,10 +183,10 @@ def fraction(low_closed: bool) -> Callable[[str], float]:
 
 
 def averaging_decay(text: str) -> float:
-    """``--weight-averaging``: a decay in (0, 1), or ``off`` (0.0: no averaging)."""
-    if text.strip().lower() in ("off", "none", "no", "0"):
+    """``--weight-averaging``: a decay in (0, 1), or ``off`` / 0 (0.0: no averaging)."""
+    if text.strip().lower() in ("off", "none", "no"):
         return 0.0
-    return fraction(False)(text)
+    return fraction(True)(text)
 
 
 def positive_float(text: str) -> float:

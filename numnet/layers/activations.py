@@ -85,6 +85,25 @@ class LeakyReLU(_Activation):
                 for alpha, shape in ((0.1, (1, 4)), (0.2, (6, 3)), (0.01, (2, 3, 5)))]
 
 
+def fused_activation(layer: Layer) -> tuple[str, float] | None:
+    """``(kind, alpha)`` as :func:`numnet._kernels.bias_act` names them when a layer with
+    weights may apply ``layer`` (the next in a model) itself, in one pass over its own
+    output: a ReLU or a LeakyReLU (not subclasses, whose maths may differ); else None."""
+    if type(layer) is ReLU:
+        return "relu", 0.0
+    if type(layer) is LeakyReLU:
+        return "leaky_relu", layer.alpha
+    return None
+
+
+def activation_kernel(layer: Layer) -> tuple[str, float]:
+    """:func:`fused_activation` of a layer that :meth:`Layer.fuses_with` accepted."""
+    fused = fused_activation(layer)
+    if fused is None:
+        raise ValueError(f"{layer!r} cannot run fused with the layer before it")
+    return fused
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function without overflow: exp is only taken of ``-|x|``."""
     e = np.exp(-np.abs(x))

@@ -226,6 +226,30 @@ class Layer:
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    # -- running the activation after this layer as one (Dense, Conv2D) ------------------
+    #: the output of :meth:`forward_activated` while the last forward ran the pair as one
+    activated: np.ndarray | None = None
+    #: LeakyReLU's slope of that pair (0 for ReLU)
+    activation_alpha: float = 0.0
+
+    def fuses_with(self, layer: Layer) -> bool:
+        """Whether this layer runs ``layer``, the next one in a model, together with itself
+        (:meth:`forward_activated`, :meth:`backward_activated`). Layers that can override
+        this; the values are always those of the two layers run one after the other."""
+        return False
+
+    def forward_activated(self, x: np.ndarray, activation: Layer,
+                          training: bool = False) -> np.ndarray:
+        """``activation(self.forward(x))`` in one pass; keeps the output in ``activated``."""
+        raise NotImplementedError(f"{type(self).__name__} does not fuse with {activation!r}")
+
+    def backward_activated(self, grad_out: np.ndarray, input_grad: bool = True,
+                           in_place: bool = False) -> np.ndarray | None:
+        """Backward through the activation and this layer, after :meth:`forward_activated`:
+        the input gradient (None without ``input_grad``). ``in_place``: ``grad_out`` is the
+        caller's scratch and may be overwritten."""
+        raise NotImplementedError(f"{type(self).__name__} does not fuse with an activation")
+
     def backward_params(self, grad_out: np.ndarray) -> None:
         """Fill ``grads`` only: the backward pass of a layer whose input needs no gradient.
 

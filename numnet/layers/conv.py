@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from numnet import _kernels
 from numnet._checks import positive_int
 from numnet.init import InitSpec
 from numnet.layers._fastpath import spatial_kernels
@@ -19,6 +20,7 @@ from numnet.layers._spatial import (
     output_size,
     pooled_size,
 )
+from numnet.layers.activations import activation_kernel, fused_activation
 from numnet.layers.base import GradCheckCase, Layer
 
 #: in evaluation mode the batch is convolved in blocks of samples whose column matrix holds
@@ -93,7 +95,11 @@ class Conv2D(Layer):
     the most recent ``forward``. In evaluation mode large batches are convolved in blocks
     of samples (:data:`EVAL_COLUMN_BUDGET`), which bounds the memory of prediction. With
     numba installed, each kernel offset's add of col2im runs as one compiled loop on large
-    batches (:mod:`numnet.layers._fastpath`; the same sums in the same order).
+    batches (:mod:`numnet.layers._fastpath`; the same sums in the same order). Followed by a
+    :class:`~numnet.layers.ReLU` or :class:`~numnet.layers.LeakyReLU` in a model, the layer
+    runs the pair as one, as :class:`~numnet.layers.Dense` does: the activation in place on
+    the product's output, its mask in place on the incoming gradient
+    (:meth:`forward_activated`, :meth:`backward_activated`).
     """
 
     decay_keys = ("W",)
@@ -182,9 +188,21 @@ class Conv2D(Layer):
 
     # -- forward ------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return self._forward(x, training, None)
+
+    def forward_activated(self, x: np.ndarray, activation: Layer,
+                          training: bool = False) -> np.ndarray:
+        """``activation(conv(x))`` for the ReLU or LeakyReLU that follows this layer
+        (:meth:`fuses_with`), applied in place to the product's output: no second array of
+        the output's size. The output is kept for :meth:`backward_activated` (it has the
+        sign of the activation's input, which is all the mask needs)."""
+        return self._forward(x, training, activation_kernel(activation))
+
+    def _forward(self, x: np.ndarray, training: bool,
+                 activation: tuple[str, float] | None) -> np.ndarray:
         n = x.shape[0]
         oh, ow = self._out_hw(x.shape)
-        self._x = x
+        self._x, self.activated = x, None
         self._rows = self._rows_for(x)
         wmat = self._weight_matrix()
         per_sample = oh * ow * wmat.shape[0]
@@ -199,7 +217,12 @@ class Conv2D(Layer):
                 rows = slice(start * oh * ow, (start + part.shape[0]) * oh * ow)
                 self._product(self._columns(part), wmat, out=out[rows])
             self._col = None
-        return out.reshape(n, oh, ow, self.out_channels).transpose(0, 3, 1, 2)
+        y = out.reshape(n, oh, ow, self.out_channels).transpose(0, 3, 1, 2)
+        if activation is not None:
+            kind, self.activation_alpha = activation
+            _kernels.bias_act(out, None, kind, self.activation_alpha)
+            self.activated = y
+        return y
 
     def _rows_for(self, x: np.ndarray) -> bool:
         """The column-matrix layout for ``x``: rows for channels-last input (measured
@@ -249,6 +272,23 @@ class Conv2D(Layer):
     def backward_params(self, grad_out: np.ndarray) -> None:
         """``dL/dW`` and ``dL/db`` only: a model's first layer needs no ``dL/dx``."""
         self._param_grads(self._grad_rows(grad_out))
+
+    def backward_activated(self, grad_out: np.ndarray, input_grad: bool = True,
+                           in_place: bool = False) -> np.ndarray | None:
+        """Backward through the activation and this layer, after :meth:`forward_activated`:
+        ``g = grad_out * [y > 0]`` (``alpha * grad_out`` where ``y <= 0`` for LeakyReLU)
+        in one pass, into ``grad_out`` itself when ``in_place`` (the caller's scratch), then
+        :meth:`backward` of ``g`` (:meth:`backward_params` without ``input_grad``)."""
+        y = self._need_cache("activated")
+        g = _kernels.relu_backward(grad_out, y, self.activation_alpha,
+                                   out=grad_out if in_place else None)
+        rows = self._grad_rows(g)
+        self._param_grads(rows)
+        return self._input_grad(rows) if input_grad else None
+
+    def fuses_with(self, layer: Layer) -> bool:
+        """Whether :meth:`forward_activated` takes ``layer`` (a ReLU or LeakyReLU)."""
+        return fused_activation(layer) is not None
 
     def _grad_rows(self, grad_out: np.ndarray) -> np.ndarray:
         """``g`` as ``(M, C_out)``: a view for channels-last gradients, else one copy."""

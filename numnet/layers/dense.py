@@ -10,7 +10,7 @@ from numnet import _kernels
 from numnet._checks import positive_int
 from numnet.errors import ShapeError
 from numnet.init import InitSpec
-from numnet.layers.activations import LeakyReLU, ReLU
+from numnet.layers.activations import activation_kernel, fused_activation
 from numnet.layers.base import GradCheckCase, Layer
 
 
@@ -52,9 +52,6 @@ class Dense(Layer):
 
     decay_keys = ("W",)
     weight_key = "W"
-    #: set by :meth:`forward_activated` (class defaults for layers pickled before it existed)
-    activated: np.ndarray | None = None
-    activation_alpha = 0.0
 
     def __init__(self, in_features: int, out_features: int, init: InitSpec = None,
                  bias: bool = True, dtype: Any = None, seed: int | None = None) -> None:
@@ -95,7 +92,8 @@ class Dense(Layer):
             y += self.params["b"]
         return y
 
-    def forward_activated(self, x: np.ndarray, activation: Layer) -> np.ndarray:
+    def forward_activated(self, x: np.ndarray, activation: Layer,
+                          training: bool = False) -> np.ndarray:
         """``activation(x W + b)`` for the ReLU or LeakyReLU that follows this layer
         (:func:`fuses_with`): the bias and the activation in one pass over the product.
 
@@ -104,7 +102,7 @@ class Dense(Layer):
         """
         self.x = x
         y = x @ self.params["W"]
-        kind, alpha = _ACTIVATIONS[type(activation)](activation)
+        kind, alpha = activation_kernel(activation)
         self.activated = _kernels.bias_act(y, self.params["b"] if self.bias else None,
                                            kind, alpha)
         self.activation_alpha = alpha
@@ -146,10 +144,9 @@ class Dense(Layer):
             "dtype": self.dtype.name,
         }
 
-    @staticmethod
-    def fuses_with(layer: Layer) -> bool:
+    def fuses_with(self, layer: Layer) -> bool:
         """Whether :meth:`forward_activated` takes ``layer`` (a ReLU or LeakyReLU)."""
-        return type(layer) in _ACTIVATIONS
+        return fused_activation(layer) is not None
 
     @classmethod
     def gradcheck_cases(cls) -> list[GradCheckCase]:
@@ -157,10 +154,3 @@ class Dense(Layer):
         return [GradCheckCase(cls(5, 3, seed=1), rng.standard_normal((batch, 5)))
                 for batch in (1, 4)] + [
             GradCheckCase(cls(3, 4, bias=False, seed=2), rng.standard_normal((5, 3)))]
-
-
-#: the activations a Dense layer applies itself, as ``numnet._kernels.bias_act`` names them
-_ACTIVATIONS: dict[type[Layer], Any] = {
-    ReLU: lambda layer: ("relu", 0.0),
-    LeakyReLU: lambda layer: ("leaky_relu", layer.alpha),
-}
