@@ -66,8 +66,10 @@ class WeightAveraging(Callback):
         self.decay = real_number(decay, "WeightAveraging decay", low=0.0, high=1.0,
                                  low_open=True, high_open=True)
         self.steps = 0
+        #: the average (a flat vector laid out as ``model.flat_params``), once fit started
         self.average: np.ndarray | None = None
         self._scratch: np.ndarray | None = None
+        self._held: np.ndarray | None = None  # the optimiser's weights while swapped out
         self._swapped = False
 
     def decay_at(self, step: int) -> float:
@@ -78,10 +80,11 @@ class WeightAveraging(Callback):
         self.steps = 0
         self.average = self.model.flat_params.copy()
         self._scratch = np.empty_like(self.average)
+        self._held = np.empty_like(self.average)
         self._swapped = False
 
     def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        average, scratch = self._state()
+        average, scratch, _ = self._state()
         self.steps += 1
         # average += (1 - d) * (weights - average): the same update as d*a + (1-d)*w, in place
         np.subtract(self.model.flat_params, average, out=scratch)
@@ -89,24 +92,24 @@ class WeightAveraging(Callback):
         average += scratch
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self._swapped:  # train on from the optimiser's weights
-            self._swap()
+        self._swap_out()  # train on from the optimiser's weights
 
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
-        if not self._swapped:
-            self._swap()
+        self._swap_in()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if not self._swapped:  # no validation data: the average all the same
-            self._swap()
+        self._swap_in()  # without validation data: the average all the same
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         if logs.get("interrupted") or logs.get("diverged"):
-            if self._swapped:  # the weights fit's message names, not the average
-                self._swap()
+            # the weights fit's message names, unless another callback (early stopping
+            # restoring its best) has put weights of its own in the meantime
+            if self._swapped and np.array_equal(self.model.flat_params, self._state()[0]):
+                self._swap_out()
         elif not self._swapped and self.steps:  # stopped inside an epoch
             np.copyto(self.model.flat_params, self._state()[0])
+        self._swapped = False
 
     @contextmanager
     def applied(self) -> Iterator[None]:
@@ -115,23 +118,28 @@ class WeightAveraging(Callback):
         if self._swapped:
             yield
             return
-        self._swap()
+        self._swap_in()
         try:
             yield
         finally:
-            self._swap()
+            self._swap_out()
 
-    def _swap(self) -> None:
-        """Exchange the model's weights and the average (twice: back as they were)."""
-        average, scratch = self._state()
-        params = self.model.flat_params
-        np.copyto(scratch, params)
-        np.copyto(params, average)
-        np.copyto(average, scratch)
-        self._swapped = not self._swapped
+    def _swap_in(self) -> None:
+        """Put the average in the model, holding the optimiser's weights aside."""
+        average, _, held = self._state()
+        if not self._swapped:
+            np.copyto(held, self.model.flat_params)
+            np.copyto(self.model.flat_params, average)
+            self._swapped = True
 
-    def _state(self) -> tuple[np.ndarray, np.ndarray]:
-        if self.average is None or self._scratch is None:
+    def _swap_out(self) -> None:
+        """Give the model back the optimiser's weights held aside."""
+        if self._swapped:
+            np.copyto(self.model.flat_params, self._state()[2])
+            self._swapped = False
+
+    def _state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.average is None or self._scratch is None or self._held is None:
             raise RuntimeError("WeightAveraging has no average yet: it starts when fit "
                                "starts training (pass it in fit's callbacks)")
-        return self.average, self._scratch
+        return self.average, self._scratch, self._held

@@ -76,8 +76,8 @@ def test_epochs_end_with_the_average_and_training_goes_on_from_its_own_weights(
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             seen.append(self.model.flat_params.copy())
             assert averaging.average is not None
-            # the optimiser's weights are held aside, to train on from
-            np.testing.assert_array_equal(averaging.average, recorder.batches[-1])
+            np.testing.assert_array_equal(self.model.flat_params, averaging.average)
+            assert not np.array_equal(self.model.flat_params, recorder.batches[-1])
 
     net = model()
     history = fit(net, [averaging, recorder, Probe()], validate=validate)
@@ -160,6 +160,27 @@ def test_applied_swaps_the_average_in_and_out_during_an_epoch() -> None:
 
     fit(model(), [averaging, Probe()])
     assert len(checked) == 9
+
+
+def test_ctrl_c_keeps_what_early_stopping_restored_in_either_order() -> None:
+    """On Ctrl-C early stopping restores its best weights; the averaging, whichever of the
+    two ends first, does not undo that (it only takes back its own swap)."""
+    results = []
+    for first_stopping in (True, False):
+        averaging = WeightAveraging(decay=0.9)
+        stopping = EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
+
+        class CtrlC(Callback):
+            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+                if epoch == 3:
+                    raise KeyboardInterrupt
+
+        net = model(seed=3)
+        order: list[Callback] = [stopping, averaging] if first_stopping \
+            else [averaging, stopping]
+        fit(net, [*order, CtrlC()], epochs=8, lr=2.0)
+        results.append(net.flat_params.copy())
+    np.testing.assert_array_equal(results[0], results[1])
 
 
 @pytest.mark.parametrize("how", ["interrupted", "diverged"])

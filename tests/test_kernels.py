@@ -768,6 +768,44 @@ def test_the_first_conv_fused_skips_the_input_gradient(path: str) -> None:
     np.testing.assert_array_equal(partial, model.flat_grads)
 
 
+class DoubledConv2D(Conv2D):
+    """A user's subclass with maths of its own: ``2 conv(x)``."""
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return 2 * super().forward(x, training)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return super().backward(2 * grad_out)
+
+
+class DoubledDense(Dense):
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return 2 * super().forward(x, training)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return super().backward(2 * grad_out)
+
+
+@pytest.mark.parametrize("layers, shape", [
+    ([DoubledConv2D(1, 2, 3, seed=1), ReLU(), Flatten()], (2, 1, 5, 5)),
+    ([DoubledDense(3, 4, seed=1), LeakyReLU(0.1)], (4, 3))], ids=["conv", "dense"])
+def test_a_subclass_with_its_own_maths_is_not_fused(path: str, layers: list[Any],
+                                                   shape: tuple[int, ...]) -> None:
+    """The model runs the subclass's forward and backward, not its parent's fused pair."""
+    model = Sequential(layers, dtype="float64")
+    x = np.random.default_rng(8).standard_normal(shape)
+    out = model.forward(x, training=True)
+    dx = model.backward(np.ones_like(out))
+    h = x
+    for layer in model.layers:
+        h = layer.forward(h, training=True)
+    np.testing.assert_array_equal(out, h)
+    grad = np.ones_like(h)
+    for layer in reversed(model.layers):
+        grad = layer.backward(grad)
+    np.testing.assert_array_equal(dx, grad)
+
+
 def test_the_first_layer_fused_skips_the_input_gradient(path: str) -> None:
     """fit's backward stops at the first Dense (fused with its ReLU): its weight and bias
     gradients equal the full pass's."""

@@ -234,9 +234,22 @@ class Layer:
 
     def fuses_with(self, layer: Layer) -> bool:
         """Whether this layer runs ``layer``, the next one in a model, together with itself
-        (:meth:`forward_activated`, :meth:`backward_activated`). Layers that can override
-        this; the values are always those of the two layers run one after the other."""
+        (:meth:`forward_activated`, :meth:`backward_activated`). Layers that can do so
+        override this; the values are always those of the two layers run one after the
+        other."""
         return False
+
+    def _fused_maths_are_its_own(self) -> bool:
+        """Whether the pair's methods still compute this layer's maths: not in a subclass
+        that overrides ``forward`` or ``backward`` without them (a model would skip its
+        code), as :func:`~numnet.layers.activations.fused_activation` takes no subclass."""
+        kind = type(self)
+
+        def owner(name: str) -> type:
+            return next(cls for cls in kind.__mro__ if name in vars(cls))
+
+        return (owner("forward") is owner("forward_activated")
+                and owner("backward") is owner("backward_activated"))
 
     def forward_activated(self, x: np.ndarray, activation: Layer,
                           training: bool = False) -> np.ndarray:

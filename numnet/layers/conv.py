@@ -287,8 +287,9 @@ class Conv2D(Layer):
         return self._input_grad(rows) if input_grad else None
 
     def fuses_with(self, layer: Layer) -> bool:
-        """Whether :meth:`forward_activated` takes ``layer`` (a ReLU or LeakyReLU)."""
-        return fused_activation(layer) is not None
+        """Whether :meth:`forward_activated` takes ``layer`` (a ReLU or LeakyReLU), unless
+        a subclass changed :meth:`forward` or :meth:`backward` without it."""
+        return fused_activation(layer) is not None and self._fused_maths_are_its_own()
 
     def _grad_rows(self, grad_out: np.ndarray) -> np.ndarray:
         """``g`` as ``(M, C_out)``: a view for channels-last gradients, else one copy."""

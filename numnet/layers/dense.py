@@ -145,8 +145,9 @@ class Dense(Layer):
         }
 
     def fuses_with(self, layer: Layer) -> bool:
-        """Whether :meth:`forward_activated` takes ``layer`` (a ReLU or LeakyReLU)."""
-        return fused_activation(layer) is not None
+        """Whether :meth:`forward_activated` takes ``layer`` (a ReLU or LeakyReLU), unless
+        a subclass changed :meth:`forward` or :meth:`backward` without it."""
+        return fused_activation(layer) is not None and self._fused_maths_are_its_own()
 
     @classmethod
     def gradcheck_cases(cls) -> list[GradCheckCase]:
