@@ -689,13 +689,11 @@ def test_fit_gives_the_same_model_on_both_paths(optimizer: str) -> None:
                                rtol=2e-4, atol=2e-4)
 
 
-def test_fused_pairs_equal_the_layers_one_by_one(path: str) -> None:
-    """A model's forward and backward (Dense + activation run as one) give what the layers
-    give called one after the other, and the caller's gradient is left alone."""
-    model = mlp(dtype="float64")
-    rng = np.random.default_rng(4)
-    x, g_out = rng.standard_normal((9, 12)), rng.standard_normal((9, 4))
-    out = model.forward(x, training=False)
+def assert_fused_equals_layers(model: Sequential, x: np.ndarray, g_out: np.ndarray,
+                               training: bool) -> None:
+    """A model's forward and backward (pairs run as one) give what its layers give called
+    one after the other, and the caller's gradient is left alone."""
+    out = model.forward(x, training=training)
     g_copy = g_out.copy()
     dx = model.backward(g_out)
     assert dx is not None
@@ -703,14 +701,20 @@ def test_fused_pairs_equal_the_layers_one_by_one(path: str) -> None:
     np.testing.assert_array_equal(g_out, g_copy)
     h = x
     for layer in model.layers:
-        h = layer.forward(h, training=False)
-    assert all(getattr(layer, "activated", None) is None for layer in model.layers)
+        h = layer.forward(h, training=training)
+    assert all(layer.activated is None for layer in model.layers)
     np.testing.assert_allclose(out, h, rtol=1e-13, atol=1e-13)
     grad = g_out
     for layer in reversed(model.layers):
         grad = layer.backward(grad)
     np.testing.assert_allclose(dx, grad, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(fused_grads, model.flat_grads, rtol=1e-12, atol=1e-13)
+
+
+def test_fused_pairs_equal_the_layers_one_by_one(path: str) -> None:
+    rng = np.random.default_rng(4)
+    assert_fused_equals_layers(mlp(dtype="float64"), rng.standard_normal((9, 12)),
+                               rng.standard_normal((9, 4)), training=False)
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -730,24 +734,10 @@ def cnn(dtype: Any = "float64") -> Sequential:
 def test_fused_conv_pairs_equal_the_layers_one_by_one(path: str, training: bool) -> None:
     model = cnn()
     rng = np.random.default_rng(5)
-    x, g_out = rng.standard_normal((3, 2, 8, 8)), rng.standard_normal((3, 5))
-    out = model.forward(x, training=training)
+    x = rng.standard_normal((3, 2, 8, 8))
+    model.forward(x, training=training)
     assert all(model.layers[i].activated is not None for i in (0, 3))
-    g_copy = g_out.copy()
-    dx = model.backward(g_out)
-    assert dx is not None
-    fused_grads = model.flat_grads.copy()
-    np.testing.assert_array_equal(g_out, g_copy)
-    h = x
-    for layer in model.layers:
-        h = layer.forward(h, training=training)
-    assert all(layer.activated is None for layer in model.layers)
-    np.testing.assert_array_equal(out, h)
-    grad = g_out
-    for layer in reversed(model.layers):
-        grad = layer.backward(grad)
-    np.testing.assert_allclose(dx, grad, rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(fused_grads, model.flat_grads, rtol=1e-12, atol=1e-13)
+    assert_fused_equals_layers(model, x, rng.standard_normal((3, 5)), training)
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -757,15 +747,20 @@ def test_gradients_of_the_fused_cnn(path: str, training: bool) -> None:
                 training=training)
 
 
-def test_the_first_conv_fused_skips_the_input_gradient(path: str) -> None:
-    model = cnn()
-    x = np.random.default_rng(7).standard_normal((4, 2, 8, 8))
-    model.forward(x, training=True)
-    model.backward(np.ones((4, 5)), input_grad=False)
+def assert_first_layer_grads_without_input_grad(model: Sequential, x: np.ndarray) -> None:
+    """fit's backward stops at the first layer with weights (fused with its activation):
+    the gradients equal the full pass's."""
+    ones = np.ones_like(model.forward(x, training=True))
+    model.backward(ones, input_grad=False)
     partial = model.flat_grads.copy()
     model.forward(x, training=True)
-    model.backward(np.ones((4, 5)))
+    model.backward(ones)
     np.testing.assert_array_equal(partial, model.flat_grads)
+
+
+def test_the_first_conv_fused_skips_the_input_gradient(path: str) -> None:
+    assert_first_layer_grads_without_input_grad(
+        cnn(), np.random.default_rng(7).standard_normal((4, 2, 8, 8)))
 
 
 class DoubledConv2D(Conv2D):
@@ -811,13 +806,8 @@ def test_the_first_layer_fused_skips_the_input_gradient(path: str) -> None:
     gradients equal the full pass's."""
     model = Sequential([Dense(5, 8), ReLU(), Dense(8, 3)], loss="cross_entropy", seed=0,
                        dtype="float64")
-    x = np.random.default_rng(0).standard_normal((6, 5))
-    model.forward(x, training=True)
-    model.backward(np.ones((6, 3)), input_grad=False)
-    partial = model.flat_grads.copy()
-    model.forward(x, training=True)
-    model.backward(np.ones((6, 3)))
-    np.testing.assert_array_equal(partial, model.flat_grads)
+    assert_first_layer_grads_without_input_grad(
+        model, np.random.default_rng(0).standard_normal((6, 5)))
 
 
 def test_predict_copies_a_pass_through_model(path: str) -> None:
