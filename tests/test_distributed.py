@@ -349,11 +349,13 @@ def assert_trained_as_one_process(arrays: dict, report: dict, name: str) -> None
             close(mine[key], theirs.history[key])
 
 
-@pytest.mark.parametrize("name", ["adam", "sgd", "bn_sync", "cnn_sync", "float32"])
+@pytest.mark.parametrize("name", ["adam", "sgd", "bn_sync", "cnn_sync", "cnn_fused",
+                                  "float32"])
 def test_two_ranks_train_as_one_process_on_the_same_global_batches(trained, name):
     """Adam; SGD with L2 and clipping; SyncBatchNorm (BatchNorm1d, and BatchNorm2d in a
-    CNN): odd batch sizes, a last batch of one row (rank 1's part empty), sample weights, a
-    second fit resuming the optimiser; float32, the default."""
+    CNN); a CNN whose Conv2D + ReLU run as one: odd batch sizes, a last batch of one row
+    (rank 1's part empty), sample weights, a second fit resuming the optimiser; float32,
+    the default."""
     (arrays, report), _ = trained
     assert_trained_as_one_process(arrays, report, name)
 

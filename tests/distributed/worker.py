@@ -42,6 +42,10 @@ CASES: dict[str, dict[str, Any]] = {
     # batch 5 (parts 3 and 2), last batch 1 (rank 1's part empty: through Flatten too)
     "cnn_sync": {"model": "cnn", "n": 11, "batch_size": 5, "optimizer": ("adam", 1e-2),
                  "sync_batchnorm": True, "validation": 3},
+    # a CNN whose Conv2D runs the ReLU after it as one pair (in place in both passes):
+    # batch 5 (parts 3 and 2), last batch 1 (rank 1's part empty)
+    "cnn_fused": {"model": "cnn_relu", "n": 11, "batch_size": 5, "optimizer": ("adam", 1e-2),
+                  "validation": 3},
     # per-rank BatchNorm statistics (the default), compared with a two-replica simulation
     "bn_default": {"model": "bn", "n": 32, "batch_size": 8, "optimizer": ("sgd", 0.05),
                    "shuffle": False, "validation": 6},
@@ -56,6 +60,9 @@ def build(kind: str, seed: int | None = 1, dtype: str = "float64") -> nn.Sequent
     layer, or a CNN with BatchNorm2d on 1 x 5 x 5 images (the same 25 features, reshaped)."""
     if kind == "mlp":
         layers: list[Layer] = [nn.Dense(5, 8), nn.ReLU(), nn.Dense(8, 3)]
+    elif kind == "cnn_relu":
+        layers = [nn.Reshape((1, 5, 5)), nn.Conv2D(1, 3, 3), nn.ReLU(),
+                  nn.MaxPool2D(2, stride=1), nn.Flatten(), nn.Dense(12, 3)]
     elif kind == "cnn":
         layers = [nn.Reshape((1, 5, 5)), nn.Conv2D(1, 3, 3, bias=False), nn.BatchNorm2d(3),
                   nn.ReLU(), nn.MaxPool2D(2, stride=1), nn.Flatten(), nn.Dense(12, 3)]
@@ -70,7 +77,8 @@ def data(case: dict[str, Any]) -> dict[str, Any]:
     """The training (and validation) data of a case: the same on every rank."""
     rng = np.random.default_rng(7)
     n, n_val = case["n"], case.get("validation", 0)
-    X = 2 * rng.standard_normal((n + n_val, 25 if case["model"] == "cnn" else 5)) + 0.5
+    images = case["model"].startswith("cnn")
+    X = 2 * rng.standard_normal((n + n_val, 25 if images else 5)) + 0.5
     y = rng.integers(0, 3, n + n_val)
     out: dict[str, Any] = {"X": X[:n], "y": y[:n]}
     if case.get("sample_weight"):
