@@ -192,6 +192,32 @@ def summary(values: Sequence[float]) -> dict[str, float | int | None]:
             "mean": statistics.fmean(values), "n": len(values)}
 
 
+def torch_epoch(model: Any, optimizer: Any, criterion: Any, xt: Any, yt: Any,
+                generator: Any, after_step: Any = None) -> tuple[float, float]:
+    """One PyTorch training epoch as every peer comparison runs it: ``randperm`` order,
+    ``index_select`` batches of :data:`BATCH_SIZE`, ``zero_grad`` / forward / loss /
+    ``backward`` / ``step`` and ``.item()`` per batch, then ``after_step()`` if given (a
+    weight average's update, inside the timed part). Returns ``(seconds, mean loss)``."""
+    import torch
+
+    start = time.perf_counter()
+    model.train()
+    n = xt.shape[0]
+    order = torch.randperm(n, generator=generator)
+    loss_sum = 0.0
+    for i in range(0, n, BATCH_SIZE):
+        index = order[i:i + BATCH_SIZE]
+        xb, yb = xt.index_select(0, index), yt.index_select(0, index)
+        optimizer.zero_grad(set_to_none=True)
+        loss = criterion(model(xb), yb)
+        loss.backward()
+        optimizer.step()
+        if after_step is not None:
+            after_step()
+        loss_sum += loss.item() * index.shape[0]
+    return time.perf_counter() - start, loss_sum / n
+
+
 def machine_info() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:

@@ -29,7 +29,6 @@ _common.pin_threads_from_argv()
 import argparse  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -72,22 +71,9 @@ def torch_epoch(task: str, x: np.ndarray, y: np.ndarray, seed: int,
     criterion = nn.CrossEntropyLoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     generator = torch.Generator().manual_seed(seed)
-    n, bs = xt.shape[0], _common.BATCH_SIZE
 
     def epoch(round_: int) -> float:
-        start = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, generator=generator)
-        loss_sum = 0.0
-        for i in range(0, n, bs):
-            index = order[i:i + bs]
-            xb, yb = xt.index_select(0, index), yt.index_select(0, index)
-            optimizer.zero_grad(set_to_none=True)
-            loss = criterion(model(xb), yb)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * index.shape[0]
-        return time.perf_counter() - start
+        return _common.torch_epoch(model, optimizer, criterion, xt, yt, generator)[0]
 
     return epoch
 

@@ -296,26 +296,13 @@ def run_torch(args: argparse.Namespace, data: tuple, result: dict[str, Any]) -> 
                                if isinstance(v, (int, float, bool, str, type(None), tuple))}
         criterion = nn.CrossEntropyLoss()
         generator = torch.Generator().manual_seed(args.seed)
-        n, bs = xt.shape[0], _common.BATCH_SIZE
         epoch_seconds, losses = [], []
         average = _cnn.TorchAverage(model) if args.task == "cnn" else None
         for _ in range(args.epochs):
-            start = time.perf_counter()
-            model.train()
-            order = torch.randperm(n, generator=generator)
-            loss_sum = 0.0
-            for i in range(0, n, bs):
-                index = order[i:i + bs]
-                xb, yb = xt.index_select(0, index), yt.index_select(0, index)
-                optimizer.zero_grad(set_to_none=True)
-                loss = criterion(model(xb), yb)
-                loss.backward()
-                optimizer.step()
-                if average is not None:
-                    average.update()
-                loss_sum += loss.item() * index.shape[0]
-            epoch_seconds.append(time.perf_counter() - start)
-            losses.append(loss_sum / n)
+            seconds, loss = _common.torch_epoch(model, optimizer, criterion, xt, yt, generator,
+                                                None if average is None else average.update)
+            epoch_seconds.append(seconds)
+            losses.append(loss)
         if average is not None:  # the model ends with the average, as numnet's fit does
             average.swap()
         result["epoch_seconds"], result["train_loss"] = epoch_seconds, losses

@@ -41,7 +41,6 @@ import os  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -141,26 +140,12 @@ def run_torch(args: argparse.Namespace) -> None:
     generator = torch.Generator().manual_seed(args.seed)
     xt, yt, x_test = torch.from_numpy(x_tr), torch.from_numpy(y_tr), torch.from_numpy(x_te)
     emit({"framework": "torch", "ready": True, "threads": torch.get_num_threads()})
-    n, bs = xt.shape[0], _common.BATCH_SIZE
     average = None if args.no_averaging else _cnn.TorchAverage(net)
     for epoch in range(args.epochs):
         if not wait_for_go():
             return
-        start = time.perf_counter()
-        net.train()
-        order = torch.randperm(n, generator=generator)
-        loss_sum = 0.0
-        for i in range(0, n, bs):
-            index = order[i:i + bs]
-            xb, yb = xt.index_select(0, index), yt.index_select(0, index)
-            optimizer.zero_grad(set_to_none=True)
-            loss = criterion(net(xb), yb)
-            loss.backward()
-            optimizer.step()
-            if average is not None:
-                average.update()
-            loss_sum += loss.item() * index.shape[0]
-        seconds = time.perf_counter() - start
+        seconds, loss = _common.torch_epoch(net, optimizer, criterion, xt, yt, generator,
+                                            None if average is None else average.update)
         net.eval()
         if average is not None:
             average.swap()
@@ -170,7 +155,7 @@ def run_torch(args: argparse.Namespace) -> None:
         if average is not None:
             average.swap()
         emit({"framework": "torch", "epoch": epoch + 1, "seconds": seconds,
-              "loss": loss_sum / n, "test_accuracy": float(np.mean(pred == y_te)), **memory()})
+              "loss": loss, "test_accuracy": float(np.mean(pred == y_te)), **memory()})
 
 
 class Worker:
