@@ -282,9 +282,10 @@ class Conv2D(Layer):
         y = self._need_cache("activated")
         g = _kernels.relu_backward(grad_out, y, self.activation_alpha,
                                    out=grad_out if in_place else None)
-        rows = self._grad_rows(g)
-        self._param_grads(rows)
-        return self._input_grad(rows) if input_grad else None
+        if not input_grad:
+            self.backward_params(g)
+            return None
+        return self.backward(g)
 
     def fuses_with(self, layer: Layer) -> bool:
         """Whether :meth:`forward_activated` takes ``layer`` (a ReLU or LeakyReLU), unless
